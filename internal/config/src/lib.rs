@@ -1,0 +1,457 @@
+//! Configuration from environment variables, read with envy and validated before any port
+//! opens. Every error names the variable and the form it expects, in one line. Pure: no I/O
+//! beyond reading the environment.
+
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A configuration error: one line naming the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The variable is set but its value is not acceptable.
+    #[error("invalid {var}={value:?}: expected {expected}")]
+    Invalid {
+        /// Variable name.
+        var: &'static str,
+        /// What was found.
+        value: String,
+        /// What is expected.
+        expected: &'static str,
+    },
+    /// The variable is required and missing.
+    #[error("missing {var}: expected {expected}")]
+    Missing {
+        /// Variable name.
+        var: &'static str,
+        /// What is expected.
+        expected: &'static str,
+    },
+    /// The environment could not be read.
+    #[error("environment: {0}")]
+    Env(String),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings shared by both roles.
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    /// HTTP port.
+    pub port: u16,
+    /// Address to bind.
+    pub bind_addr: IpAddr,
+    /// Unique id of this node.
+    pub node_id: String,
+    /// Host other nodes use to reach this one.
+    pub advertise_host: String,
+    /// ZooKeeper connect string.
+    pub zk_servers: String,
+    /// ZooKeeper root of this cluster.
+    pub zk_root: String,
+    /// ZooKeeper session timeout.
+    pub zk_session_timeout: Duration,
+    /// Shared secret for master↔auxiliary traffic.
+    pub internal_token: String,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// Settings of a master.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// Shared settings.
+    pub common: CommonConfig,
+    /// Virtual nodes per auxiliary on the ring.
+    pub virtual_nodes: u32,
+    /// Copies of each key.
+    pub replicas: usize,
+    /// Acknowledgements needed for a write.
+    pub write_quorum: usize,
+    /// Answers needed for a read.
+    pub read_quorum: usize,
+    /// Token required by admin endpoints, if any.
+    pub admin_token: Option<String>,
+    /// Longest key in bytes.
+    pub key_max_bytes: usize,
+    /// Largest value in bytes.
+    pub value_max_bytes: usize,
+    /// TTL applied when a write gives none, in seconds (0 = never).
+    pub default_ttl_secs: u64,
+    /// Timeout of one request to an auxiliary.
+    pub request_timeout: Duration,
+    /// Pooled connections per auxiliary.
+    pub connections_per_auxiliary: usize,
+}
+
+/// Settings of an auxiliary.
+#[derive(Debug, Clone)]
+pub struct AuxiliaryConfig {
+    /// Shared settings.
+    pub common: CommonConfig,
+    /// Internal protocol port.
+    pub data_port: u16,
+    /// Maximum entries.
+    pub cache_size: usize,
+    /// Maximum bytes of keys + values.
+    pub cache_max_bytes: u64,
+    /// Where snapshots go.
+    pub backup_dir: PathBuf,
+    /// Seconds between snapshots (0 = off).
+    pub backup_interval_secs: u64,
+    /// Virtual nodes per auxiliary (for transfers computed on the auxiliary).
+    pub virtual_nodes: u32,
+    /// Copies of each key (for transfers computed on the auxiliary).
+    pub replicas: usize,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Raw {
+    port: Option<String>,
+    data_port: Option<String>,
+    bind_addr: Option<String>,
+    node_id: Option<String>,
+    advertise_host: Option<String>,
+    zk_servers: Option<String>,
+    zk_root: Option<String>,
+    zk_session_timeout_ms: Option<String>,
+    internal_token: Option<String>,
+    virtual_nodes: Option<String>,
+    replicas: Option<String>,
+    write_quorum: Option<String>,
+    read_quorum: Option<String>,
+    admin_token: Option<String>,
+    key_max_bytes: Option<String>,
+    value_max_bytes: Option<String>,
+    default_ttl: Option<String>,
+    request_timeout_ms: Option<String>,
+    connections_per_auxiliary: Option<String>,
+    cache_size: Option<String>,
+    cache_max_bytes: Option<String>,
+    backup_dir: Option<String>,
+    backup_interval: Option<String>,
+    log_format: Option<String>,
+}
+
+/// Which role is being configured (defaults differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Client-facing master.
+    Master,
+    /// Data-holding auxiliary.
+    Auxiliary,
+    /// All-in-one local mode (no ZooKeeper, token optional).
+    Local,
+}
+
+fn parse_num<T: std::str::FromStr + PartialOrd + Copy>(
+    var: &'static str,
+    v: &Option<String>,
+    default: T,
+    min: T,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
+    match v.as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(s) => match s.parse::<T>() {
+            Ok(n) if n >= min => Ok(n),
+            _ => Err(ConfigError::Invalid { var, value: s.to_string(), expected }),
+        },
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+impl Raw {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(vars: I) -> Result<Raw, ConfigError> {
+        envy::from_iter(vars).map_err(|e| ConfigError::Env(e.to_string()))
+    }
+
+    fn common(&self, role: Role) -> Result<CommonConfig, ConfigError> {
+        let default_port = if role == Role::Auxiliary { 3001 } else { 8000 };
+        let port = parse_num("PORT", &self.port, default_port, 1, "a TCP port 1-65535")?;
+        let bind_addr = match self.bind_addr.as_deref().map(str::trim) {
+            None | Some("") => IpAddr::from([0, 0, 0, 0]),
+            Some(s) => s.parse().map_err(|_| ConfigError::Invalid {
+                var: "BIND_ADDR",
+                value: s.into(),
+                expected: "an IP address such as 0.0.0.0 or 127.0.0.1",
+            })?,
+        };
+        let advertise_host = match self.advertise_host.as_deref().map(str::trim) {
+            None | Some("") => hostname(),
+            Some(s) if s.contains(char::is_whitespace) || s.contains('/') => {
+                return Err(ConfigError::Invalid {
+                    var: "ADVERTISE_HOST",
+                    value: s.into(),
+                    expected: "a host name or IP address",
+                })
+            }
+            Some(s) => s.to_string(),
+        };
+        let node_id = match self.node_id.as_deref().map(str::trim) {
+            None | Some("") => format!("{advertise_host}:{port}"),
+            Some(s) if s.contains('/') || s.len() > 200 => {
+                return Err(ConfigError::Invalid {
+                    var: "NODE_ID",
+                    value: s.into(),
+                    expected: "a name without '/' of at most 200 bytes",
+                })
+            }
+            Some(s) => s.to_string(),
+        };
+        let zk_servers = match self.zk_servers.as_deref().map(str::trim) {
+            None | Some("") => "127.0.0.1:2181".to_string(),
+            Some(s) => {
+                let ok = s.split(',').all(|hp| {
+                    let hp = hp.split('/').next().unwrap_or("");
+                    hp.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+                });
+                if !ok {
+                    return Err(ConfigError::Invalid {
+                        var: "ZK_SERVERS",
+                        value: s.into(),
+                        expected: "host:port[,host:port...]",
+                    });
+                }
+                s.to_string()
+            }
+        };
+        let zk_root = match self.zk_root.as_deref().map(str::trim) {
+            None | Some("") => "/tiercache".to_string(),
+            Some(s) if s.starts_with('/') && s.len() > 1 && !s.ends_with('/') && !s.contains("//") => s.to_string(),
+            Some(s) => {
+                return Err(ConfigError::Invalid {
+                    var: "ZK_ROOT",
+                    value: s.into(),
+                    expected: "an absolute znode path such as /tiercache",
+                })
+            }
+        };
+        let zk_ms = parse_num(
+            "ZK_SESSION_TIMEOUT_MS",
+            &self.zk_session_timeout_ms,
+            6000u64,
+            1000,
+            "milliseconds, at least 1000",
+        )?;
+        let internal_token = match self.internal_token.as_deref() {
+            Some(t) if t.len() >= 8 => t.to_string(),
+            Some(t) if !t.is_empty() => {
+                return Err(ConfigError::Invalid {
+                    var: "INTERNAL_TOKEN",
+                    value: "<hidden>".into(),
+                    expected: "a shared secret of at least 8 bytes",
+                })
+            }
+            _ if role == Role::Local => "local-only-token".to_string(),
+            _ => {
+                return Err(ConfigError::Missing {
+                    var: "INTERNAL_TOKEN",
+                    expected: "a shared secret of at least 8 bytes, the same on every master and auxiliary",
+                })
+            }
+        };
+        let log_format = match self.log_format.as_deref().map(str::trim) {
+            None | Some("") | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(s) => {
+                return Err(ConfigError::Invalid { var: "LOG_FORMAT", value: s.into(), expected: "text or json" })
+            }
+        };
+        Ok(CommonConfig {
+            port,
+            bind_addr,
+            node_id,
+            advertise_host,
+            zk_servers,
+            zk_root,
+            zk_session_timeout: Duration::from_millis(zk_ms),
+            internal_token,
+            log_format,
+        })
+    }
+
+    fn placement(&self) -> Result<(u32, usize), ConfigError> {
+        let vn = parse_num("VIRTUAL_NODES", &self.virtual_nodes, 512u32, 1, "an integer from 1 to 65536")?;
+        if vn > 65536 {
+            return Err(ConfigError::Invalid {
+                var: "VIRTUAL_NODES",
+                value: vn.to_string(),
+                expected: "an integer from 1 to 65536",
+            });
+        }
+        let replicas = parse_num("REPLICAS", &self.replicas, 2usize, 1, "an integer >= 1")?;
+        Ok((vn, replicas))
+    }
+
+    fn master(&self, role: Role) -> Result<MasterConfig, ConfigError> {
+        let common = self.common(role)?;
+        let (virtual_nodes, replicas) = self.placement()?;
+        let write_quorum = parse_num("WRITE_QUORUM", &self.write_quorum, 1usize, 1, "an integer from 1 to REPLICAS")?;
+        if write_quorum > replicas {
+            return Err(ConfigError::Invalid {
+                var: "WRITE_QUORUM",
+                value: write_quorum.to_string(),
+                expected: "an integer from 1 to REPLICAS",
+            });
+        }
+        let read_quorum = parse_num("READ_QUORUM", &self.read_quorum, 1usize, 1, "an integer from 1 to REPLICAS")?;
+        if read_quorum > replicas {
+            return Err(ConfigError::Invalid {
+                var: "READ_QUORUM",
+                value: read_quorum.to_string(),
+                expected: "an integer from 1 to REPLICAS",
+            });
+        }
+        let admin_token = self.admin_token.clone().filter(|t| !t.is_empty());
+        let key_max_bytes =
+            parse_num("KEY_MAX_BYTES", &self.key_max_bytes, 1024usize, 1, "a positive integer (bytes)")?;
+        let value_max_bytes = parse_num(
+            "VALUE_MAX_BYTES",
+            &self.value_max_bytes,
+            1usize << 20,
+            1,
+            "a positive integer (bytes), at most 32 MiB",
+        )?;
+        if value_max_bytes > 32 << 20 {
+            return Err(ConfigError::Invalid {
+                var: "VALUE_MAX_BYTES",
+                value: value_max_bytes.to_string(),
+                expected: "a positive integer (bytes), at most 32 MiB",
+            });
+        }
+        let default_ttl_secs =
+            parse_num("DEFAULT_TTL", &self.default_ttl, 0u64, 0, "whole seconds >= 0 (0 = never expires)")?;
+        let rt = parse_num("REQUEST_TIMEOUT_MS", &self.request_timeout_ms, 1000u64, 1, "milliseconds >= 1")?;
+        let conns =
+            parse_num("CONNECTIONS_PER_AUXILIARY", &self.connections_per_auxiliary, 4usize, 1, "an integer >= 1")?;
+        Ok(MasterConfig {
+            common,
+            virtual_nodes,
+            replicas,
+            write_quorum,
+            read_quorum,
+            admin_token,
+            key_max_bytes,
+            value_max_bytes,
+            default_ttl_secs,
+            request_timeout: Duration::from_millis(rt),
+            connections_per_auxiliary: conns,
+        })
+    }
+
+    fn auxiliary(&self, role: Role) -> Result<AuxiliaryConfig, ConfigError> {
+        let common = self.common(role)?;
+        let (virtual_nodes, replicas) = self.placement()?;
+        let default_data = common.port.checked_add(1000).unwrap_or(common.port.wrapping_sub(1000));
+        let data_port = parse_num("DATA_PORT", &self.data_port, default_data, 1, "a TCP port 1-65535")?;
+        if role == Role::Auxiliary && data_port == common.port {
+            return Err(ConfigError::Invalid {
+                var: "DATA_PORT",
+                value: data_port.to_string(),
+                expected: "a TCP port different from PORT",
+            });
+        }
+        let cache_size = parse_num("CACHE_SIZE", &self.cache_size, 1_000_000usize, 1, "a positive number of entries")?;
+        let cache_max_bytes =
+            parse_num("CACHE_MAX_BYTES", &self.cache_max_bytes, 1u64 << 30, 1024, "bytes, at least 1024")?;
+        let backup_dir =
+            PathBuf::from(self.backup_dir.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or("./backup"));
+        let backup_interval_secs =
+            parse_num("BACKUP_INTERVAL", &self.backup_interval, 60u64, 0, "whole seconds >= 0 (0 = off)")?;
+        Ok(AuxiliaryConfig {
+            common,
+            data_port,
+            cache_size,
+            cache_max_bytes,
+            backup_dir,
+            backup_interval_secs,
+            virtual_nodes,
+            replicas,
+        })
+    }
+}
+
+/// Reads a master's configuration from `vars` (pass `std::env::vars()`).
+pub fn master_from<I: IntoIterator<Item = (String, String)>>(vars: I) -> Result<MasterConfig, ConfigError> {
+    Raw::from_iter(vars)?.master(Role::Master)
+}
+
+/// Reads an auxiliary's configuration from `vars`.
+pub fn auxiliary_from<I: IntoIterator<Item = (String, String)>>(vars: I) -> Result<AuxiliaryConfig, ConfigError> {
+    Raw::from_iter(vars)?.auxiliary(Role::Auxiliary)
+}
+
+/// Reads local mode's configuration: the master's settings plus the auxiliaries' store limits.
+pub fn local_from<I: IntoIterator<Item = (String, String)>>(
+    vars: I,
+) -> Result<(MasterConfig, AuxiliaryConfig), ConfigError> {
+    let raw = Raw::from_iter(vars)?;
+    Ok((raw.master(Role::Local)?, raw.auxiliary(Role::Local)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let m = master_from(vars(&[("INTERNAL_TOKEN", "12345678")])).unwrap();
+        assert_eq!(m.common.port, 8000);
+        assert_eq!((m.replicas, m.write_quorum, m.read_quorum), (2, 1, 1));
+        assert_eq!(m.common.zk_root, "/tiercache");
+        let a = auxiliary_from(vars(&[("INTERNAL_TOKEN", "12345678")])).unwrap();
+        assert_eq!((a.common.port, a.data_port), (3001, 4001));
+        assert_eq!(a.backup_interval_secs, 60);
+        let (lm, _) = local_from(vars(&[])).unwrap();
+        assert_eq!(lm.common.port, 8000);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("PORT", "abc", "PORT"),
+            ("PORT", "70000", "PORT"),
+            ("BIND_ADDR", "nope", "BIND_ADDR"),
+            ("ZK_SERVERS", "localhost", "ZK_SERVERS"),
+            ("ZK_ROOT", "tiercache", "ZK_ROOT"),
+            ("WRITE_QUORUM", "3", "WRITE_QUORUM"),
+            ("REPLICAS", "0", "REPLICAS"),
+            ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+            ("DEFAULT_TTL", "-1", "DEFAULT_TTL"),
+            ("INTERNAL_TOKEN", "short", "INTERNAL_TOKEN"),
+        ];
+        for (var, val, name) in cases {
+            let mut v = vars(&[("INTERNAL_TOKEN", "12345678")]);
+            v.retain(|(k, _)| k != var);
+            v.push((var.to_string(), val.to_string()));
+            let err = master_from(v).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+            assert!(!err.contains('\n'));
+        }
+        let err = auxiliary_from(vars(&[("INTERNAL_TOKEN", "12345678"), ("CACHE_SIZE", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("CACHE_SIZE"));
+        let err = master_from(vars(&[])).unwrap_err();
+        assert!(err.to_string().contains("INTERNAL_TOKEN"));
+    }
+}

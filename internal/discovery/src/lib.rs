@@ -1,0 +1,322 @@
+//! Membership through ZooKeeper: each node registers an ephemeral znode under
+//! `${ZK_ROOT}/masters` or `${ZK_ROOT}/auxiliaries` holding its addresses as JSON, and watches
+//! both directories. The only crate that talks to ZooKeeper.
+//!
+//! A supervisor task owns the session. While ZooKeeper is unreachable the last membership seen
+//! stays published (nodes keep serving); when a session expires a new client is built, the
+//! ephemeral znode re-created and the watches set again, without a restart.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use zookeeper_client as zk;
+
+/// Errors of discovery.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// ZooKeeper answered with an error.
+    #[error("zookeeper: {0}")]
+    Zk(#[from] zk::Error),
+    /// Registration did not happen in time.
+    #[error("not registered in ZooKeeper after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Which directory a node registers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Stateless HTTP front.
+    Master,
+    /// Data holder.
+    Auxiliary,
+}
+
+impl Role {
+    fn dir(self) -> &'static str {
+        match self {
+            Role::Master => "masters",
+            Role::Auxiliary => "auxiliaries",
+        }
+    }
+}
+
+/// What a node publishes about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+pub struct MemberInfo {
+    /// `NODE_ID`.
+    pub id: String,
+    /// host:port of its HTTP server.
+    pub http_addr: String,
+    /// host:port of its internal protocol (auxiliaries only).
+    #[serde(default)]
+    pub data_addr: String,
+}
+
+/// The cluster as last seen in ZooKeeper.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// Registered masters, sorted by id.
+    pub masters: Vec<MemberInfo>,
+    /// Registered auxiliaries, sorted by id.
+    pub auxiliaries: Vec<MemberInfo>,
+}
+
+/// State of the ZooKeeper session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZkStatus {
+    /// No session yet (or building a new one after expiry).
+    Connecting,
+    /// Session live, znode registered, watches set.
+    Connected,
+    /// Connection lost; the session may still come back.
+    Disconnected,
+}
+
+impl ZkStatus {
+    /// A short word for `/health`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZkStatus::Connecting => "connecting",
+            ZkStatus::Connected => "connected",
+            ZkStatus::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// Settings of discovery.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    /// ZooKeeper connect string.
+    pub servers: String,
+    /// Root znode of the cluster.
+    pub root: String,
+    /// Session timeout.
+    pub session_timeout: Duration,
+    /// Directory to register in.
+    pub role: Role,
+    /// This node.
+    pub me: MemberInfo,
+}
+
+/// Handle on the running supervisor.
+pub struct Discovery {
+    membership: watch::Receiver<Arc<Membership>>,
+    status: watch::Receiver<ZkStatus>,
+    leave: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Discovery {
+    /// Starts the supervisor on the current tokio runtime.
+    pub fn start(cfg: DiscoveryConfig) -> Discovery {
+        let (m_tx, m_rx) = watch::channel(Arc::new(Membership::default()));
+        let (s_tx, s_rx) = watch::channel(ZkStatus::Connecting);
+        let (l_tx, l_rx) = oneshot::channel();
+        let task = tokio::spawn(supervise(cfg, m_tx, s_tx, l_rx));
+        Discovery { membership: m_rx, status: s_rx, leave: Some(l_tx), task: Some(task) }
+    }
+
+    /// Watch of the membership.
+    pub fn membership(&self) -> watch::Receiver<Arc<Membership>> {
+        self.membership.clone()
+    }
+
+    /// Watch of the session state.
+    pub fn status(&self) -> watch::Receiver<ZkStatus> {
+        self.status.clone()
+    }
+
+    /// Waits until this node is registered (or the timeout passes).
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), DiscoveryError> {
+        let mut rx = self.status.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|s| *s == ZkStatus::Connected))
+            .await
+            .map_err(|_| DiscoveryError::Timeout(timeout))?
+            .map_err(|_| DiscoveryError::Timeout(timeout))?;
+        Ok(())
+    }
+
+    /// Deletes this node's znode and closes the session (bounded by `timeout`).
+    pub async fn leave(mut self, timeout: Duration) {
+        if let Some(l) = self.leave.take() {
+            let _ = l.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(timeout, t).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+fn opts(mode: zk::CreateMode) -> zk::CreateOptions<'static> {
+    mode.with_acls(zk::Acls::anyone_all())
+}
+
+enum SessionEnd {
+    Leave,
+    Lost(String),
+}
+
+async fn supervise(
+    cfg: DiscoveryConfig,
+    m_tx: watch::Sender<Arc<Membership>>,
+    s_tx: watch::Sender<ZkStatus>,
+    mut leave: oneshot::Receiver<()>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        s_tx.send_replace(ZkStatus::Connecting);
+        let connect =
+            zk::Client::connector().with_session_timeout(cfg.session_timeout).with_fail_eagerly().connect(&cfg.servers);
+        let client = tokio::select! {
+            r = connect => r,
+            _ = &mut leave => return,
+        };
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, servers = %cfg.servers, "cannot reach ZooKeeper; serving with the last membership");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = &mut leave => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(200);
+        match session(&cfg, &client, &m_tx, &s_tx, &mut leave).await {
+            SessionEnd::Leave => {
+                let path = format!("{}/{}/{}", cfg.root, cfg.role.dir(), cfg.me.id);
+                if let Err(e) = client.delete(&path, None).await {
+                    tracing::warn!(error = %e, "could not delete own znode; the session close removes it");
+                }
+                tracing::info!(path, "left ZooKeeper");
+                return;
+            }
+            SessionEnd::Lost(why) => {
+                tracing::warn!(why, "ZooKeeper session lost; building a new one");
+                s_tx.send_replace(ZkStatus::Disconnected);
+            }
+        }
+    }
+}
+
+async fn register(cfg: &DiscoveryConfig, client: &zk::Client) -> Result<(), zk::Error> {
+    for dir in ["masters", "auxiliaries", "election"] {
+        client.mkdir(&format!("{}/{}", cfg.root, dir), &opts(zk::CreateMode::Persistent)).await?;
+    }
+    let path = format!("{}/{}/{}", cfg.root, cfg.role.dir(), cfg.me.id);
+    let data = serde_json::to_vec(&cfg.me).unwrap_or_default();
+    for _ in 0..3 {
+        match client.create(&path, &data, &opts(zk::CreateMode::Ephemeral)).await {
+            Ok(_) => return Ok(()),
+            Err(zk::Error::NodeExists) => {
+                // Left by our own previous session (not yet expired) or a node reusing our id.
+                tracing::warn!(path, "znode exists; replacing it");
+                match client.delete(&path, None).await {
+                    Ok(()) | Err(zk::Error::NoNode) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(zk::Error::NodeExists)
+}
+
+async fn list(client: &zk::Client, dir: &str) -> Result<(Vec<MemberInfo>, zk::OneshotWatcher), zk::Error> {
+    let (children, watcher) = client.list_and_watch_children(dir).await?;
+    let mut out = Vec::with_capacity(children.len());
+    for c in children {
+        match client.get_data(&format!("{dir}/{c}")).await {
+            Ok((data, _)) => match serde_json::from_slice::<MemberInfo>(&data) {
+                Ok(m) => out.push(m),
+                Err(e) => tracing::warn!(node = c, error = %e, "ignoring znode with unreadable data"),
+            },
+            Err(zk::Error::NoNode) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort();
+    Ok((out, watcher))
+}
+
+async fn session(
+    cfg: &DiscoveryConfig,
+    client: &zk::Client,
+    m_tx: &watch::Sender<Arc<Membership>>,
+    s_tx: &watch::Sender<ZkStatus>,
+    leave: &mut oneshot::Receiver<()>,
+) -> SessionEnd {
+    let mut state = client.state_watcher();
+    if let Err(e) = register(cfg, client).await {
+        return SessionEnd::Lost(format!("register: {e}"));
+    }
+    tracing::info!(id = cfg.me.id, role = cfg.role.dir(), "registered in ZooKeeper");
+    let masters_dir = format!("{}/masters", cfg.root);
+    let aux_dir = format!("{}/auxiliaries", cfg.root);
+    loop {
+        let listed = async {
+            let (masters, mw) = list(client, &masters_dir).await?;
+            let (auxiliaries, aw) = list(client, &aux_dir).await?;
+            Ok::<_, zk::Error>((Membership { masters, auxiliaries }, mw, aw))
+        };
+        let (membership, mw, aw) = match listed.await {
+            Ok(x) => x,
+            Err(e) if !client.state().is_terminated() => {
+                tracing::debug!(error = %e, "listing failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(e) => return SessionEnd::Lost(format!("list: {e}")),
+        };
+        s_tx.send_replace(ZkStatus::Connected);
+        m_tx.send_if_modified(|cur| {
+            if **cur != membership {
+                *cur = Arc::new(membership);
+                true
+            } else {
+                false
+            }
+        });
+        tokio::select! {
+            _ = mw.changed() => {}
+            _ = aw.changed() => {}
+            _ = &mut *leave => return SessionEnd::Leave,
+            s = state.changed() => {
+                if let Some(end) = on_state(s, &mut state, s_tx, leave).await {
+                    return end;
+                }
+            }
+        }
+    }
+}
+
+/// Follows session states after a change; returns when the session is usable again (None) or
+/// over.
+async fn on_state(
+    mut s: zk::SessionState,
+    state: &mut zk::StateWatcher,
+    s_tx: &watch::Sender<ZkStatus>,
+    leave: &mut oneshot::Receiver<()>,
+) -> Option<SessionEnd> {
+    loop {
+        match s {
+            zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => return None,
+            zk::SessionState::Disconnected => {
+                tracing::warn!("ZooKeeper disconnected; keeping the last membership");
+                s_tx.send_replace(ZkStatus::Disconnected);
+            }
+            other => return Some(SessionEnd::Lost(other.to_string())),
+        }
+        s = tokio::select! {
+            s = state.changed() => s,
+            _ = &mut *leave => return Some(SessionEnd::Leave),
+        };
+    }
+}

@@ -1,0 +1,507 @@
+//! The auxiliary's data: a sharded, size-bounded LRU with per-entry TTL and versions.
+//!
+//! This crate owns eviction (entries and bytes of keys + values), expiry (lazy on read, active
+//! via [`Store::purge_expired`]), last-write-wins between versions (so replicas and transfers
+//! never let an older copy overwrite a newer one, deletes included, via tombstones) and the
+//! snapshot file format. It is pure: time comes from an injected [`Clock`], no runtime.
+
+mod snapshot;
+
+pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotEntry, SnapshotError};
+
+use bytes::Bytes;
+use lru::LruCache;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// The entry alone is larger than what one shard may hold.
+    #[error("entry of {size} bytes exceeds the per-shard byte limit of {limit}")]
+    TooLarge {
+        /// Size of the key plus the value.
+        size: u64,
+        /// The limit it exceeded.
+        limit: u64,
+    },
+}
+
+/// A source of wall-clock milliseconds, injected so TTL tests need not sleep.
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock showing `start_ms`.
+    pub fn new(start_ms: u64) -> Self {
+        ManualClock { now: AtomicU64::new(start_ms) }
+    }
+    /// Moves the clock forward.
+    pub fn advance(&self, ms: u64) {
+        self.now.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.now.load(Ordering::SeqCst)
+    }
+}
+
+impl<C: Clock> Clock for Arc<C> {
+    fn now_ms(&self) -> u64 {
+        (**self).now_ms()
+    }
+}
+
+/// One stored version of a key: a value, or a tombstone (`value == None`) left by a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The bytes, or `None` for a tombstone.
+    pub value: Option<Bytes>,
+    /// Hybrid-logical-clock version from the master that wrote it.
+    pub version: u64,
+    /// Absolute expiry in Unix milliseconds; 0 means never.
+    pub expires_at_ms: u64,
+}
+
+impl Entry {
+    /// True for a delete marker.
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
+
+    /// True when the entry is past its expiry at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms != 0 && self.expires_at_ms <= now_ms
+    }
+
+    /// Milliseconds left to live (0 = never expires; at least 1 when still alive).
+    pub fn remaining_ttl_ms(&self, now_ms: u64) -> u64 {
+        if self.expires_at_ms == 0 {
+            0
+        } else {
+            self.expires_at_ms.saturating_sub(now_ms).max(1)
+        }
+    }
+
+    /// Last-write-wins: does `self` replace `other`? Higher version wins; equal versions are
+    /// broken by the value bytes (tombstone lowest) so every replica picks the same winner, and
+    /// an identical retry counts as applied.
+    pub fn supersedes(&self, other: &Entry) -> bool {
+        match self.version.cmp(&other.version) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => self.value.as_deref() >= other.value.as_deref(),
+        }
+    }
+
+    fn size(&self, key: &[u8]) -> u64 {
+        (key.len() + self.value.as_ref().map_or(0, |v| v.len())) as u64
+    }
+}
+
+/// Limits of a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Maximum number of entries (tombstones included).
+    pub max_entries: usize,
+    /// Maximum bytes of keys plus values.
+    pub max_bytes: u64,
+    /// How long a delete marker is kept to stop older writes from resurrecting the key.
+    pub tombstone_ttl_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { max_entries: 1_000_000, max_bytes: 1 << 30, tombstone_ttl_ms: 300_000 }
+    }
+}
+
+/// Totals of a store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Live keys (tombstones excluded).
+    pub keys: u64,
+    /// Bytes of keys plus values.
+    pub bytes: u64,
+    /// Delete markers held.
+    pub tombstones: u64,
+    /// Entries evicted by the LRU bound since start.
+    pub evictions: u64,
+    /// Entries removed because their TTL passed, since start.
+    pub expired: u64,
+}
+
+struct Shard {
+    lru: LruCache<Bytes, Entry>,
+    bytes: u64,
+}
+
+/// The sharded LRU.
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    shard_max_entries: usize,
+    shard_max_bytes: u64,
+    tombstone_ttl_ms: u64,
+    keys: AtomicU64,
+    bytes: AtomicU64,
+    tombstones: AtomicU64,
+    evictions: AtomicU64,
+    expired: AtomicU64,
+    clock: Arc<dyn Clock>,
+}
+
+/// Outcome of a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// A live value was there before.
+    pub existed: bool,
+    /// The tombstone was newer than what was stored and took its place.
+    pub applied: bool,
+}
+
+impl Store {
+    /// A store with the given limits and clock. Small stores get one shard so their LRU order
+    /// is exact; large ones up to 64 shards so cores do not contend.
+    pub fn new(config: StoreConfig, clock: Arc<dyn Clock>) -> Self {
+        let by_entries = (config.max_entries / 4096).max(1);
+        let by_bytes = (config.max_bytes / (4 << 20)).max(1) as usize;
+        let n = by_entries.min(by_bytes).min(64);
+        let n = if n.is_power_of_two() { n } else { n.next_power_of_two() / 2 };
+        let shards = (0..n)
+            .map(|_| Mutex::new(Shard { lru: LruCache::unbounded(), bytes: 0 }))
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        Store {
+            shards,
+            shard_max_entries: (config.max_entries / n).max(1),
+            shard_max_bytes: (config.max_bytes / n as u64).max(1),
+            tombstone_ttl_ms: config.tombstone_ttl_ms,
+            keys: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            tombstones: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+            clock,
+        }
+    }
+
+    /// The store's clock reading.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Number of shards (each locked on its own).
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn shard_index(&self, key: &[u8]) -> usize {
+        // Low bits: the ring places keys by position on the hash circle (high bits), so low
+        // bits stay uniform within one auxiliary's keys.
+        (xxhash_rust::xxh3::xxh3_64(key) as usize) & (self.shards.len() - 1)
+    }
+
+    fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
+        // A panic while holding a shard lock cannot leave the LRU half-updated in a way that
+        // matters more than losing the node, so keep serving.
+        match self.shards[i].lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn account_remove(&self, key: &[u8], e: &Entry, shard: &mut Shard) {
+        let size = e.size(key);
+        shard.bytes -= size;
+        self.bytes.fetch_sub(size, Ordering::Relaxed);
+        if e.is_tombstone() {
+            self.tombstones.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.keys.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn account_add(&self, key: &[u8], e: &Entry, shard: &mut Shard) {
+        let size = e.size(key);
+        shard.bytes += size;
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        if e.is_tombstone() {
+            self.tombstones.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.keys.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Looks a key up, promoting it in the LRU. Returns tombstones too (so replicas can compare
+    /// versions); an expired entry is removed and reported as absent.
+    pub fn get(&self, key: &[u8]) -> Option<Entry> {
+        let now = self.clock.now_ms();
+        let i = self.shard_index(key);
+        let mut shard = self.lock(i);
+        let expired = match shard.lru.get(key) {
+            None => return None,
+            Some(e) if !e.is_expired(now) => return Some(e.clone()),
+            Some(_) => true,
+        };
+        if expired {
+            if let Some((k, e)) = shard.lru.pop_entry(key) {
+                self.account_remove(&k, &e, &mut shard);
+                if !e.is_tombstone() {
+                    self.expired.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        None
+    }
+
+    /// Stores a value written at `version`, living `ttl_ms` (0 = forever). Returns whether it
+    /// was applied (false when a newer version is already stored).
+    pub fn put(&self, key: Bytes, value: Bytes, version: u64, ttl_ms: u64) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let expires_at_ms = if ttl_ms == 0 { 0 } else { now.saturating_add(ttl_ms) };
+        self.apply(key, Entry { value: Some(value), version, expires_at_ms })
+    }
+
+    /// Deletes by writing a tombstone at `version`.
+    pub fn delete(&self, key: Bytes, version: u64) -> DeleteOutcome {
+        let now = self.clock.now_ms();
+        let existed = self.get(&key).is_some_and(|e| !e.is_tombstone());
+        let tomb = Entry { value: None, version, expires_at_ms: now.saturating_add(self.tombstone_ttl_ms) };
+        let applied = self.apply(key, tomb).unwrap_or(false);
+        DeleteOutcome { existed, applied }
+    }
+
+    /// Inserts an entry if it supersedes what is stored (last-write-wins), then evicts least
+    /// recently used entries of the shard until it is within its bounds.
+    pub fn apply(&self, key: Bytes, entry: Entry) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        if entry.is_expired(now) {
+            return Ok(false);
+        }
+        let size = entry.size(&key);
+        if size > self.shard_max_bytes {
+            return Err(StoreError::TooLarge { size, limit: self.shard_max_bytes });
+        }
+        let i = self.shard_index(&key);
+        let mut shard = self.lock(i);
+        if let Some(old) = shard.lru.peek(&key) {
+            if !old.is_expired(now) && !entry.supersedes(old) {
+                return Ok(false);
+            }
+        }
+        self.account_add(&key, &entry, &mut shard);
+        if let Some((k, old)) = shard.lru.push(key.clone(), entry) {
+            self.account_remove(&k, &old, &mut shard);
+        }
+        while shard.lru.len() > self.shard_max_entries || shard.bytes > self.shard_max_bytes {
+            match shard.lru.pop_lru() {
+                Some((k, e)) if k == key => {
+                    // Only the new entry is left; it fits (checked above), put it back.
+                    shard.lru.push(k, e);
+                    break;
+                }
+                Some((k, e)) => {
+                    self.account_remove(&k, &e, &mut shard);
+                    if e.is_expired(now) && !e.is_tombstone() {
+                        self.expired.fetch_add(1, Ordering::Relaxed);
+                    } else if !e.is_tombstone() {
+                        self.evictions.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(true)
+    }
+
+    /// Removes the key only if its stored version is still `version`: used after a transfer so a
+    /// write that raced it is not lost.
+    pub fn remove_if_version(&self, key: &[u8], version: u64) -> bool {
+        let i = self.shard_index(key);
+        let mut shard = self.lock(i);
+        if shard.lru.peek(key).is_some_and(|e| e.version == version) {
+            if let Some((k, e)) = shard.lru.pop_entry(key) {
+                self.account_remove(&k, &e, &mut shard);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Active expiry: removes every expired entry, one shard lock at a time.
+    pub fn purge_expired(&self) -> usize {
+        let now = self.clock.now_ms();
+        let mut removed = 0;
+        for i in 0..self.shards.len() {
+            let mut shard = self.lock(i);
+            let dead: Vec<Bytes> =
+                shard.lru.iter().filter(|(_, e)| e.is_expired(now)).map(|(k, _)| k.clone()).collect();
+            for k in dead {
+                if let Some((k, e)) = shard.lru.pop_entry(&k) {
+                    self.account_remove(&k, &e, &mut shard);
+                    if !e.is_tombstone() {
+                        self.expired.fetch_add(1, Ordering::Relaxed);
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        removed
+    }
+
+    /// Copies out one shard's unexpired entries (tombstones included), least recently used
+    /// first, holding only that shard's lock.
+    pub fn shard_entries(&self, i: usize) -> Vec<(Bytes, Entry)> {
+        let now = self.clock.now_ms();
+        let shard = self.lock(i);
+        shard.lru.iter().rev().filter(|(_, e)| !e.is_expired(now)).map(|(k, e)| (k.clone(), e.clone())).collect()
+    }
+
+    /// Current totals.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            keys: self.keys.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            tombstones: self.tombstones.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            expired: self.expired.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(entries: usize, bytes: u64) -> (Store, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let s =
+            Store::new(StoreConfig { max_entries: entries, max_bytes: bytes, tombstone_ttl_ms: 10_000 }, clock.clone());
+        (s, clock)
+    }
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn val(s: &Store, k: &str) -> Option<Bytes> {
+        s.get(k.as_bytes()).and_then(|e| e.value)
+    }
+
+    #[test]
+    fn lru_evicts_least_recently_used() {
+        let (s, _) = store(3, 1 << 20);
+        for k in ["a", "b", "c"] {
+            s.put(b(k), b("v"), 1, 0).unwrap();
+        }
+        assert!(val(&s, "a").is_some()); // a is now most recent
+        s.put(b("d"), b("v"), 1, 0).unwrap();
+        assert!(val(&s, "b").is_none(), "b was least recently used");
+        assert!(val(&s, "a").is_some() && val(&s, "c").is_some() && val(&s, "d").is_some());
+        assert_eq!(s.stats().keys, 3);
+        assert_eq!(s.stats().evictions, 1);
+    }
+
+    #[test]
+    fn byte_bound_counts_keys_and_values() {
+        let (s, _) = store(1000, 100);
+        for i in 0..10 {
+            // 2-byte key + 18-byte value = 20 bytes each
+            s.put(b(&format!("k{i}")), Bytes::from(vec![b'x'; 18]), 1, 0).unwrap();
+        }
+        let st = s.stats();
+        assert_eq!(st.bytes, 100);
+        assert_eq!(st.keys, 5);
+        assert!(val(&s, "k0").is_none() && val(&s, "k9").is_some());
+        assert!(matches!(s.put(b("big"), Bytes::from(vec![0; 200]), 1, 0), Err(StoreError::TooLarge { .. })));
+        // Overwrites adjust bytes instead of adding.
+        s.put(b("k9"), b("x"), 2, 0).unwrap();
+        assert_eq!(s.stats().bytes, 100 - 18 + 1);
+    }
+
+    #[test]
+    fn ttl_lazy_and_active_expiry() {
+        let (s, clock) = store(100, 1 << 20);
+        s.put(b("short"), b("v"), 1, 1_000).unwrap();
+        s.put(b("long"), b("v"), 1, 5_000).unwrap();
+        s.put(b("forever"), b("v"), 1, 0).unwrap();
+        clock.advance(999);
+        assert!(val(&s, "short").is_some());
+        clock.advance(1);
+        assert!(val(&s, "short").is_none(), "expired at exactly its ttl");
+        assert_eq!(s.stats().expired, 1);
+        clock.advance(10_000);
+        assert_eq!(s.purge_expired(), 1);
+        assert_eq!(s.stats().keys, 1);
+        assert_eq!(s.stats().bytes, "foreverv".len() as u64);
+        assert!(val(&s, "forever").is_some());
+    }
+
+    #[test]
+    fn last_write_wins_and_tombstones() {
+        let (s, clock) = store(100, 1 << 20);
+        assert!(s.put(b("k"), b("new"), 10, 0).unwrap());
+        assert!(!s.put(b("k"), b("old"), 5, 0).unwrap(), "older version refused");
+        assert_eq!(val(&s, "k"), Some(b("new")));
+        let d = s.delete(b("k"), 11);
+        assert!(d.existed && d.applied);
+        assert!(!s.put(b("k"), b("stale"), 9, 0).unwrap(), "delete not undone by older write");
+        assert_eq!(val(&s, "k"), None);
+        assert!(s.get(b"k").is_some_and(|e| e.is_tombstone()));
+        assert!(!s.delete(b("k"), 12).existed);
+        assert!(s.put(b("k"), b("again"), 13, 0).unwrap());
+        // Equal versions: deterministic by value, identical retry applies.
+        assert!(s.put(b("k"), b("again"), 13, 0).unwrap());
+        assert!(!s.put(b("k"), b("aaaaa"), 13, 0).unwrap());
+        assert!(s.put(b("k"), b("zzz"), 13, 0).unwrap());
+        // Tombstones expire after their ttl.
+        s.delete(b("k"), 14);
+        clock.advance(10_001);
+        assert!(s.get(b"k").is_none());
+        assert_eq!(s.stats().tombstones, 0);
+    }
+
+    #[test]
+    fn remove_if_version_keeps_newer_writes() {
+        let (s, _) = store(100, 1 << 20);
+        s.put(b("k"), b("v1"), 1, 0).unwrap();
+        s.put(b("k"), b("v2"), 2, 0).unwrap();
+        assert!(!s.remove_if_version(b"k", 1));
+        assert!(s.remove_if_version(b"k", 2));
+        assert_eq!(s.stats(), StoreStats::default());
+    }
+
+    #[test]
+    fn many_shards_respect_global_bound() {
+        let (s, _) = store(100_000, 1 << 30);
+        assert!(s.shard_count() > 1);
+        for i in 0..200_000u32 {
+            s.put(Bytes::from(i.to_be_bytes().to_vec()), b("v"), 1, 0).unwrap();
+        }
+        let st = s.stats();
+        assert!(st.keys <= 100_000 && st.keys > 95_000, "{st:?}");
+        let listed: usize = (0..s.shard_count()).map(|i| s.shard_entries(i).len()).sum();
+        assert_eq!(listed as u64, st.keys);
+    }
+}

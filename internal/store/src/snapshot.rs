@@ -1,0 +1,162 @@
+//! Snapshot file format: a versioned header, bincode-encoded entries, and a trailer holding
+//! the entry count and a CRC-32 of everything before it, so a truncated or corrupt file is
+//! detected rather than half-loaded.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+
+const MAGIC: &[u8; 8] = b"TIERSNAP";
+const FORMAT_VERSION: u32 = 1;
+const TAG_ENTRY: u8 = 1;
+const TAG_END: u8 = 0;
+
+/// Why a snapshot could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The file does not start with the snapshot magic or has an unknown format version.
+    #[error("not a tiercache snapshot (bad header)")]
+    BadHeader,
+    /// Checksum mismatch or truncation.
+    #[error("corrupt snapshot: {0}")]
+    Corrupt(String),
+    /// Writing failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One entry as stored in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotEntry {
+    /// The key.
+    pub key: Bytes,
+    /// The value, or `None` for a tombstone.
+    pub value: Option<Bytes>,
+    /// Version for last-write-wins.
+    pub version: u64,
+    /// Absolute expiry in Unix ms, 0 = never.
+    pub expires_at_ms: u64,
+}
+
+struct CrcWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    written: u64,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes a snapshot of `entries` to `w`; returns (entries, bytes written).
+pub fn encode_snapshot<W: Write>(
+    w: W,
+    entries: impl IntoIterator<Item = SnapshotEntry>,
+) -> Result<(u64, u64), SnapshotError> {
+    let mut cw = CrcWriter { inner: w, crc: crc32fast::Hasher::new(), written: 0 };
+    cw.write_all(MAGIC)?;
+    cw.write_all(&FORMAT_VERSION.to_le_bytes())?;
+    let cfg = bincode::config::standard();
+    let mut count = 0u64;
+    for e in entries {
+        cw.write_all(&[TAG_ENTRY])?;
+        bincode::serde::encode_into_std_write(&e, &mut cw, cfg)
+            .map_err(|err| SnapshotError::Io(std::io::Error::other(err.to_string())))?;
+        count += 1;
+    }
+    cw.write_all(&[TAG_END])?;
+    cw.write_all(&count.to_le_bytes())?;
+    let crc = cw.crc.clone().finalize();
+    cw.inner.write_all(&crc.to_le_bytes())?;
+    cw.inner.flush()?;
+    Ok((count, cw.written + 4))
+}
+
+/// Reads a whole snapshot, verifying header, checksum and count before returning anything.
+pub fn decode_snapshot(data: &[u8]) -> Result<Vec<SnapshotEntry>, SnapshotError> {
+    if data.len() < MAGIC.len() + 4 || &data[..8] != MAGIC {
+        return Err(SnapshotError::BadHeader);
+    }
+    if u32::from_le_bytes([data[8], data[9], data[10], data[11]]) != FORMAT_VERSION {
+        return Err(SnapshotError::BadHeader);
+    }
+    if data.len() < 12 + 1 + 8 + 4 {
+        return Err(SnapshotError::Corrupt("truncated".into()));
+    }
+    let (body, crc_bytes) = data.split_at(data.len() - 4);
+    let want = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
+    if crc32fast::hash(body) != want {
+        return Err(SnapshotError::Corrupt("checksum mismatch (truncated or damaged)".into()));
+    }
+    let cfg = bincode::config::standard();
+    let mut pos = 12;
+    let mut out = Vec::new();
+    loop {
+        match body.get(pos) {
+            Some(&TAG_ENTRY) => {
+                let (e, used): (SnapshotEntry, usize) = bincode::serde::decode_from_slice(&body[pos + 1..], cfg)
+                    .map_err(|err| SnapshotError::Corrupt(err.to_string()))?;
+                out.push(e);
+                pos += 1 + used;
+            }
+            Some(&TAG_END) => {
+                let count = body
+                    .get(pos + 1..pos + 9)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_le_bytes)
+                    .ok_or_else(|| SnapshotError::Corrupt("truncated trailer".into()))?;
+                if count != out.len() as u64 {
+                    return Err(SnapshotError::Corrupt(format!("count {count} but {} entries", out.len())));
+                }
+                return Ok(out);
+            }
+            _ => return Err(SnapshotError::Corrupt(format!("bad tag at offset {pos}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(n: usize) -> Vec<SnapshotEntry> {
+        (0..n)
+            .map(|i| SnapshotEntry {
+                key: Bytes::from(format!("key-{i}")),
+                value: if i % 7 == 0 { None } else { Some(Bytes::from(vec![i as u8; i % 50])) },
+                version: i as u64 * 3,
+                expires_at_ms: if i % 2 == 0 { 0 } else { 1_700_000_000_000 + i as u64 },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trip() {
+        let entries = sample(1000);
+        let mut buf = Vec::new();
+        let (count, written) = encode_snapshot(&mut buf, entries.clone()).unwrap();
+        assert_eq!(count, 1000);
+        assert_eq!(written as usize, buf.len());
+        assert_eq!(decode_snapshot(&buf).unwrap(), entries);
+    }
+
+    #[test]
+    fn detects_truncation_and_corruption() {
+        let mut buf = Vec::new();
+        encode_snapshot(&mut buf, sample(100)).unwrap();
+        assert!(matches!(decode_snapshot(&buf[..buf.len() / 2]), Err(SnapshotError::Corrupt(_))));
+        let mut bad = buf.clone();
+        bad[40] ^= 0xff;
+        assert!(matches!(decode_snapshot(&bad), Err(SnapshotError::Corrupt(_))));
+        assert!(matches!(decode_snapshot(b"garbage file"), Err(SnapshotError::BadHeader)));
+        assert!(decode_snapshot(&[]).is_err());
+    }
+}
