@@ -1,1 +1,3 @@
+//! `tiercache-bench`: HTTP load generator (work in progress).
+
 fn main() {}

@@ -1,1 +1,106 @@
-fn main() {}
+//! `tiercache`: one binary, three roles. Thin: read configuration from the environment, start
+//! tracing, run the role until SIGTERM/SIGINT.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use tiercache_config::LogFormat;
+
+/// A distributed in-memory cache. Configured only by environment variables (see README).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    role: RoleCmd,
+}
+
+#[derive(Subcommand)]
+enum RoleCmd {
+    /// Client-facing HTTP master (registers in ZooKeeper, routes keys to auxiliaries).
+    Master,
+    /// Data-holding auxiliary (LRU with TTL, snapshots, transfers).
+    Auxiliary,
+    /// One master and three auxiliaries in this process, no ZooKeeper: for trying it out.
+    Local,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received");
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tiercache: {e}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Validate every variable before any runtime starts or port opens.
+    let role = match cli.role {
+        RoleCmd::Master => tiercache_config::master_from(std::env::vars()).map(Role::Master),
+        RoleCmd::Auxiliary => tiercache_config::auxiliary_from(std::env::vars()).map(Role::Auxiliary),
+        RoleCmd::Local => tiercache_config::local_from(std::env::vars()).map(|(m, a)| Role::Local(m, a)),
+    };
+    let role = match role {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    init_tracing(role.log_format());
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tiercache").build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let result = rt.block_on(async move {
+        match role {
+            Role::Master(c) => tiercache_node::run_master(c, shutdown_signal()).await,
+            Role::Auxiliary(c) => tiercache_node::run_auxiliary(c, shutdown_signal()).await,
+            Role::Local(m, a) => tiercache_node::run_local(m, a, shutdown_signal()).await,
+        }
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+enum Role {
+    Master(tiercache_config::MasterConfig),
+    Auxiliary(tiercache_config::AuxiliaryConfig),
+    Local(tiercache_config::MasterConfig, tiercache_config::AuxiliaryConfig),
+}
+
+impl Role {
+    fn log_format(&self) -> LogFormat {
+        match self {
+            Role::Master(c) | Role::Local(c, _) => c.common.log_format,
+            Role::Auxiliary(c) => c.common.log_format,
+        }
+    }
+}

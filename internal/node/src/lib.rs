@@ -1,1 +1,389 @@
-//! placeholder
+//! Wiring of the three roles (master, auxiliary, local) from their configuration, and their
+//! shutdown in a written order:
+//!
+//! 1. leave ZooKeeper (so masters stop routing to this node / clients stop being balanced here),
+//! 2. stop accepting and drain in-flight HTTP requests,
+//! 3. (auxiliary) hand keys to their new owners, then take a final snapshot,
+//! 4. exit.
+
+pub mod aux_ops;
+
+use actix_web::{web, App, HttpServer};
+use aux_ops::{AuxOps, SlowAdapter};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tiercache_cluster::{serve_data, AuxAddr, DataServer, Metrics, Router, RouterConfig};
+use tiercache_config::{AuxiliaryConfig, MasterConfig};
+use tiercache_discovery::{Discovery, DiscoveryConfig, MemberInfo, Role, ZkStatus};
+use tiercache_http::{AuxState, ClusterInfo, Limits, MasterInfo, MasterState};
+use tiercache_store::{Store, StoreConfig, SystemClock};
+use tokio::sync::watch;
+
+/// Errors that stop a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Metrics registration failed.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Http(std::io::Error),
+}
+
+struct ZkInfo {
+    status: Option<watch::Receiver<ZkStatus>>,
+    membership: Option<watch::Receiver<Arc<tiercache_discovery::Membership>>>,
+    static_masters: Vec<MasterInfo>,
+}
+
+impl ClusterInfo for ZkInfo {
+    fn masters(&self) -> Vec<MasterInfo> {
+        match &self.membership {
+            Some(m) => m
+                .borrow()
+                .masters
+                .iter()
+                .map(|m| MasterInfo { id: m.id.clone(), address: m.http_addr.clone() })
+                .collect(),
+            None => self.static_masters.clone(),
+        }
+    }
+    fn zookeeper(&self) -> &'static str {
+        match &self.status {
+            Some(s) => s.borrow().as_str(),
+            None => "disabled",
+        }
+    }
+    fn is_coordinator(&self) -> bool {
+        self.status.is_none()
+    }
+}
+
+fn store_for(cfg: &AuxiliaryConfig) -> Arc<Store> {
+    Arc::new(Store::new(
+        StoreConfig { max_entries: cfg.cache_size, max_bytes: cfg.cache_max_bytes, ..StoreConfig::default() },
+        Arc::new(SystemClock),
+    ))
+}
+
+fn router_for(cfg: &MasterConfig, metrics: Arc<Metrics>) -> Arc<Router> {
+    Arc::new(Router::new(
+        RouterConfig {
+            replicas: cfg.replicas,
+            write_quorum: cfg.write_quorum,
+            read_quorum: cfg.read_quorum,
+            virtual_nodes: cfg.virtual_nodes,
+            request_timeout: cfg.request_timeout,
+            connections: cfg.connections_per_auxiliary,
+            token: cfg.common.internal_token.clone(),
+        },
+        tokio::runtime::Handle::current(),
+        metrics,
+    ))
+}
+
+async fn bind_tcp(addr: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr, source })
+}
+
+fn bind_std(addr: SocketAddr) -> Result<std::net::TcpListener, NodeError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|source| NodeError::Bind { addr, source })?;
+    Ok(l)
+}
+
+fn workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+fn master_server(
+    state: web::Data<MasterState>,
+    listener: std::net::TcpListener,
+) -> Result<actix_web::dev::Server, NodeError> {
+    Ok(HttpServer::new(move || App::new().configure(tiercache_http::master_app_config(state.clone())))
+        .workers(workers())
+        .backlog(4096)
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)
+        .map_err(NodeError::Http)?
+        .run())
+}
+
+/// Runs a master until `shutdown` resolves.
+pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
+    let router = router_for(&cfg, metrics.clone());
+    let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
+    let listener = bind_std(http_addr)?;
+    let discovery = Discovery::start(DiscoveryConfig {
+        servers: cfg.common.zk_servers.clone(),
+        root: cfg.common.zk_root.clone(),
+        session_timeout: cfg.common.zk_session_timeout,
+        role: Role::Master,
+        me: MemberInfo {
+            id: cfg.common.node_id.clone(),
+            http_addr: format!("{}:{}", cfg.common.advertise_host, cfg.common.port),
+            data_addr: String::new(),
+        },
+    });
+    let mut membership = discovery.membership();
+    let r = router.clone();
+    let follow = tokio::spawn(async move {
+        loop {
+            let auxes: Vec<AuxAddr> = membership
+                .borrow_and_update()
+                .auxiliaries
+                .iter()
+                .map(|m| AuxAddr { id: m.id.clone(), data_addr: m.data_addr.clone(), http_addr: m.http_addr.clone() })
+                .collect();
+            // An empty list while ZooKeeper is unreachable never arrives: discovery keeps the
+            // last membership, so this only empties when the cluster really has no auxiliary.
+            r.set_members(&auxes);
+            if membership.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let info = Arc::new(ZkInfo {
+        status: Some(discovery.status()),
+        membership: Some(discovery.membership()),
+        static_masters: vec![],
+    });
+    let state = web::Data::new(MasterState {
+        node_id: cfg.common.node_id.clone(),
+        router,
+        metrics,
+        limits: Limits {
+            key_max_bytes: cfg.key_max_bytes,
+            value_max_bytes: cfg.value_max_bytes,
+            default_ttl_secs: cfg.default_ttl_secs,
+        },
+        admin_token: cfg.admin_token.clone(),
+        cluster: info,
+    });
+    let server = master_server(state, listener)?;
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+    tracing::info!(addr = %http_addr, id = cfg.common.node_id, zk = cfg.common.zk_servers, "master serving");
+    shutdown.await;
+    tracing::info!("shutting down: leaving ZooKeeper");
+    discovery.leave(Duration::from_secs(3)).await;
+    tracing::info!("shutting down: draining HTTP requests");
+    handle.stop(true).await;
+    follow.abort();
+    let _ = server_task.await;
+    tracing::info!("master stopped");
+    Ok(())
+}
+
+struct AuxRuntime {
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    ops: Arc<AuxOps>,
+    data_addr: SocketAddr,
+    stop_data: watch::Sender<bool>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts the data side of an auxiliary: store (restored from its newest snapshot), data
+/// listener, active expiry and periodic snapshots.
+async fn start_aux_data(cfg: &AuxiliaryConfig, data_addr: SocketAddr) -> Result<AuxRuntime, NodeError> {
+    let store = store_for(cfg);
+    let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
+    if cfg.backup_interval_secs > 0 || cfg.backup_dir.exists() {
+        let (s, dir) = (store.clone(), cfg.backup_dir.clone());
+        let restored = tokio::task::spawn_blocking(move || aux_ops::restore_newest(&s, &dir)).await.ok().flatten();
+        match restored {
+            Some((file, n, took)) => {
+                tracing::info!(file = %file.display(), entries = n, ms = took.as_millis() as u64, "restored snapshot")
+            }
+            None => tracing::info!(dir = %cfg.backup_dir.display(), "no snapshot to restore; starting empty"),
+        }
+    }
+    let ops = Arc::new(AuxOps {
+        store: store.clone(),
+        backup_dir: cfg.backup_dir.clone(),
+        node_id: cfg.common.node_id.clone(),
+        token: cfg.common.internal_token.clone(),
+        metrics: metrics.clone(),
+        rt: tokio::runtime::Handle::current(),
+        snapshot_lock: Arc::new(tokio::sync::Mutex::new(())),
+    });
+    let listener = bind_tcp(data_addr).await?;
+    let data_addr = listener.local_addr().map_err(|source| NodeError::Bind { addr: data_addr, source })?;
+    let (stop_data, stop_rx) = watch::channel(false);
+    let server = Arc::new(DataServer {
+        store: store.clone(),
+        token: cfg.common.internal_token.clone(),
+        metrics: metrics.clone(),
+        slow: Some(Arc::new(SlowAdapter(ops.clone()))),
+    });
+    let mut background = vec![tokio::spawn(serve_data(listener, server, stop_rx))];
+    let s = store.clone();
+    background.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let s = s.clone();
+            let _ = tokio::task::spawn_blocking(move || s.purge_expired()).await;
+        }
+    }));
+    if cfg.backup_interval_secs > 0 {
+        let o = ops.clone();
+        let every = Duration::from_secs(cfg.backup_interval_secs);
+        background.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = o.snapshot_now().await {
+                    tracing::error!(error = e, "periodic snapshot failed");
+                }
+            }
+        }));
+    }
+    Ok(AuxRuntime { store, metrics, ops, data_addr, stop_data, background })
+}
+
+/// Runs an auxiliary until `shutdown` resolves.
+pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let data = start_aux_data(&cfg, SocketAddr::new(cfg.common.bind_addr, cfg.data_port)).await?;
+    let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
+    let listener = bind_std(http_addr)?;
+    let discovery = Discovery::start(DiscoveryConfig {
+        servers: cfg.common.zk_servers.clone(),
+        root: cfg.common.zk_root.clone(),
+        session_timeout: cfg.common.zk_session_timeout,
+        role: Role::Auxiliary,
+        me: MemberInfo {
+            id: cfg.common.node_id.clone(),
+            http_addr: format!("{}:{}", cfg.common.advertise_host, cfg.common.port),
+            data_addr: format!("{}:{}", cfg.common.advertise_host, cfg.data_port),
+        },
+    });
+    let status = discovery.status();
+    let state = web::Data::new(AuxState {
+        node_id: cfg.common.node_id.clone(),
+        store: data.store.clone(),
+        metrics: data.metrics.clone(),
+        zookeeper: Arc::new(move || status.borrow().as_str()),
+    });
+    let server = HttpServer::new(move || App::new().configure(tiercache_http::aux_app_config(state.clone())))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)
+        .map_err(NodeError::Http)?
+        .run();
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+    tracing::info!(http = %http_addr, data = %data.data_addr, id = cfg.common.node_id, "auxiliary serving");
+    shutdown.await;
+
+    tracing::info!("shutting down: leaving ZooKeeper");
+    let last_view = discovery.membership().borrow().clone();
+    discovery.leave(Duration::from_secs(3)).await;
+    // Hand off: every key goes to its owners among the remaining auxiliaries, so scale-in
+    // loses nothing even with one replica. Masters have dropped us from the placement by now
+    // or will within moments; the data port stays open meanwhile for reads still in flight.
+    let remaining: Vec<(String, String)> = last_view
+        .auxiliaries
+        .iter()
+        .filter(|m| m.id != cfg.common.node_id)
+        .map(|m| (m.id.clone(), m.data_addr.clone()))
+        .collect();
+    if !remaining.is_empty() && data.store.stats().keys > 0 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        match data.ops.transfer(&remaining, cfg.virtual_nodes, cfg.replicas, false).await {
+            Ok((moved, _)) => tracing::info!(moved, "handed keys to the remaining auxiliaries"),
+            Err(e) => tracing::error!(error = e, "hand-off incomplete; the final snapshot keeps the keys"),
+        }
+    }
+    tracing::info!("shutting down: draining");
+    handle.stop(true).await;
+    let _ = data.stop_data.send(true);
+    if cfg.backup_interval_secs > 0 {
+        match data.ops.snapshot_now().await {
+            Ok(s) => tracing::info!(entries = s.entries, "final snapshot written"),
+            Err(e) => tracing::error!(error = e, "final snapshot failed"),
+        }
+    }
+    for t in data.background {
+        t.abort();
+    }
+    let _ = server_task.await;
+    tracing::info!("auxiliary stopped");
+    Ok(())
+}
+
+/// Runs one master and three auxiliaries in this process with static membership and no
+/// ZooKeeper, until `shutdown` resolves.
+pub async fn run_local(
+    master: MasterConfig,
+    aux: AuxiliaryConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
+    let router = router_for(&master, metrics.clone());
+    let mut auxes = Vec::new();
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let mut c = aux.clone();
+        c.common.node_id = format!("local-aux-{i}");
+        c.backup_dir = aux.backup_dir.join(format!("aux-{i}"));
+        let rt = start_aux_data(&c, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        members.push(AuxAddr {
+            id: c.common.node_id.clone(),
+            data_addr: rt.data_addr.to_string(),
+            http_addr: rt.data_addr.to_string(),
+        });
+        auxes.push((c, rt));
+    }
+    router.set_members(&members);
+    let http_addr = SocketAddr::new(master.common.bind_addr, master.common.port);
+    let listener = bind_std(http_addr)?;
+    let state = web::Data::new(MasterState {
+        node_id: master.common.node_id.clone(),
+        router,
+        metrics,
+        limits: Limits {
+            key_max_bytes: master.key_max_bytes,
+            value_max_bytes: master.value_max_bytes,
+            default_ttl_secs: master.default_ttl_secs,
+        },
+        admin_token: master.admin_token.clone(),
+        cluster: Arc::new(ZkInfo {
+            status: None,
+            membership: None,
+            static_masters: vec![MasterInfo { id: master.common.node_id.clone(), address: http_addr.to_string() }],
+        }),
+    });
+    let server = master_server(state, listener)?;
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    tracing::info!(addr = %http_addr, "local mode: one master and three auxiliaries serving");
+    shutdown.await;
+    handle.stop(true).await;
+    for (c, rt) in auxes {
+        let _ = rt.stop_data.send(true);
+        if c.backup_interval_secs > 0 {
+            if let Err(e) = rt.ops.snapshot_now().await {
+                tracing::error!(error = e, "final snapshot failed");
+            }
+        }
+        for t in rt.background {
+            t.abort();
+        }
+    }
+    let _ = task.await;
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! The master's client to one auxiliary: a small pool of persistent, authenticated TCP
+//! connections, each multiplexed (request ids, answers matched out of order) and pipelined
+//! (one flush for everything queued). Connections are kept up by background tasks on the
+//! runtime handle given at creation, so callers on any runtime never block on a connect and a
+//! dead auxiliary fails fast instead of making every request wait.
+
+use crate::{codec, ClusterError};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tiercache_protocol::{decode, encode, Request, Response};
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::codec::Framed;
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
+
+struct Conn {
+    tx: mpsc::UnboundedSender<Bytes>,
+    pending: Pending,
+    next_id: AtomicU64,
+}
+
+struct Shared {
+    id: String,
+    addr: String,
+    token: String,
+    slots: Vec<Mutex<Option<Arc<Conn>>>>,
+    live: watch::Sender<usize>,
+    ever_connected: AtomicBool,
+    next: AtomicUsize,
+}
+
+/// Pooled connections to one auxiliary.
+pub struct AuxClient {
+    shared: Arc<Shared>,
+    timeout: Duration,
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for AuxClient {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl AuxClient {
+    /// Starts `connections` connection keepers for the auxiliary `id` at `addr`.
+    pub fn new(rt: &Handle, id: &str, addr: &str, token: &str, connections: usize, timeout: Duration) -> AuxClient {
+        let (live, _) = watch::channel(0usize);
+        let shared = Arc::new(Shared {
+            id: id.to_string(),
+            addr: addr.to_string(),
+            token: token.to_string(),
+            slots: (0..connections.max(1)).map(|_| Mutex::new(None)).collect(),
+            live,
+            ever_connected: AtomicBool::new(false),
+            next: AtomicUsize::new(0),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        for slot in 0..shared.slots.len() {
+            rt.spawn(keep_connected(shared.clone(), slot, stop_rx.clone()));
+        }
+        AuxClient { shared, timeout, stop }
+    }
+
+    /// The auxiliary's id.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// The auxiliary's data address.
+    pub fn addr(&self) -> &str {
+        &self.shared.addr
+    }
+
+    /// Number of connections currently up.
+    pub fn live_connections(&self) -> usize {
+        *self.shared.live.borrow()
+    }
+
+    fn pick(&self) -> Option<Arc<Conn>> {
+        let n = self.shared.slots.len();
+        let start = self.shared.next.fetch_add(1, Ordering::Relaxed);
+        (0..n).find_map(|i| lock(&self.shared.slots[(start + i) % n]).clone())
+    }
+
+    /// Sends one request and waits for its answer (bounded by the request timeout).
+    pub async fn call(&self, req: &Request) -> Result<Response, ClusterError> {
+        self.call_with_timeout(req, self.timeout).await
+    }
+
+    /// Like [`AuxClient::call`] with an explicit timeout (snapshots and transfers take longer).
+    pub async fn call_with_timeout(&self, req: &Request, timeout: Duration) -> Result<Response, ClusterError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let conn = match self.pick() {
+            Some(c) => c,
+            None if !self.shared.ever_connected.load(Ordering::Relaxed) => {
+                // Just added: give the first connection the request's time budget to come up.
+                let mut rx = self.shared.live.subscribe();
+                let _ = tokio::time::timeout_at(deadline, rx.wait_for(|n| *n > 0)).await;
+                self.pick().ok_or_else(|| ClusterError::Unreachable(self.shared.id.clone()))?
+            }
+            None => return Err(ClusterError::Unreachable(self.shared.id.clone())),
+        };
+        let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = Bytes::from(encode(id, req)?);
+        let (tx, rx) = oneshot::channel();
+        lock(&conn.pending).insert(id, tx);
+        if conn.tx.send(frame).is_err() {
+            lock(&conn.pending).remove(&id);
+            return Err(ClusterError::Unreachable(self.shared.id.clone()));
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(Response::Error(e))) => Err(ClusterError::Remote(self.shared.id.clone(), e)),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(_)) => Err(ClusterError::Unreachable(self.shared.id.clone())),
+            Err(_) => {
+                lock(&conn.pending).remove(&id);
+                Err(ClusterError::Timeout(self.shared.id.clone()))
+            }
+        }
+    }
+}
+
+fn set_live(shared: &Shared) {
+    let n = shared.slots.iter().filter(|s| lock(s).is_some()).count();
+    shared.live.send_replace(n);
+}
+
+async fn connect(shared: &Shared) -> Result<Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>, ClusterError> {
+    let unreachable = || ClusterError::Unreachable(shared.id.clone());
+    let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&shared.addr))
+        .await
+        .map_err(|_| unreachable())??;
+    stream.set_nodelay(true)?;
+    let mut framed = Framed::new(stream, codec());
+    framed.send(Bytes::from(encode(0, &Request::Hello { token: shared.token.clone() })?)).await?;
+    let answer = tokio::time::timeout(Duration::from_secs(2), framed.next()).await.map_err(|_| unreachable())?;
+    match answer {
+        Some(Ok(frame)) => match decode::<Response>(&frame)? {
+            (_, Response::Welcome) => Ok(framed),
+            _ => Err(ClusterError::Unauthorized(shared.id.clone())),
+        },
+        _ => Err(ClusterError::Unauthorized(shared.id.clone())),
+    }
+}
+
+async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let framed = tokio::select! {
+            r = connect(&shared) => r,
+            _ = crate::stopped(&mut stop) => return,
+        };
+        let framed = match framed {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(aux = shared.id, addr = shared.addr, error = %e, "connect failed");
+                if matches!(e, ClusterError::Unauthorized(_)) {
+                    tracing::error!(
+                        aux = shared.id,
+                        "auxiliary refused our INTERNAL_TOKEN; check that every node has the same"
+                    );
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = crate::stopped(&mut stop) => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(50);
+        let (mut sink, mut stream) = framed.split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        let conn = Arc::new(Conn { tx, pending: pending.clone(), next_id: AtomicU64::new(1) });
+        *lock(&shared.slots[slot]) = Some(conn);
+        shared.ever_connected.store(true, Ordering::Relaxed);
+        set_live(&shared);
+        let writer = async {
+            while let Some(first) = rx.recv().await {
+                sink.feed(first).await?;
+                while let Ok(more) = rx.try_recv() {
+                    sink.feed(more).await?;
+                }
+                sink.flush().await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let reader = async {
+            while let Some(frame) = stream.next().await {
+                let frame = frame?;
+                match decode::<Response>(&frame) {
+                    Ok((id, resp)) => {
+                        if let Some(tx) = lock(&pending).remove(&id) {
+                            let _ = tx.send(resp);
+                        }
+                    }
+                    Err(e) => tracing::warn!(aux = shared.id, error = %e, "undecodable answer"),
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let stopped = tokio::select! {
+            r = writer => { if let Err(e) = r { tracing::debug!(error = %e, "writer ended"); } false }
+            r = reader => { if let Err(e) = r { tracing::debug!(error = %e, "reader ended"); } false }
+            _ = crate::stopped(&mut stop) => true,
+        };
+        *lock(&shared.slots[slot]) = None;
+        // Dropping the senders fails every waiting call at once instead of at its timeout.
+        lock(&pending).clear();
+        set_live(&shared);
+        if stopped {
+            return;
+        }
+        tracing::info!(aux = shared.id, addr = shared.addr, "connection to auxiliary lost; reconnecting");
+    }
+}

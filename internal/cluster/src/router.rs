@@ -1,0 +1,349 @@
+//! The master's routing: the current view (ring + pooled clients), quorum reads and writes
+//! with hybrid-logical-clock versions, read repair, and suspect marking so a failing
+//! auxiliary is routed around before ZooKeeper notices it is gone.
+
+use crate::{client::AuxClient, hlc::Hlc, metrics::Metrics, ClusterError};
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tiercache_placement::Ring;
+use tiercache_protocol::{Found, Request, Response, WireEntry};
+use tokio::runtime::Handle;
+
+/// How long an auxiliary stays suspect after a failed request.
+const SUSPECT_FOR_MS: u64 = 3_000;
+
+/// Routing settings (from the master's configuration).
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Copies of each key.
+    pub replicas: usize,
+    /// Acknowledgements needed for a write.
+    pub write_quorum: usize,
+    /// Answers needed for a read.
+    pub read_quorum: usize,
+    /// Virtual nodes per auxiliary.
+    pub virtual_nodes: u32,
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+    /// Pooled connections per auxiliary.
+    pub connections: usize,
+    /// Shared secret.
+    pub token: String,
+}
+
+/// An auxiliary as the membership lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuxAddr {
+    /// Its `NODE_ID`.
+    pub id: String,
+    /// host:port of its internal protocol.
+    pub data_addr: String,
+    /// host:port of its HTTP server.
+    pub http_addr: String,
+}
+
+/// Health of an auxiliary as this master sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// Member and answering.
+    Up,
+    /// Member but recent requests failed.
+    Suspect,
+}
+
+impl NodeStatus {
+    /// The word shown in `/nodes`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Up => "up",
+            NodeStatus::Suspect => "suspect",
+        }
+    }
+}
+
+/// One auxiliary in the view.
+pub struct AuxNode {
+    /// Addresses.
+    pub addr: AuxAddr,
+    /// Pooled client.
+    pub client: AuxClient,
+    suspect_until_ms: AtomicU64,
+}
+
+impl AuxNode {
+    /// Current status.
+    pub fn status(&self) -> NodeStatus {
+        if self.suspect_until_ms.load(Ordering::Relaxed) > crate::now_ms() {
+            NodeStatus::Suspect
+        } else {
+            NodeStatus::Up
+        }
+    }
+
+    fn mark(&self, err: &ClusterError) {
+        if err.is_unreachable() {
+            self.suspect_until_ms.store(crate::now_ms() + SUSPECT_FOR_MS, Ordering::Relaxed);
+        }
+    }
+
+    async fn call(&self, req: &Request) -> Result<Response, ClusterError> {
+        let r = self.client.call(req).await;
+        match &r {
+            Ok(_) => self.suspect_until_ms.store(0, Ordering::Relaxed),
+            Err(e) => self.mark(e),
+        }
+        r
+    }
+}
+
+/// A placement and the clients of its auxiliaries.
+pub struct View {
+    /// The ring over the auxiliaries.
+    pub ring: Ring,
+    /// Auxiliaries by id.
+    pub nodes: HashMap<String, Arc<AuxNode>>,
+}
+
+impl View {
+    fn owners(&self, key: &[u8], replicas: usize) -> Vec<Arc<AuxNode>> {
+        self.ring.owners(key, replicas).into_iter().filter_map(|id| self.nodes.get(id).cloned()).collect()
+    }
+}
+
+/// Routes client operations to owner auxiliaries.
+pub struct Router {
+    cfg: RouterConfig,
+    rt: Handle,
+    view: RwLock<Arc<View>>,
+    hlc: Hlc,
+    metrics: Arc<Metrics>,
+}
+
+/// The answer of a quorum read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadResult {
+    /// The newest version is a value.
+    Hit(Bytes),
+    /// No owner has it (or the newest version is a delete).
+    Miss,
+}
+
+impl Router {
+    /// A router with an empty view; connection tasks run on `rt`.
+    pub fn new(cfg: RouterConfig, rt: Handle, metrics: Arc<Metrics>) -> Router {
+        Router {
+            cfg,
+            rt,
+            view: RwLock::new(Arc::new(View { ring: Ring::default(), nodes: HashMap::new() })),
+            hlc: Hlc::new(),
+            metrics,
+        }
+    }
+
+    /// The routing settings.
+    pub fn config(&self) -> &RouterConfig {
+        &self.cfg
+    }
+
+    /// The current view.
+    pub fn view(&self) -> Arc<View> {
+        match self.view.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the membership; clients of unchanged auxiliaries are kept.
+    pub fn set_members(&self, members: &[AuxAddr]) {
+        let old = self.view();
+        let mut nodes = HashMap::new();
+        for m in members {
+            let node = match old.nodes.get(&m.id) {
+                Some(n) if n.addr == *m => n.clone(),
+                _ => Arc::new(AuxNode {
+                    client: AuxClient::new(
+                        &self.rt,
+                        &m.id,
+                        &m.data_addr,
+                        &self.cfg.token,
+                        self.cfg.connections,
+                        self.cfg.request_timeout,
+                    ),
+                    addr: m.clone(),
+                    suspect_until_ms: AtomicU64::new(0),
+                }),
+            };
+            nodes.insert(m.id.clone(), node);
+        }
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let view = Arc::new(View { ring: Ring::new(&ids, self.cfg.virtual_nodes), nodes });
+        self.metrics.auxiliary_nodes.set(members.len() as i64);
+        tracing::info!(auxiliaries = ?ids, "placement updated");
+        match self.view.write() {
+            Ok(mut g) => *g = view,
+            Err(p) => *p.into_inner() = view,
+        }
+    }
+
+    /// Owners ordered for use: answering ones first, suspects last.
+    fn ordered_owners(&self, view: &View, key: &[u8]) -> Vec<Arc<AuxNode>> {
+        let mut owners = view.owners(key, self.cfg.replicas);
+        owners.sort_by_key(|n| n.status() == NodeStatus::Suspect);
+        owners
+    }
+
+    /// Quorum read: asks owners until `READ_QUORUM` answered, returns the newest version and
+    /// repairs owners that answered an older one.
+    pub async fn get(&self, key: Bytes) -> Result<ReadResult, ClusterError> {
+        let view = self.view();
+        let owners = self.ordered_owners(&view, &key);
+        if owners.is_empty() {
+            return Err(ClusterError::NoAuxiliaries);
+        }
+        let need = self.cfg.read_quorum.min(owners.len());
+        let req = Request::Get { key: key.clone() };
+        let mut answers: Vec<(Arc<AuxNode>, Option<Found>)> = Vec::with_capacity(need);
+        let mut errors = Vec::new();
+        let mut next = 0;
+        let mut inflight = FuturesUnordered::new();
+        while answers.len() < need {
+            while inflight.len() + answers.len() < need && next < owners.len() {
+                let node = owners[next].clone();
+                let req = &req;
+                inflight.push(async move {
+                    let r = node.call(req).await;
+                    (node, r)
+                });
+                next += 1;
+            }
+            let Some((node, r)) = inflight.next().await else { break };
+            match r {
+                Ok(Response::Value(found)) => answers.push((node, found)),
+                Ok(other) => errors.push(format!("{}: unexpected {other:?}", node.addr.id)),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if answers.len() < need {
+            return Err(ClusterError::Quorum { need, got: answers.len(), detail: errors.join("; ") });
+        }
+        let newest = answers
+            .iter()
+            .filter_map(|(_, f)| f.as_ref())
+            .fold(None::<&Found>, |best, f| match best {
+                Some(b) if !supersedes(f, b) => Some(b),
+                _ => Some(f),
+            })
+            .cloned();
+        if let Some(newest) = &newest {
+            self.hlc.observe(newest.version);
+            for (node, f) in &answers {
+                if f.as_ref().is_none_or(|f| f.version != newest.version) {
+                    self.repair(node.clone(), &key, newest);
+                }
+            }
+        }
+        Ok(match newest.and_then(|f| f.value) {
+            Some(v) => ReadResult::Hit(v),
+            None => ReadResult::Miss,
+        })
+    }
+
+    fn repair(&self, node: Arc<AuxNode>, key: &Bytes, f: &Found) {
+        let entry = WireEntry { key: key.clone(), value: f.value.clone(), version: f.version, ttl_ms: f.ttl_ms };
+        let metrics = self.metrics.clone();
+        self.rt.spawn(async move {
+            if let Ok(Response::Applied(n)) = node.call(&Request::PutBatch { entries: vec![entry] }).await {
+                metrics.read_repairs.inc_by(n);
+            }
+        });
+    }
+
+    /// Sends a versioned write to every answering owner; succeeds once `WRITE_QUORUM` of them
+    /// (capped at the owners reachable) confirmed. Returns the answers gathered by then.
+    async fn write(&self, key: &[u8], req: Request) -> Result<Vec<Response>, ClusterError> {
+        let view = self.view();
+        let owners = self.ordered_owners(&view, key);
+        if owners.is_empty() {
+            return Err(ClusterError::NoAuxiliaries);
+        }
+        let live: Vec<_> = owners.iter().filter(|n| n.status() == NodeStatus::Up).cloned().collect();
+        let targets = if live.is_empty() { owners } else { live };
+        let need = self.cfg.write_quorum.min(targets.len());
+        let req = Arc::new(req);
+        let mut inflight: FuturesUnordered<_> = targets
+            .into_iter()
+            .map(|node| {
+                let req = req.clone();
+                async move { node.call(&req).await }
+            })
+            .collect();
+        let mut oks = Vec::new();
+        let mut errors = Vec::new();
+        while let Some(r) = inflight.next().await {
+            match r {
+                Ok(resp) => oks.push(resp),
+                Err(e) => errors.push(e.to_string()),
+            }
+            if oks.len() >= need && inflight.is_empty() {
+                break;
+            }
+            if oks.len() >= need {
+                // Quorum reached: let the slower replicas finish in the background.
+                self.rt.spawn(async move { while inflight.next().await.is_some() {} });
+                break;
+            }
+        }
+        if oks.len() < need {
+            return Err(ClusterError::Quorum { need, got: oks.len(), detail: errors.join("; ") });
+        }
+        Ok(oks)
+    }
+
+    /// Writes a value with a new version.
+    pub async fn put(&self, key: Bytes, value: Bytes, ttl_ms: u64) -> Result<(), ClusterError> {
+        let version = self.hlc.next();
+        let oks = self.write(&key.clone(), Request::Put { key, value, version, ttl_ms }).await?;
+        if let Some(Response::Error(e)) = oks.first() {
+            return Err(ClusterError::Remote(String::new(), e.clone()));
+        }
+        Ok(())
+    }
+
+    /// Deletes with a new version; true when some owner held a live value.
+    pub async fn delete(&self, key: Bytes) -> Result<bool, ClusterError> {
+        let version = self.hlc.next();
+        let oks = self.write(&key.clone(), Request::Delete { key, version }).await?;
+        Ok(oks.iter().any(|r| matches!(r, Response::Deleted { existed: true })))
+    }
+
+    /// Sends one request to every auxiliary of the view concurrently.
+    pub async fn call_all(
+        &self,
+        req: Request,
+        timeout: Duration,
+    ) -> Vec<(Arc<AuxNode>, Result<Response, ClusterError>)> {
+        let view = self.view();
+        let mut nodes: Vec<_> = view.nodes.values().cloned().collect();
+        nodes.sort_by(|a, b| a.addr.id.cmp(&b.addr.id));
+        let futs = nodes.into_iter().map(|n| {
+            let req = req.clone();
+            async move {
+                let r = n.client.call_with_timeout(&req, timeout).await;
+                (n, r)
+            }
+        });
+        futures::future::join_all(futs).await
+    }
+}
+
+fn supersedes(a: &Found, b: &Found) -> bool {
+    match a.version.cmp(&b.version) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => a.value.as_deref() >= b.value.as_deref(),
+    }
+}

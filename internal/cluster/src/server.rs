@@ -1,0 +1,183 @@
+//! The auxiliary's internal-protocol server: length-delimited frames over TCP, the first of
+//! which must carry the shared token. Cheap requests are answered inline in arrival order;
+//! slow ones (snapshot, rebalance) run in their own task and answer when done, so one
+//! connection keeps serving while they run.
+
+use crate::{codec, metrics::Metrics};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tiercache_protocol::{decode, encode, Found, Request, Response, StatsReply};
+use tiercache_store::{Entry, Store, StoreError};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::Framed;
+
+/// Operations that take long and are supplied by the node (snapshot to disk, transfers).
+pub trait SlowOps: Send + Sync + 'static {
+    /// Writes a snapshot now.
+    fn snapshot(&self) -> BoxFuture<'static, Response>;
+    /// Runs a rebalance transfer for the given request.
+    fn rebalance(&self, req: Request) -> BoxFuture<'static, Response>;
+}
+
+/// Everything a data connection needs.
+pub struct DataServer {
+    /// The data.
+    pub store: Arc<Store>,
+    /// The shared secret.
+    pub token: String,
+    /// Metrics of this auxiliary.
+    pub metrics: Arc<Metrics>,
+    /// Snapshot and rebalance, when the node provides them.
+    pub slow: Option<Arc<dyn SlowOps>>,
+}
+
+impl DataServer {
+    /// Answers one cheap request from the store; `None` for the slow ones.
+    pub fn handle_fast(&self, req: &Request) -> Option<Response> {
+        let started = Instant::now();
+        Some(match req {
+            Request::Hello { .. } => Response::Welcome,
+            Request::Get { key } => {
+                let found = self.store.get(key).map(|e| Found {
+                    ttl_ms: e.remaining_ttl_ms(self.store.now_ms()),
+                    value: e.value,
+                    version: e.version,
+                });
+                let result = if found.as_ref().is_some_and(|f| f.value.is_some()) { "hit" } else { "miss" };
+                self.metrics.observe("get", result, started);
+                Response::Value(found)
+            }
+            Request::Put { key, value, version, ttl_ms } => {
+                match self.store.put(key.clone(), value.clone(), *version, *ttl_ms) {
+                    Ok(applied) => {
+                        self.metrics.observe("put", "ok", started);
+                        Response::Applied(applied as u64)
+                    }
+                    Err(e @ StoreError::TooLarge { .. }) => {
+                        self.metrics.observe("put", "error", started);
+                        Response::Error(e.to_string())
+                    }
+                }
+            }
+            Request::Delete { key, version } => {
+                let out = self.store.delete(key.clone(), *version);
+                self.metrics.observe("delete", if out.existed { "hit" } else { "miss" }, started);
+                Response::Deleted { existed: out.existed }
+            }
+            Request::PutBatch { entries } => {
+                let now = self.store.now_ms();
+                let mut applied = 0;
+                for e in entries {
+                    let entry = Entry {
+                        value: e.value.clone(),
+                        version: e.version,
+                        expires_at_ms: if e.ttl_ms == 0 { 0 } else { now + e.ttl_ms },
+                    };
+                    if self.store.apply(e.key.clone(), entry).unwrap_or(false) {
+                        applied += 1;
+                    }
+                }
+                Response::Applied(applied)
+            }
+            Request::Stats => {
+                let s = self.store.stats();
+                Response::Stats(StatsReply { keys: s.keys, bytes: s.bytes, evictions: s.evictions, expired: s.expired })
+            }
+            Request::Snapshot | Request::Rebalance { .. } => return None,
+        })
+    }
+}
+
+/// Accepts data connections until `shutdown` turns true.
+pub async fn serve_data(listener: TcpListener, server: Arc<DataServer>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let s = server.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = connection(stream, s).await {
+                            tracing::debug!(%peer, error = %e, "data connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = crate::stopped(&mut shutdown) => break,
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut framed = Framed::new(stream, codec());
+    // Authenticate first: an unauthenticated peer gets nothing and changes nothing.
+    let first = match tokio::time::timeout(Duration::from_secs(5), framed.next()).await {
+        Ok(Some(f)) => f?,
+        _ => return Ok(()),
+    };
+    match decode::<Request>(&first) {
+        Ok((id, Request::Hello { token })) if constant_time_eq(token.as_bytes(), server.token.as_bytes()) => {
+            framed.send(Bytes::from(encode(id, &Response::Welcome).map_err(std::io::Error::other)?)).await?;
+        }
+        Ok((id, _)) => {
+            tracing::warn!("data connection refused: bad or missing internal token");
+            let msg = Response::Error("unauthorized: bad internal token".into());
+            let _ = framed.send(Bytes::from(encode(id, &msg).map_err(std::io::Error::other)?)).await;
+            return Ok(());
+        }
+        Err(_) => return Ok(()),
+    }
+    let (slow_tx, mut slow_rx) = mpsc::channel::<Bytes>(64);
+    loop {
+        tokio::select! {
+            frame = framed.next() => {
+                let Some(frame) = frame else { return Ok(()) };
+                let frame = frame?;
+                let (id, req) = match decode::<Request>(&frame) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let out = encode(0, &Response::Error(format!("bad frame: {e}"))).map_err(std::io::Error::other)?;
+                        framed.send(Bytes::from(out)).await?;
+                        continue;
+                    }
+                };
+                match server.handle_fast(&req) {
+                    Some(resp) => {
+                        let out = encode(id, &resp).map_err(std::io::Error::other)?;
+                        framed.feed(Bytes::from(out)).await?;
+                        // Pipelining: answer everything already received before one flush.
+                        if framed.read_buffer().is_empty() {
+                            SinkExt::<Bytes>::flush(&mut framed).await?;
+                        }
+                    }
+                    None => {
+                        let (server, tx) = (server.clone(), slow_tx.clone());
+                        tokio::spawn(async move {
+                            let resp = match (&server.slow, req) {
+                                (Some(s), Request::Snapshot) => s.snapshot().await,
+                                (Some(s), r @ Request::Rebalance { .. }) => s.rebalance(r).await,
+                                _ => Response::Error("not supported by this node".into()),
+                            };
+                            if let Ok(out) = encode(id, &resp) {
+                                let _ = tx.send(Bytes::from(out)).await;
+                            }
+                        });
+                    }
+                }
+            }
+            Some(out) = slow_rx.recv() => framed.send(out).await?,
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,57 @@
+//! API errors: every failure is a JSON `{"error": "..."}` with a status chosen in one place.
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use tiercache_cluster::ClusterError;
+
+/// An error answered to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request: no key, empty key, bad ttl...
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such key or route.
+    #[error("{0}")]
+    NotFound(String),
+    /// Key or value over its limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Admin call without the admin token.
+    #[error("missing or wrong admin token (send Authorization: Bearer <ADMIN_TOKEN>)")]
+    Unauthorized,
+    /// Method not supported on this route.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Not enough auxiliaries reachable.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        match &e {
+            ClusterError::Remote(_, msg) if msg.contains("exceeds") => ApiError::TooLarge(msg.clone()),
+            _ => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(serde_json::json!({ "error": self.to_string() }))
+    }
+}
+
+pub(crate) async fn not_found_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route; see /health, /metrics, /nodes, /cache/".into()))
+}

@@ -1,0 +1,295 @@
+//! The master's client API: `/cache` in its query and path forms, `/health`, `/metrics`,
+//! `/nodes`, plus the admin routes of [`crate::admin`].
+
+use crate::error::{not_found_route, ApiError};
+use actix_web::{http::Method, web, HttpRequest, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use percent_encoding::percent_decode_str;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tiercache_cluster::router::ReadResult;
+use tiercache_cluster::{Metrics, Router};
+use tiercache_protocol::{Request, Response};
+
+/// Size limits and defaults of the client API.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest key in bytes.
+    pub key_max_bytes: usize,
+    /// Largest value in bytes.
+    pub value_max_bytes: usize,
+    /// TTL when a write gives none (seconds, 0 = never).
+    pub default_ttl_secs: u64,
+}
+
+/// A master as listed in `/nodes`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MasterInfo {
+    /// `NODE_ID`.
+    pub id: String,
+    /// host:port of its HTTP API.
+    pub address: String,
+}
+
+/// What the master knows about the cluster beyond its router (from discovery).
+pub trait ClusterInfo: Send + Sync + 'static {
+    /// Registered masters.
+    fn masters(&self) -> Vec<MasterInfo>;
+    /// ZooKeeper session state word ("connected", "disconnected", "connecting", "disabled").
+    fn zookeeper(&self) -> &'static str;
+    /// Whether this master coordinates rebalances.
+    fn is_coordinator(&self) -> bool;
+}
+
+/// Everything the master's handlers need.
+pub struct MasterState {
+    /// `NODE_ID`.
+    pub node_id: String,
+    /// Routing to auxiliaries.
+    pub router: Arc<Router>,
+    /// Metrics of this master.
+    pub metrics: Arc<Metrics>,
+    /// Limits.
+    pub limits: Limits,
+    /// Token for `/backup` and `/rebalance`, if set.
+    pub admin_token: Option<String>,
+    /// Discovery's view.
+    pub cluster: Arc<dyn ClusterInfo>,
+}
+
+/// Routes of a master's HTTP server.
+pub fn master_app_config(state: web::Data<MasterState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state)
+            .route("/cache", web::route().to(cache))
+            .route("/cache/{tail:.*}", web::route().to(cache))
+            .route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics))
+            .route("/nodes", web::get().to(nodes))
+            .route("/backup", web::post().to(crate::admin::backup))
+            .route("/rebalance", web::post().to(crate::admin::rebalance))
+            .default_service(web::to(not_found_route));
+    }
+}
+
+struct Params {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    ttl: Option<String>,
+}
+
+/// Splits the raw query; keys and values are percent-decoded as bytes (binary-safe).
+fn query_params(query: &str) -> Params {
+    let mut p = Params { key: None, value: None, ttl: None };
+    for part in query.split('&').filter(|s| !s.is_empty()) {
+        let (name, raw) = part.split_once('=').unwrap_or((part, ""));
+        let decode = || -> Vec<u8> {
+            let plus = raw.replace('+', " ");
+            percent_decode_str(&plus).collect()
+        };
+        match name {
+            "key" => p.key = Some(decode()),
+            "value" => p.value = Some(decode()),
+            "ttl" => p.ttl = Some(String::from_utf8_lossy(&decode()).into_owned()),
+            _ => {}
+        }
+    }
+    p
+}
+
+fn op_name(m: &Method) -> &'static str {
+    match *m {
+        Method::GET | Method::HEAD => "get",
+        Method::DELETE => "delete",
+        _ => "put",
+    }
+}
+
+async fn cache(req: HttpRequest, body: web::Payload, state: web::Data<MasterState>) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let op = op_name(req.method());
+    let r = cache_inner(&req, body, &state).await;
+    let result = match &r {
+        Ok((_, res)) => *res,
+        Err(ApiError::NotFound(_)) => "miss",
+        Err(_) => "error",
+    };
+    state.metrics.observe(op, result, started);
+    r.map(|(resp, _)| resp)
+}
+
+async fn cache_inner(
+    req: &HttpRequest,
+    body: web::Payload,
+    state: &MasterState,
+) -> Result<(HttpResponse, &'static str), ApiError> {
+    let params = query_params(req.query_string());
+    let tail = req.uri().path().strip_prefix("/cache").unwrap_or("");
+    let tail = tail.strip_prefix('/').unwrap_or(tail);
+    let path_form = !tail.is_empty();
+    let key: Vec<u8> = if path_form {
+        percent_decode_str(tail).collect()
+    } else {
+        params
+            .key
+            .clone()
+            .ok_or_else(|| ApiError::BadRequest("missing key: use /cache/?key=K or /cache/{key}".into()))?
+    };
+    if key.is_empty() {
+        return Err(ApiError::BadRequest("empty key".into()));
+    }
+    if key.len() > state.limits.key_max_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "key of {} bytes exceeds KEY_MAX_BYTES={}",
+            key.len(),
+            state.limits.key_max_bytes
+        )));
+    }
+    let key = Bytes::from(key);
+    match *req.method() {
+        Method::GET | Method::HEAD => match state.router.get(key).await? {
+            ReadResult::Hit(v) => Ok((HttpResponse::Ok().content_type("application/octet-stream").body(v), "hit")),
+            ReadResult::Miss => Err(ApiError::NotFound("key not found".into())),
+        },
+        Method::DELETE => {
+            if state.router.delete(key).await? {
+                Ok((HttpResponse::Ok().json(serde_json::json!({"deleted": true})), "hit"))
+            } else {
+                Err(ApiError::NotFound("key not found".into()))
+            }
+        }
+        Method::PUT | Method::POST => {
+            let ttl_secs = match params.ttl.as_deref() {
+                None => state.limits.default_ttl_secs,
+                Some(t) => match t.trim().parse::<u64>() {
+                    Ok(n) if n >= 1 && n <= 10 * 365 * 86_400 => n,
+                    _ => return Err(ApiError::BadRequest(format!("invalid ttl {t:?}: expected whole seconds >= 1"))),
+                },
+            };
+            let value = match (path_form, params.value) {
+                (false, Some(v)) => {
+                    check_value_len(v.len(), state.limits.value_max_bytes)?;
+                    Bytes::from(v)
+                }
+                _ => read_body(req, body, state.limits.value_max_bytes).await?,
+            };
+            if !path_form && value.is_empty() && !req.query_string().contains("value=") {
+                return Err(ApiError::BadRequest("missing value: use &value=V or PUT /cache/{key} with a body".into()));
+            }
+            let len = value.len();
+            state.router.put(key.clone(), value, ttl_secs * 1000).await?;
+            Ok((
+                HttpResponse::Ok().json(serde_json::json!({
+                    "key": String::from_utf8_lossy(&key),
+                    "stored": true,
+                    "bytes": len,
+                    "ttl": if ttl_secs == 0 { None } else { Some(ttl_secs) },
+                })),
+                "ok",
+            ))
+        }
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+fn check_value_len(len: usize, max: usize) -> Result<(), ApiError> {
+    if len > max {
+        return Err(ApiError::TooLarge(format!("value of {len} bytes exceeds VALUE_MAX_BYTES={max}")));
+    }
+    Ok(())
+}
+
+/// Reads the body, refusing before reading it when Content-Length is over the limit and as
+/// soon as a chunked body passes it.
+async fn read_body(req: &HttpRequest, mut body: web::Payload, max: usize) -> Result<Bytes, ApiError> {
+    if let Some(len) = req.headers().get("content-length") {
+        let len: usize = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| ApiError::BadRequest("invalid Content-Length".into()))?;
+        check_value_len(len, max)?;
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("could not read body: {e}")))?;
+        check_value_len(buf.len() + chunk.len(), max)?;
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+async fn health(state: web::Data<MasterState>) -> HttpResponse {
+    let view = state.router.view();
+    let auxiliaries = view.nodes.len();
+    let zk = state.cluster.zookeeper();
+    let ready = auxiliaries > 0;
+    let body = serde_json::json!({
+        "status": if ready { "ok" } else { "unavailable" },
+        "role": "master",
+        "id": state.node_id,
+        "zookeeper": zk,
+        "auxiliaries": auxiliaries,
+        "coordinator": state.cluster.is_coordinator(),
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics(state: web::Data<MasterState>) -> HttpResponse {
+    state.metrics.zookeeper_connected.set((state.cluster.zookeeper() == "connected") as i64);
+    state.metrics.auxiliary_nodes.set(state.router.view().nodes.len() as i64);
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+}
+
+async fn nodes(state: web::Data<MasterState>) -> HttpResponse {
+    let view = state.router.view();
+    let shares = view.ring.shares();
+    let stats = state.router.call_all(Request::Stats, Duration::from_secs(1)).await;
+    let auxiliaries: Vec<_> = stats
+        .into_iter()
+        .map(|(node, r)| {
+            let (keys, bytes) = match &r {
+                Ok(Response::Stats(s)) => (Some(s.keys), Some(s.bytes)),
+                _ => (None, None),
+            };
+            let status = if r.is_err() { "suspect" } else { node.status().as_str() };
+            serde_json::json!({
+                "id": node.addr.id,
+                "address": node.addr.http_addr,
+                "data_address": node.addr.data_addr,
+                "status": status,
+                "keys": keys,
+                "bytes": bytes,
+                "share": (shares.get(&node.addr.id).copied().unwrap_or(0.0) * 10_000.0).round() / 10_000.0,
+            })
+        })
+        .collect();
+    let masters: Vec<_> = state
+        .cluster
+        .masters()
+        .into_iter()
+        .map(|m| serde_json::json!({"id": m.id, "address": m.address, "status": "up"}))
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "masters": masters, "auxiliaries": auxiliaries }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_is_binary_safe_and_decodes_plus() {
+        let p = query_params("key=a%20b%2Fc%E2%9C%93&value=x+y%00z&ttl=5&other=1");
+        assert_eq!(p.key.unwrap(), "a b/c✓".as_bytes());
+        assert_eq!(p.value.unwrap(), b"x y\0z");
+        assert_eq!(p.ttl.as_deref(), Some("5"));
+        let p = query_params("key");
+        assert_eq!(p.key.unwrap(), b"");
+        assert!(query_params("").key.is_none());
+    }
+}
