@@ -90,6 +90,7 @@ fn main() -> ExitCode {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // built once at start
 enum Role {
     Master(tiercache_config::MasterConfig),
     Auxiliary(tiercache_config::AuxiliaryConfig),

@@ -163,7 +163,7 @@ async fn cache_inner(
             let ttl_secs = match params.ttl.as_deref() {
                 None => state.limits.default_ttl_secs,
                 Some(t) => match t.trim().parse::<u64>() {
-                    Ok(n) if n >= 1 && n <= 10 * 365 * 86_400 => n,
+                    Ok(n) if (1..=10 * 365 * 86_400).contains(&n) => n,
                     _ => return Err(ApiError::BadRequest(format!("invalid ttl {t:?}: expected whole seconds >= 1"))),
                 },
             };

@@ -1,0 +1,304 @@
+//! Test harness for cluster tests: a real ZooKeeper on a free loopback port with a temp data
+//! dir, real `tiercache` processes, all killed on drop (even when a test fails), and bounded
+//! waits everywhere.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-internal-token";
+const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// A child process killed on drop; its output goes to a log file printed when a test fails.
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Proc {
+        let log = log_dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        cmd.stdout(out.try_clone().unwrap()).stderr(out).stdin(Stdio::null());
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc { name: name.to_string(), child: Some(child), log }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the exit (bounded); kill -9 if it does not come.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        unsafe_free_sigterm(c.id());
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+fn unsafe_free_sigterm(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("---- last lines of {} ----", self.name);
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// A standalone ZooKeeper from Debian's package.
+pub struct ZooKeeper {
+    pub port: u16,
+    proc: Proc,
+    pub dir: tempfile::TempDir,
+}
+
+fn four_letter(port: u16, word: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(1000))).ok()?;
+    s.write_all(word.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+impl ZooKeeper {
+    pub fn start() -> ZooKeeper {
+        assert!(
+            Path::new(ZK_JAR).exists(),
+            "ZooKeeper is not installed ({ZK_JAR} missing): run `apt-get install -y zookeeper` \
+             (scripts/test.sh does it for you)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let proc = Self::spawn(port, dir.path());
+        let zk = ZooKeeper { port, proc, dir };
+        zk.wait_ready();
+        zk
+    }
+
+    fn spawn(port: u16, dir: &Path) -> Proc {
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let mut cmd = Command::new("java");
+        cmd.args([
+            "-Xmx256m",
+            "-Dzookeeper.admin.enableServer=false",
+            "-Dzookeeper.4lw.commands.whitelist=srvr,ruok",
+            "-cp",
+            &format!("{ZK_JAR}:/etc/zookeeper/conf"),
+            "org.apache.zookeeper.server.ZooKeeperServerMain",
+            &port.to_string(),
+            data.to_str().unwrap(),
+            "2000",
+        ]);
+        Proc::spawn(&format!("zookeeper-{port}"), cmd, dir)
+    }
+
+    fn wait_ready(&self) {
+        wait_until(Duration::from_secs(60), "ZooKeeper to serve", || {
+            four_letter(self.port, "srvr").is_some_and(|s| s.contains("Mode:"))
+        });
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (kill -9), keeping its data dir.
+    pub fn stop(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.proc = Self::spawn(self.port, self.dir.path());
+        self.wait_ready();
+    }
+}
+
+/// One tiercache process.
+pub struct Node {
+    pub id: String,
+    pub port: u16,
+    pub data_port: u16,
+    pub proc: Proc,
+}
+
+impl Node {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Builds tiercache processes that share one ZooKeeper root and a log/backup dir.
+pub struct Cluster {
+    pub zk_addr: String,
+    pub root: String,
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tiercache")
+}
+
+impl Cluster {
+    pub fn new(zk: &ZooKeeper, env: &[(&str, &str)]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let root = format!("/tc-{}", free_port());
+        Cluster {
+            zk_addr: zk.addr(),
+            root,
+            dir,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    fn command(&self, role: &str, id: &str, port: u16, extra: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.arg(role)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("PORT", port.to_string())
+            .env("BIND_ADDR", "127.0.0.1")
+            .env("ADVERTISE_HOST", "127.0.0.1")
+            .env("NODE_ID", id)
+            .env("ZK_SERVERS", &self.zk_addr)
+            .env("ZK_ROOT", &self.root)
+            .env("ZK_SESSION_TIMEOUT_MS", "4000")
+            .env("INTERNAL_TOKEN", TOKEN)
+            .env("BACKUP_INTERVAL", "0")
+            .env("BACKUP_DIR", self.dir.path().join(format!("backup-{id}")));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn master(&self, id: &str, extra: &[(&str, &str)]) -> Node {
+        let port = free_port();
+        let proc = Proc::spawn(id, self.command("master", id, port, extra), self.dir.path());
+        let n = Node { id: id.to_string(), port, data_port: 0, proc };
+        wait_until(Duration::from_secs(20), &format!("{id} to answer /health"), || {
+            http().get(format!("{}/health", n.url())).send().is_ok()
+        });
+        n
+    }
+
+    pub fn auxiliary(&self, id: &str, extra: &[(&str, &str)]) -> Node {
+        self.auxiliary_on(id, free_port(), free_port(), extra)
+    }
+
+    pub fn auxiliary_on(&self, id: &str, port: u16, data_port: u16, extra: &[(&str, &str)]) -> Node {
+        let dp = data_port.to_string();
+        let mut all: Vec<(&str, &str)> = vec![("DATA_PORT", dp.as_str())];
+        all.extend_from_slice(extra);
+        let proc = Proc::spawn(id, self.command("auxiliary", id, port, &all), self.dir.path());
+        let n = Node { id: id.to_string(), port, data_port, proc };
+        wait_until(Duration::from_secs(20), &format!("{id} to answer /health"), || {
+            http().get(format!("{}/health", n.url())).send().is_ok_and(|r| r.status().is_success())
+        });
+        n
+    }
+}
+
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+pub fn json(r: reqwest::blocking::Response) -> serde_json::Value {
+    r.json().unwrap()
+}
+
+/// Number of auxiliaries a master routes to.
+pub fn aux_count(master: &Node) -> i64 {
+    http()
+        .get(format!("{}/health", master.url()))
+        .send()
+        .ok()
+        .and_then(|r| r.json::<serde_json::Value>().ok())
+        .and_then(|v| v["auxiliaries"].as_i64())
+        .unwrap_or(-1)
+}
+
+pub fn wait_aux_count(master: &Node, n: i64, timeout: Duration) {
+    wait_until(timeout, &format!("{} to see {n} auxiliaries", master.id), || aux_count(master) == n);
+}
+
+pub fn put(master: &Node, key: &str, value: &str) -> reqwest::StatusCode {
+    http()
+        .put(format!("{}/cache/", master.url()))
+        .query(&[("key", key), ("value", value)])
+        .send()
+        .map(|r| r.status())
+        .unwrap_or(reqwest::StatusCode::IM_A_TEAPOT)
+}
+
+pub fn get(master: &Node, key: &str) -> (reqwest::StatusCode, Vec<u8>) {
+    match http().get(format!("{}/cache/", master.url())).query(&[("key", key)]).send() {
+        Ok(r) => {
+            let s = r.status();
+            (s, r.bytes().map(|b| b.to_vec()).unwrap_or_default())
+        }
+        Err(_) => (reqwest::StatusCode::IM_A_TEAPOT, vec![]),
+    }
+}
