@@ -11,7 +11,7 @@ pub mod server;
 pub use client::AuxClient;
 pub use hlc::Hlc;
 pub use metrics::Metrics;
-pub use router::{AuxAddr, NodeStatus, Router, RouterConfig};
+pub use router::{AuxAddr, NodeStatus, RebalanceStatus, Router, RouterConfig};
 pub use server::{serve_data, DataServer, SlowOps};
 
 use tokio_util::codec::LengthDelimitedCodec;

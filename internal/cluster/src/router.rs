@@ -100,12 +100,43 @@ impl AuxNode {
     }
 }
 
+/// How long after a membership change reads that miss fall back to the previous owners:
+/// long enough for the transfer of a large store to finish.
+const FALLBACK_MS: u64 = 60_000;
+
+/// The placement before the last change, kept while keys move.
+pub struct Previous {
+    /// The old ring.
+    pub ring: Ring,
+    /// The old auxiliaries (some may be leaving or gone).
+    pub nodes: HashMap<String, Arc<AuxNode>>,
+    /// Unix ms after which the fallback stops.
+    pub until_ms: u64,
+}
+
 /// A placement and the clients of its auxiliaries.
 pub struct View {
     /// The ring over the auxiliaries.
     pub ring: Ring,
     /// Auxiliaries by id.
     pub nodes: HashMap<String, Arc<AuxNode>>,
+    /// The previous placement while a rebalance may still be moving keys.
+    pub previous: Option<Previous>,
+}
+
+/// Progress of rebalance transfers, as `/nodes` shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RebalanceStatus {
+    /// A transfer is running now.
+    pub running: bool,
+    /// Transfers completed since start.
+    pub runs: u64,
+    /// Keys moved by the last transfer.
+    pub last_moved: u64,
+    /// Duration of the last transfer in ms.
+    pub last_duration_ms: u64,
+    /// Errors of the last transfer, if any.
+    pub last_errors: Vec<String>,
 }
 
 impl View {
@@ -121,6 +152,7 @@ pub struct Router {
     view: RwLock<Arc<View>>,
     hlc: Hlc,
     metrics: Arc<Metrics>,
+    rebalance: std::sync::Mutex<RebalanceStatus>,
 }
 
 /// The answer of a quorum read.
@@ -138,9 +170,10 @@ impl Router {
         Router {
             cfg,
             rt,
-            view: RwLock::new(Arc::new(View { ring: Ring::default(), nodes: HashMap::new() })),
+            view: RwLock::new(Arc::new(View { ring: Ring::default(), nodes: HashMap::new(), previous: None })),
             hlc: Hlc::new(),
             metrics,
+            rebalance: std::sync::Mutex::new(RebalanceStatus::default()),
         }
     }
 
@@ -180,7 +213,17 @@ impl Router {
             nodes.insert(m.id.clone(), node);
         }
         let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-        let view = Arc::new(View { ring: Ring::new(&ids, self.cfg.virtual_nodes), nodes });
+        let changed = old.ring.nodes() != Ring::new(&ids, 1).nodes();
+        let previous = if changed && !old.ring.is_empty() {
+            Some(Previous { ring: old.ring.clone(), nodes: old.nodes.clone(), until_ms: crate::now_ms() + FALLBACK_MS })
+        } else {
+            old.previous.as_ref().map(|p| Previous {
+                ring: p.ring.clone(),
+                nodes: p.nodes.clone(),
+                until_ms: p.until_ms,
+            })
+        };
+        let view = Arc::new(View { ring: Ring::new(&ids, self.cfg.virtual_nodes), nodes, previous });
         self.metrics.auxiliary_nodes.set(members.len() as i64);
         tracing::info!(auxiliaries = ?ids, "placement updated");
         match self.view.write() {
@@ -246,10 +289,35 @@ impl Router {
                 }
             }
         }
+        let newest = match newest {
+            Some(n) => Some(n),
+            None => self.fallback(&view, &key, &answers).await,
+        };
         Ok(match newest.and_then(|f| f.value) {
             Some(v) => ReadResult::Hit(v),
             None => ReadResult::Miss,
         })
+    }
+
+    /// While keys move after a membership change, a key no current owner has is looked up on
+    /// its previous owners; when found it is copied to the current owners at once.
+    async fn fallback(&self, view: &View, key: &Bytes, asked: &[(Arc<AuxNode>, Option<Found>)]) -> Option<Found> {
+        let prev = view.previous.as_ref().filter(|p| p.until_ms > crate::now_ms())?;
+        let current = view.owners(key, self.cfg.replicas);
+        let req = Request::Get { key: key.clone() };
+        for id in prev.ring.owners(key, self.cfg.replicas) {
+            if asked.iter().any(|(n, _)| n.addr.id == id) {
+                continue;
+            }
+            let Some(node) = view.nodes.get(id).or_else(|| prev.nodes.get(id)) else { continue };
+            if let Ok(Response::Value(Some(found))) = node.client.call(&req).await {
+                for owner in &current {
+                    self.repair(owner.clone(), key, &found);
+                }
+                return Some(found);
+            }
+        }
+        None
     }
 
     fn repair(&self, node: Arc<AuxNode>, key: &Bytes, f: &Found) {
@@ -283,10 +351,18 @@ impl Router {
             .collect();
         let mut oks = Vec::new();
         let mut errors = Vec::new();
+        let mut need = need;
         while let Some(r) = inflight.next().await {
             match r {
                 Ok(resp) => oks.push(resp),
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => {
+                    // An owner found unreachable just now is routed around like a known
+                    // suspect: the quorum counts among the owners that can answer.
+                    if e.is_unreachable() && need > 1 {
+                        need -= 1;
+                    }
+                    errors.push(e.to_string());
+                }
             }
             if oks.len() >= need && inflight.is_empty() {
                 break;
@@ -297,7 +373,7 @@ impl Router {
                 break;
             }
         }
-        if oks.len() < need {
+        if oks.len() < need || oks.is_empty() {
             return Err(ClusterError::Quorum { need, got: oks.len(), detail: errors.join("; ") });
         }
         Ok(oks)
@@ -337,6 +413,63 @@ impl Router {
             }
         });
         futures::future::join_all(futs).await
+    }
+}
+
+impl Router {
+    /// Current rebalance progress.
+    pub fn rebalance_status(&self) -> RebalanceStatus {
+        match self.rebalance.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn with_status(&self, f: impl FnOnce(&mut RebalanceStatus)) {
+        match self.rebalance.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    /// Asks every auxiliary of the current view to send its keys to their owners under this
+    /// view (only to owners that are new relative to `previous`, or to all when it is empty)
+    /// and to drop what it no longer owns. Returns the answers per auxiliary.
+    pub async fn rebalance(&self, previous: Vec<String>) -> Vec<(Arc<AuxNode>, Result<Response, ClusterError>)> {
+        let started = std::time::Instant::now();
+        let view = self.view();
+        let mut members: Vec<(String, String)> =
+            view.nodes.values().map(|n| (n.addr.id.clone(), n.addr.data_addr.clone())).collect();
+        members.sort();
+        self.with_status(|s| s.running = true);
+        let req = Request::Rebalance {
+            members,
+            virtual_nodes: self.cfg.virtual_nodes,
+            replicas: self.cfg.replicas as u32,
+            drop_unowned: true,
+            previous,
+        };
+        let results = self.call_all(req, Duration::from_secs(600)).await;
+        let mut moved = 0;
+        let mut errors = Vec::new();
+        for (node, r) in &results {
+            match r {
+                Ok(Response::Rebalanced { moved: m, .. }) => moved += m,
+                Ok(other) => errors.push(format!("{}: unexpected {other:?}", node.addr.id)),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        self.metrics.rebalance_keys_moved.inc_by(moved);
+        let ms = started.elapsed().as_millis() as u64;
+        tracing::info!(moved, ms, errors = errors.len(), "rebalance finished");
+        self.with_status(|s| {
+            s.running = false;
+            s.runs += 1;
+            s.last_moved = moved;
+            s.last_duration_ms = ms;
+            s.last_errors = errors;
+        });
+        results
     }
 }
 

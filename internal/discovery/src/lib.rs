@@ -61,6 +61,8 @@ pub struct Membership {
     pub masters: Vec<MemberInfo>,
     /// Registered auxiliaries, sorted by id.
     pub auxiliaries: Vec<MemberInfo>,
+    /// Id of the elected coordinator master (lowest ephemeral-sequential election znode).
+    pub coordinator: Option<String>,
 }
 
 /// State of the ZooKeeper session.
@@ -212,6 +214,11 @@ async fn register(cfg: &DiscoveryConfig, client: &zk::Client) -> Result<(), zk::
     }
     let path = format!("{}/{}/{}", cfg.root, cfg.role.dir(), cfg.me.id);
     let data = serde_json::to_vec(&cfg.me).unwrap_or_default();
+    if cfg.role == Role::Master {
+        // Election: the master with the lowest sequence number coordinates.
+        let prefix = format!("{}/election/n-", cfg.root);
+        client.create(&prefix, cfg.me.id.as_bytes(), &opts(zk::CreateMode::EphemeralSequential)).await?;
+    }
     for _ in 0..3 {
         match client.create(&path, &data, &opts(zk::CreateMode::Ephemeral)).await {
             Ok(_) => return Ok(()),
@@ -246,6 +253,20 @@ async fn list(client: &zk::Client, dir: &str) -> Result<(Vec<MemberInfo>, zk::On
     Ok((out, watcher))
 }
 
+async fn elected(client: &zk::Client, dir: &str) -> Result<(Option<String>, zk::OneshotWatcher), zk::Error> {
+    let (mut children, watcher) = client.list_and_watch_children(dir).await?;
+    // Sequence numbers are zero-padded: name order is creation order.
+    children.sort();
+    for c in children {
+        match client.get_data(&format!("{dir}/{c}")).await {
+            Ok((data, _)) => return Ok((Some(String::from_utf8_lossy(&data).into_owned()), watcher)),
+            Err(zk::Error::NoNode) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((None, watcher))
+}
+
 async fn session(
     cfg: &DiscoveryConfig,
     client: &zk::Client,
@@ -260,13 +281,15 @@ async fn session(
     tracing::info!(id = cfg.me.id, role = cfg.role.dir(), "registered in ZooKeeper");
     let masters_dir = format!("{}/masters", cfg.root);
     let aux_dir = format!("{}/auxiliaries", cfg.root);
+    let election_dir = format!("{}/election", cfg.root);
     loop {
         let listed = async {
             let (masters, mw) = list(client, &masters_dir).await?;
             let (auxiliaries, aw) = list(client, &aux_dir).await?;
-            Ok::<_, zk::Error>((Membership { masters, auxiliaries }, mw, aw))
+            let (coordinator, ew) = elected(client, &election_dir).await?;
+            Ok::<_, zk::Error>((Membership { masters, auxiliaries, coordinator }, mw, aw, ew))
         };
-        let (membership, mw, aw) = match listed.await {
+        let (membership, mw, aw, ew) = match listed.await {
             Ok(x) => x,
             Err(e) if !client.state().is_terminated() => {
                 tracing::debug!(error = %e, "listing failed; retrying");
@@ -287,6 +310,7 @@ async fn session(
         tokio::select! {
             _ = mw.changed() => {}
             _ = aw.changed() => {}
+            _ = ew.changed() => {}
             _ = &mut *leave => return SessionEnd::Leave,
             s = state.changed() => {
                 if let Some(end) = on_state(s, &mut state, s_tx, leave).await {

@@ -51,21 +51,10 @@ pub(crate) async fn backup(req: HttpRequest, state: web::Data<MasterState>) -> R
 
 pub(crate) async fn rebalance(req: HttpRequest, state: web::Data<MasterState>) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    let view = state.router.view();
-    let cfg = state.router.config();
-    let mut members: Vec<(String, String)> =
-        view.nodes.values().map(|n| (n.addr.id.clone(), n.addr.data_addr.clone())).collect();
-    members.sort();
-    if members.is_empty() {
+    if state.router.view().nodes.is_empty() {
         return Err(ApiError::Unavailable("no auxiliary to rebalance".into()));
     }
-    let req = Request::Rebalance {
-        members,
-        virtual_nodes: cfg.virtual_nodes,
-        replicas: cfg.replicas as u32,
-        drop_unowned: true,
-    };
-    let results = state.router.call_all(req, Duration::from_secs(600)).await;
+    let results = state.router.rebalance(vec![]).await;
     let mut total = 0u64;
     let mut failed = 0;
     let out: Vec<_> = results
@@ -85,7 +74,6 @@ pub(crate) async fn rebalance(req: HttpRequest, state: web::Data<MasterState>) -
             }
         })
         .collect();
-    state.metrics.rebalance_keys_moved.inc_by(total);
     let body = serde_json::json!({ "moved": total, "nodes": out });
     if failed == 0 {
         Ok(HttpResponse::Ok().json(body))

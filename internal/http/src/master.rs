@@ -40,6 +40,8 @@ pub trait ClusterInfo: Send + Sync + 'static {
     fn zookeeper(&self) -> &'static str;
     /// Whether this master coordinates rebalances.
     fn is_coordinator(&self) -> bool;
+    /// Id of the master that coordinates rebalances, if known.
+    fn coordinator(&self) -> Option<String>;
 }
 
 /// Everything the master's handlers need.
@@ -275,7 +277,12 @@ async fn nodes(state: web::Data<MasterState>) -> HttpResponse {
         .into_iter()
         .map(|m| serde_json::json!({"id": m.id, "address": m.address, "status": "up"}))
         .collect();
-    HttpResponse::Ok().json(serde_json::json!({ "masters": masters, "auxiliaries": auxiliaries }))
+    HttpResponse::Ok().json(serde_json::json!({
+        "masters": masters,
+        "auxiliaries": auxiliaries,
+        "coordinator": state.cluster.coordinator(),
+        "rebalance": state.router.rebalance_status(),
+    }))
 }
 
 #[cfg(test)]

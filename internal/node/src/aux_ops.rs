@@ -148,9 +148,11 @@ impl AuxOps {
         virtual_nodes: u32,
         replicas: usize,
         drop_unowned: bool,
+        previous: &[String],
     ) -> Result<(u64, u64), String> {
         let ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
         let ring = Ring::new(&ids, virtual_nodes);
+        let old_ring = (!previous.is_empty()).then(|| Ring::new(previous, virtual_nodes));
         let addrs: HashMap<&str, &str> = members.iter().map(|(i, a)| (i.as_str(), a.as_str())).collect();
         let mut peers: HashMap<String, AuxClient> = HashMap::new();
         let mut moved = 0u64;
@@ -163,7 +165,8 @@ impl AuxOps {
                 if !owners.contains(&self.node_id.as_str()) {
                     unowned.push((key.clone(), e.version));
                 }
-                for o in owners.into_iter().filter(|o| *o != self.node_id) {
+                let old_owners = old_ring.as_ref().map(|r| r.owners(&key, replicas)).unwrap_or_default();
+                for o in owners.into_iter().filter(|o| *o != self.node_id && !old_owners.contains(o)) {
                     batches.entry(o.to_string()).or_default().push(WireEntry {
                         key: key.clone(),
                         value: e.value.clone(),
@@ -224,11 +227,11 @@ impl SlowOps for SlowAdapter {
     fn rebalance(&self, req: Request) -> BoxFuture<'static, Response> {
         let ops = self.0.clone();
         Box::pin(async move {
-            let Request::Rebalance { members, virtual_nodes, replicas, drop_unowned } = req else {
+            let Request::Rebalance { members, virtual_nodes, replicas, drop_unowned, previous } = req else {
                 return Response::Error("not a rebalance request".into());
             };
             let started = Instant::now();
-            match ops.transfer(&members, virtual_nodes, replicas as usize, drop_unowned).await {
+            match ops.transfer(&members, virtual_nodes, replicas as usize, drop_unowned, &previous).await {
                 Ok((moved, dropped)) => {
                     tracing::info!(
                         moved,

@@ -44,6 +44,7 @@ struct ZkInfo {
     status: Option<watch::Receiver<ZkStatus>>,
     membership: Option<watch::Receiver<Arc<tiercache_discovery::Membership>>>,
     static_masters: Vec<MasterInfo>,
+    me: String,
 }
 
 impl ClusterInfo for ZkInfo {
@@ -65,7 +66,16 @@ impl ClusterInfo for ZkInfo {
         }
     }
     fn is_coordinator(&self) -> bool {
-        self.status.is_none()
+        match &self.membership {
+            Some(m) => m.borrow().coordinator.as_deref() == Some(self.me.as_str()),
+            None => true,
+        }
+    }
+    fn coordinator(&self) -> Option<String> {
+        match &self.membership {
+            Some(m) => m.borrow().coordinator.clone(),
+            None => Some(self.me.clone()),
+        }
     }
 }
 
@@ -119,6 +129,52 @@ fn master_server(
         .run())
 }
 
+fn aux_addrs(m: &tiercache_discovery::Membership) -> Vec<AuxAddr> {
+    m.auxiliaries
+        .iter()
+        .map(|m| AuxAddr { id: m.id.clone(), data_addr: m.data_addr.clone(), http_addr: m.http_addr.clone() })
+        .collect()
+}
+
+/// Applies membership changes to the router; the elected coordinator then starts the transfer
+/// of keys whose owners changed.
+async fn follow_membership(
+    mut rx: watch::Receiver<Arc<tiercache_discovery::Membership>>,
+    router: Arc<Router>,
+    info: Arc<ZkInfo>,
+) {
+    let mut applied: Vec<AuxAddr> = Vec::new();
+    loop {
+        let mut next = aux_addrs(&rx.borrow_and_update());
+        if applied.iter().any(|a| !next.contains(a)) {
+            // A node re-registering after a session change shows up as a removal and an
+            // addition; a short wait keeps such a blip from reshuffling the placement. Requests
+            // to a node that really died are routed around meanwhile (suspect marking).
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            next = aux_addrs(&rx.borrow_and_update());
+        }
+        if next != applied {
+            // Discovery keeps the last membership while ZooKeeper is unreachable, so an empty
+            // list here means the cluster really has no auxiliary.
+            router.set_members(&next);
+            let previous: Vec<String> = applied.iter().map(|a| a.id.clone()).collect();
+            let start_transfer = !applied.is_empty() && !next.is_empty() && info.is_coordinator();
+            applied = next;
+            if start_transfer {
+                let r = router.clone();
+                tokio::spawn(async move {
+                    // Let every master's view catch up before moving keys.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    r.rebalance(previous).await;
+                });
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Runs a master until `shutdown` resolves.
 pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
@@ -136,29 +192,13 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
             data_addr: String::new(),
         },
     });
-    let mut membership = discovery.membership();
-    let r = router.clone();
-    let follow = tokio::spawn(async move {
-        loop {
-            let auxes: Vec<AuxAddr> = membership
-                .borrow_and_update()
-                .auxiliaries
-                .iter()
-                .map(|m| AuxAddr { id: m.id.clone(), data_addr: m.data_addr.clone(), http_addr: m.http_addr.clone() })
-                .collect();
-            // An empty list while ZooKeeper is unreachable never arrives: discovery keeps the
-            // last membership, so this only empties when the cluster really has no auxiliary.
-            r.set_members(&auxes);
-            if membership.changed().await.is_err() {
-                return;
-            }
-        }
-    });
     let info = Arc::new(ZkInfo {
         status: Some(discovery.status()),
         membership: Some(discovery.membership()),
         static_masters: vec![],
+        me: cfg.common.node_id.clone(),
     });
+    let follow = tokio::spawn(follow_membership(discovery.membership(), router.clone(), info.clone()));
     let state = web::Data::new(MasterState {
         node_id: cfg.common.node_id.clone(),
         router,
@@ -302,10 +342,14 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
         .map(|m| (m.id.clone(), m.data_addr.clone()))
         .collect();
     if !remaining.is_empty() && data.store.stats().keys > 0 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        match data.ops.transfer(&remaining, cfg.virtual_nodes, cfg.replicas, false).await {
-            Ok((moved, _)) => tracing::info!(moved, "handed keys to the remaining auxiliaries"),
-            Err(e) => tracing::error!(error = e, "hand-off incomplete; the final snapshot keeps the keys"),
+        // Two passes: the first moves the bulk at once; masters take a moment to drop this
+        // node from their placement, so the second catches writes that landed meanwhile.
+        for (pass, wait) in [(1, Duration::from_millis(200)), (2, Duration::from_millis(2500))] {
+            tokio::time::sleep(wait).await;
+            match data.ops.transfer(&remaining, cfg.virtual_nodes, cfg.replicas, false, &[]).await {
+                Ok((moved, _)) => tracing::info!(pass, moved, "handed keys to the remaining auxiliaries"),
+                Err(e) => tracing::error!(pass, error = e, "hand-off incomplete; the final snapshot keeps the keys"),
+            }
         }
     }
     tracing::info!("shutting down: draining");
@@ -365,6 +409,7 @@ pub async fn run_local(
             status: None,
             membership: None,
             static_masters: vec![MasterInfo { id: master.common.node_id.clone(), address: http_addr.to_string() }],
+            me: master.common.node_id.clone(),
         }),
     });
     let server = master_server(state, listener)?;

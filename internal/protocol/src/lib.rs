@@ -88,6 +88,9 @@ pub enum Request {
         replicas: u32,
         /// Also delete keys this node no longer owns once their owners have them.
         drop_unowned: bool,
+        /// Ids of the previous view: only owners that are new relative to it receive a key.
+        /// Empty: send every key to every other owner (a full repair).
+        previous: Vec<String>,
     },
 }
 
@@ -202,6 +205,7 @@ mod tests {
                 virtual_nodes: 8,
                 replicas: 2,
                 drop_unowned: true,
+                previous: vec!["b".into()],
             },
         ];
         for (i, r) in reqs.into_iter().enumerate() {

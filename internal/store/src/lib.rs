@@ -105,13 +105,13 @@ impl Entry {
     }
 
     /// Last-write-wins: does `self` replace `other`? Higher version wins; equal versions are
-    /// broken by the value bytes (tombstone lowest) so every replica picks the same winner, and
-    /// an identical retry counts as applied.
+    /// broken by the value bytes (tombstone lowest) so every replica picks the same winner; an
+    /// identical copy does not (so transfers count only what was new).
     pub fn supersedes(&self, other: &Entry) -> bool {
         match self.version.cmp(&other.version) {
             std::cmp::Ordering::Greater => true,
             std::cmp::Ordering::Less => false,
-            std::cmp::Ordering::Equal => self.value.as_deref() >= other.value.as_deref(),
+            std::cmp::Ordering::Equal => self.value.as_deref() > other.value.as_deref(),
         }
     }
 
@@ -471,8 +471,8 @@ mod tests {
         assert!(s.get(b"k").is_some_and(|e| e.is_tombstone()));
         assert!(!s.delete(b("k"), 12).existed);
         assert!(s.put(b("k"), b("again"), 13, 0).unwrap());
-        // Equal versions: deterministic by value, identical retry applies.
-        assert!(s.put(b("k"), b("again"), 13, 0).unwrap());
+        // Equal versions: deterministic by value; an identical copy is not new.
+        assert!(!s.put(b("k"), b("again"), 13, 0).unwrap());
         assert!(!s.put(b("k"), b("aaaaa"), 13, 0).unwrap());
         assert!(s.put(b("k"), b("zzz"), 13, 0).unwrap());
         // Tombstones expire after their ttl.
