@@ -57,7 +57,7 @@ trap cleanup EXIT
 build() {
   log "building $1"
   # Legacy builder on purpose: the engine may have no BuildKit/buildx.
-  DOCKER_BUILDKIT=0 nice -n 19 $DOCKER build --network host -t "$1" "$2" >&2
+  DOCKER_BUILDKIT=0 nice -n 19 $DOCKER build --force-rm --network host -t "$1" "$2" >&2
 }
 
 # --- debian:bookworm-slim ------------------------------------------------------------------
@@ -95,15 +95,27 @@ deb $MIRROR $suite main
 deb $MIRROR $suite-updates main
 deb http://deb.debian.org/debian-security $suite-security main
 EOF
-  $SUDO rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
-    "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
-    "$root"/var/log/*.log "$root"/var/log/apt/*
-  log "importing $BASE_IMAGE"
+  # Files only: some postinst scripts (openjdk's) need /usr/share/man/man1 to exist.
+  $SUDO find "$root"/usr/share/doc "$root"/usr/share/man "$root"/usr/share/info \
+    "$root"/var/lib/apt/lists "$root"/var/cache/apt "$root"/var/log \
+    \( -type f -o -type l \) ! -name copyright ! -name lock -delete
+  $SUDO mkdir -p "$root"/usr/share/man/man1
+  rootfs_image="tiercache-build/rootfs:$suite"
+  log "importing the root file system as $rootfs_image"
   $SUDO tar --numeric-owner -C "$root" -c . |
     $DOCKER import \
       -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-      -c 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
+      -c 'CMD ["bash"]' - "$rootfs_image" >/dev/null
   $SUDO rm -rf "$root"
+  # debootstrap fetched the release as it was; take the updates and security fixes too.
+  mkdir -p "$WORK/base"
+  cat >"$WORK/base/Dockerfile" <<EOF
+FROM $rootfs_image
+RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -q \\
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
+EOF
+  build "$BASE_IMAGE" "$WORK/base"
+  $DOCKER rmi "$rootfs_image" >/dev/null
 fi
 
 APT_INSTALL='apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends'
@@ -128,6 +140,13 @@ else
   # bin, lib (rustc driver, LLVM, the std of the host target) and libexec; not the docs.
   cp -a "$sysroot/bin" "$sysroot/lib" "$ctx/toolchain/"
   [ -d "$sysroot/libexec" ] && cp -a "$sysroot/libexec" "$ctx/toolchain/"
+  # Trust what the host trusts while cargo downloads crates (e.g. a TLS-inspecting proxy's CA
+  # added to the host's bundle); Debian's own bundle otherwise.
+  if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca-certificates.crt"
+  else
+    : >"$ctx/host-ca-certificates.crt"
+  fi
   rm -f "$ctx/toolchain/bin/"{rust-analyzer,rls,cargo-miri,rust-gdb,rust-gdbgui,rust-lldb} || true
   cat >"$ctx/Dockerfile" <<EOF
 FROM $BASE_IMAGE
@@ -136,6 +155,9 @@ ENV RUSTUP_HOME=/usr/local/rustup \\
     CARGO_HOME=/usr/local/cargo \\
     RUST_VERSION=$host_ver \\
     PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+COPY host-ca-certificates.crt /tmp/
+RUN if [ -s /tmp/host-ca-certificates.crt ]; then cp /tmp/host-ca-certificates.crt /etc/ssl/certs/ca-certificates.crt; fi \\
+ && rm /tmp/host-ca-certificates.crt
 COPY toolchain /usr/local/rustup/$tc
 RUN mkdir -p /usr/local/cargo/bin \\
  && for b in /usr/local/rustup/$tc/bin/*; do ln -s "\$b" /usr/local/cargo/bin/; done \\
@@ -183,7 +205,8 @@ esac
 EOF
   cat >"$ctx/Dockerfile" <<EOF
 FROM $BASE_IMAGE
-RUN $APT_INSTALL zookeeper default-jre-headless && $APT_CLEAN \\
+# Debian's zookeeper package depends on the full default-jre; nothing to be done about that.
+RUN mkdir -p /usr/share/man/man1 && $APT_INSTALL zookeeper default-jre-headless && $APT_CLEAN \\
  && mkdir -p /data /datalog && chown zookeeper:zookeeper /data /datalog
 COPY zkServer.sh /usr/local/bin/zkServer.sh
 RUN chmod 755 /usr/local/bin/zkServer.sh

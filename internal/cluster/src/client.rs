@@ -33,7 +33,13 @@ struct Shared {
     live: watch::Sender<usize>,
     ever_connected: AtomicBool,
     next: AtomicUsize,
+    /// Wakes connection keepers out of their back-off when a caller needs a connection.
+    kick: tokio::sync::Notify,
 }
+
+/// How long a call waits for a connection to come (back) up before failing: long enough for a
+/// restarted auxiliary to be picked up again, short enough to fail over quickly.
+const RECONNECT_WAIT: Duration = Duration::from_millis(300);
 
 /// Pooled connections to one auxiliary.
 pub struct AuxClient {
@@ -67,6 +73,7 @@ impl AuxClient {
             live,
             ever_connected: AtomicBool::new(false),
             next: AtomicUsize::new(0),
+            kick: tokio::sync::Notify::new(),
         });
         let (stop, stop_rx) = watch::channel(false);
         for slot in 0..shared.slots.len() {
@@ -106,13 +113,20 @@ impl AuxClient {
         let deadline = tokio::time::Instant::now() + timeout;
         let conn = match self.pick() {
             Some(c) => c,
-            None if !self.shared.ever_connected.load(Ordering::Relaxed) => {
-                // Just added: give the first connection the request's time budget to come up.
+            None => {
+                // Just added (give the first connection the request's budget) or reconnecting
+                // (a short wait, so a restarted auxiliary is used again at once while a dead one
+                // fails fast and is routed around).
+                self.shared.kick.notify_waiters();
+                let wait = if self.shared.ever_connected.load(Ordering::Relaxed) {
+                    tokio::time::Instant::now() + RECONNECT_WAIT.min(timeout)
+                } else {
+                    deadline
+                };
                 let mut rx = self.shared.live.subscribe();
-                let _ = tokio::time::timeout_at(deadline, rx.wait_for(|n| *n > 0)).await;
+                let _ = tokio::time::timeout_at(wait, rx.wait_for(|n| *n > 0)).await;
                 self.pick().ok_or_else(|| ClusterError::Unreachable(self.shared.id.clone()))?
             }
-            None => return Err(ClusterError::Unreachable(self.shared.id.clone())),
         };
         let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = Bytes::from(encode(id, req)?);
@@ -179,9 +193,10 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
+                    _ = shared.kick.notified() => {}
                     _ = crate::stopped(&mut stop) => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                backoff = (backoff * 2).min(Duration::from_millis(500));
                 continue;
             }
         };
