@@ -1,5 +1,5 @@
 //! Replication, failover and ZooKeeper outages, with real processes and a real ZooKeeper.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
 mod common;
 
@@ -45,7 +45,7 @@ fn start_load(url: String, threads: usize, preloaded: usize) -> Load {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
-                    let (what, res) = if n % 2 == 0 {
+                    let (what, res) = if n.is_multiple_of(2) {
                         let key = format!("load-{t}-{n}");
                         let value = format!("v{n}");
                         let r = client.put(format!("{url}/cache/")).query(&[("key", &key), ("value", &value)]).send();
