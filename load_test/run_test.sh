@@ -15,8 +15,9 @@
 # Results: PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv,
 # PREFIX_exceptions.csv (and PREFIX.html with --headless). Exit code 1 if any request failed.
 #
-# Locust comes from the first of: $LOCUST, load_test/.venv, `python3 -m locust`; when none
-# has it, a virtualenv is created in load_test/.venv from requirements.txt.
+# Locust comes from the first of: $LOCUST, the virtualenv $TIERCACHE_VENV (default
+# ~/.cache/tiercache/locust-venv, outside the repository), `python3 -m locust`; when none has
+# it, that virtualenv is created from requirements.txt.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -50,18 +51,20 @@ done
 [[ "$run_time" =~ ^([0-9]+[hms])+$ ]] || { echo "run_test.sh: --time wants e.g. 30s, 5m, 1h30m" >&2; exit 2; }
 
 # Find or install Locust.
+venv=${TIERCACHE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tiercache/locust-venv}
 if [ -n "${LOCUST:-}" ]; then
   locust=("$LOCUST")
-elif [ -x "$here/.venv/bin/locust" ]; then
-  locust=("$here/.venv/bin/locust")
+elif [ -x "$venv/bin/locust" ]; then
+  locust=("$venv/bin/locust")
 elif python3 -c 'import locust' >/dev/null 2>&1; then
   locust=(python3 -m locust)
 else
-  echo "== installing Locust into $here/.venv (requirements.txt)" >&2
-  python3 -m venv "$here/.venv"
-  "$here/.venv/bin/pip" install -q --upgrade pip >&2
-  "$here/.venv/bin/pip" install -q -r "$here/requirements.txt" >&2
-  locust=("$here/.venv/bin/locust")
+  echo "== installing Locust into $venv (requirements.txt)" >&2
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip >&2
+  "$venv/bin/pip" install -q -r "$here/requirements.txt" >&2
+  locust=("$venv/bin/locust")
 fi
 
 if [ -z "$csv" ]; then

@@ -188,7 +188,8 @@ case "${1:-start-foreground}" in
     exec java ${JVMFLAGS:--Xmx256m} \
       -Dzookeeper.admin.enableServer="$admin" \
       -Dzookeeper.4lw.commands.whitelist="${ZOO_4LW_COMMANDS_WHITELIST:-srvr,ruok}" \
-      -cp /usr/share/java/zookeeper.jar:/etc/zookeeper/conf \
+      -Dzookeeper.root.logger="${ZOO_LOG4J_PROP:-INFO,CONSOLE}" \
+      -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar:/etc/zookeeper/conf \
       org.apache.zookeeper.server.ZooKeeperServerMain \
       "$port" "${ZOO_DATA_DIR:-/data}" "${ZOO_TICK_TIME:-2000}" "${ZOO_MAX_CLIENT_CNXNS:-60}"
     ;;

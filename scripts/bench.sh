@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# Measures tiercache beside reference servers, in one run on this machine, and writes
+# docs/benchmarks.md. Everything runs on loopback and stops by itself.
+#
+#   scripts/bench.sh                 # defaults: 64 connections, 10 s per HTTP run, 1M entries
+#   DURATION=5 ENTRIES=200000 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+ENTRIES=${ENTRIES:-1000000}
+OUT=${OUT:-docs/benchmarks.md}
+TOKEN=bench-internal-token
+
+need=()
+[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --bins -q
+TC=$ROOT/target/release/tiercache
+BENCH=$ROOT/target/release/tiercache-bench
+
+WORK=$(mktemp -d /tmp/tiercache-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx/nginx.pid" ] && kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # wait_for <seconds> <command...>
+  local t=$1; shift
+  for _ in $(seq 1 $((t * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "timed out waiting for: $*" >&2; return 1
+}
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+now_ms() { date +%s%3N; }
+
+echo "== machine"
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+NCPU=$(nproc)
+echo "$CPU, $NCPU cores"
+
+echo "== ZooKeeper"
+ZKPORT=$(free_port)
+mkdir -p "$WORK/zk"
+java -Xmx256m -Dzookeeper.admin.enableServer=false -Dzookeeper.4lw.commands.whitelist=srvr,ruok \
+  -cp /usr/share/java/zookeeper.jar:/etc/zookeeper/conf org.apache.zookeeper.server.ZooKeeperServerMain \
+  "$ZKPORT" "$WORK/zk" 2000 >"$WORK/zk.log" 2>&1 &
+PIDS+=($!)
+wait_for 60 bash -c "echo srvr | timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$ZKPORT; cat >&3; cat <&3' | grep -q Mode"
+
+common_env=(INTERNAL_TOKEN=$TOKEN ZK_SERVERS=127.0.0.1:$ZKPORT BIND_ADDR=127.0.0.1 ADVERTISE_HOST=127.0.0.1 RUST_LOG=warn)
+
+start_aux() { # start_aux <root> <id> <port> <dataport> <backupdir> -> pid
+  env "${common_env[@]}" ZK_ROOT="$1" NODE_ID="$2" PORT="$3" DATA_PORT="$4" BACKUP_DIR="$5" BACKUP_INTERVAL=3600 \
+    CACHE_SIZE=5000000 CACHE_MAX_BYTES=4294967296 RUST_LOG=info "$TC" auxiliary >>"$WORK/$2.log" 2>&1 &
+  echo $!
+}
+start_master() { # start_master <root> <id> <port> [env...]
+  local root=$1 id=$2 port=$3; shift 3
+  env "${common_env[@]}" "$@" ZK_ROOT="$root" NODE_ID="$id" PORT="$port" "$TC" master >>"$WORK/$id.log" 2>&1 &
+  echo $!
+}
+aux_count() { curl -s "http://127.0.0.1:$1/health" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("auxiliaries",0))' 2>/dev/null; }
+
+echo "== HTTP: tiercache (1 master, 2 auxiliaries, REPLICAS=2 WRITE_QUORUM=1 READ_QUORUM=1)"
+A1=$(free_port); D1=$(free_port); A2=$(free_port); D2=$(free_port); M=$(free_port)
+PIDS+=("$(start_aux /bench aux-1 "$A1" "$D1" "$WORK/b1")")
+PIDS+=("$(start_aux /bench aux-2 "$A2" "$D2" "$WORK/b2")")
+PIDS+=("$(start_master /bench master-1 "$M")")
+wait_for 30 bash -c "[ \"\$(curl -s http://127.0.0.1:$M/health | grep -o '\"auxiliaries\":2')\" ]"
+
+run() { "$BENCH" http --connections "$CONNS" --duration "$DURATION" --json "$WORK/$1.json" --label "$1" "${@:2}"; }
+field() { python3 -c "import json,sys; d=json.load(open('$WORK/$1.json')); print(eval('d'+sys.argv[1]))" "$2"; }
+
+run tiercache-get --url "http://127.0.0.1:$M" --keys 10000 --preload --get-ratio 1.0
+run tiercache-put --url "http://127.0.0.1:$M" --keys 10000 --get-ratio 0.0
+GET_RPS=$(field tiercache-get '["requests_per_sec"]')
+HALF=$(python3 -c "print(int($GET_RPS/2))")
+run tiercache-get-half-load --url "http://127.0.0.1:$M" --keys 10000 --get-ratio 1.0 --rate "$HALF"
+
+echo "== HTTP: NGINX references"
+NP=$(free_port); PP=$(free_port)
+mkdir -p "$WORK/nginx"
+BODY=$(python3 -c 'print("x"*100)')
+cat >"$WORK/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes auto;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
+  keepalive_requests 1000000;
+  upstream static { server 127.0.0.1:$NP; keepalive 128; }
+  server { listen 127.0.0.1:$NP; location / { default_type application/octet-stream; return 200 "$BODY"; } }
+  server { listen 127.0.0.1:$PP; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+EOF
+"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/error.log" &
+PIDS+=($!)
+wait_for 10 curl -sf "http://127.0.0.1:$NP/static"
+run nginx-static --url "http://127.0.0.1:$NP" --path /static
+run nginx-proxy --url "http://127.0.0.1:$PP" --path /static
+kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
+
+echo "== Redis reference (redis-benchmark, same concurrency, 100-byte values)"
+RP=$(free_port)
+mkdir -p "$WORK/redis"
+redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &
+REDIS_PID=$!
+PIDS+=($REDIS_PID)
+wait_for 10 redis-cli -p "$RP" ping
+REQS=$(python3 -c "print(max(100000, int($GET_RPS*$DURATION)))")
+redis-benchmark -p "$RP" -c "$CONNS" -n "$REQS" -d 100 -r 10000 -t set,get --csv >"$WORK/redis-bench.csv"
+cat "$WORK/redis-bench.csv"
+redis_field() { python3 - "$WORK/redis-bench.csv" "$1" "$2" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+head = rows[0]
+for r in rows[1:]:
+    if r[0] == sys.argv[2]:
+        print(r[head.index(sys.argv[3])])
+EOF
+}
+R_GET=$(redis_field GET rps); R_SET=$(redis_field SET rps)
+R_GET_P50=$(redis_field GET p50_latency_ms); R_GET_P99=$(redis_field GET p99_latency_ms)
+R_SET_P50=$(redis_field SET p50_latency_ms); R_SET_P99=$(redis_field SET p99_latency_ms)
+redis-cli -p "$RP" flushall >/dev/null
+
+echo "== Memory, snapshot and restore: $ENTRIES entries of 100 bytes, 16-byte keys"
+MA=$(free_port); MD=$(free_port); MM=$(free_port)
+MEMAUX=$(start_aux /mem mem-aux "$MA" "$MD" "$WORK/mem-backup")
+PIDS+=("$MEMAUX")
+PIDS+=("$(start_master /mem mem-master "$MM" REPLICAS=1)")
+wait_for 30 bash -c "[ \"\$(curl -s http://127.0.0.1:$MM/health | grep -o '\"auxiliaries\":1')\" ]"
+sleep 1
+RSS0=$(rss_kb "$MEMAUX")
+"$BENCH" fill --data-addr "127.0.0.1:$MD" --token "$TOKEN" --entries "$ENTRIES" --value-size 100 | tee "$WORK/fill.txt"
+sleep 1
+RSS1=$(rss_kb "$MEMAUX")
+TC_BPE=$(python3 -c "print(round(($RSS1-$RSS0)*1024/$ENTRIES,1))")
+
+R0=$(redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
+RR0=$(rss_kb "$REDIS_PID")
+python3 - "$ENTRIES" >"$WORK/redis-fill.txt" <<'EOF'
+import os, sys
+n = int(sys.argv[1])
+out = sys.stdout
+for i in range(n):
+    k = "key:%012d" % i
+    v = os.urandom(50).hex()  # 100 incompressible printable bytes, like tiercache-bench fill
+    out.write("*3\r\n$3\r\nSET\r\n$16\r\n%s\r\n$100\r\n%s\r\n" % (k, v))
+EOF
+redis-cli -p "$RP" --pipe <"$WORK/redis-fill.txt" >/dev/null
+rm -f "$WORK/redis-fill.txt"
+R1=$(redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
+RR1=$(rss_kb "$REDIS_PID")
+R_KEYS=$(redis-cli -p "$RP" dbsize)
+R_BPE=$(python3 -c "print(round(($R1-$R0)/$R_KEYS,1))")
+R_RSS_BPE=$(python3 -c "print(round(($RR1-$RR0)*1024/$R_KEYS,1))")
+
+SNAP_JSON=$(curl -s -X POST "http://127.0.0.1:$MM/backup")
+TC_SNAP_MS=$(echo "$SNAP_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["backups"][0]["duration_ms"])')
+TC_SNAP_BYTES=$(echo "$SNAP_JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["backups"][0]["bytes"])')
+T0=$(now_ms); redis-cli -p "$RP" save >/dev/null; T1=$(now_ms)
+R_SAVE_MS=$((T1 - T0))
+R_RDB_BYTES=$(stat -c %s "$WORK/redis/dump.rdb")
+
+# Restore: kill -9 and start again from the snapshot; time from start to serving.
+kill -9 "$MEMAUX"
+T0=$(now_ms)
+MEMAUX=$(start_aux /mem mem-aux "$MA" "$MD" "$WORK/mem-backup")
+PIDS+=("$MEMAUX")
+wait_for 120 curl -sf "http://127.0.0.1:$MA/health"
+T1=$(now_ms)
+TC_RESTORE_MS=$((T1 - T0))
+TC_RESTORE_LOAD_MS=$(grep -o 'restored snapshot.*' "$WORK/mem-aux.log" | tail -1 | grep -o 'ms=[0-9]*' | cut -d= -f2)
+redis-cli -p "$RP" shutdown nosave >/dev/null 2>&1 || true
+wait_for 10 bash -c "! kill -0 $REDIS_PID"
+T0=$(now_ms)
+redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/redis" --daemonize no >>"$WORK/redis.log" 2>&1 &
+REDIS_PID=$!; PIDS+=($REDIS_PID)
+wait_for 120 bash -c "redis-cli -p $RP info persistence 2>/dev/null | grep -q 'loading:0'"
+T1=$(now_ms)
+R_RESTORE_MS=$((T1 - T0))
+R_KEYS2=$(redis-cli -p "$RP" dbsize)
+redis-cli -p "$RP" shutdown nosave >/dev/null 2>&1 || true
+
+echo "== Rebalance rate: a second auxiliary joins the one holding $ENTRIES entries (REPLICAS=1)"
+JA=$(free_port); JD=$(free_port)
+PIDS+=("$(start_aux /mem mem-aux-2 "$JA" "$JD" "$WORK/mem-backup-2")")
+wait_for 300 bash -c "curl -s http://127.0.0.1:$MM/nodes | python3 -c 'import json,sys; r=json.load(sys.stdin)[\"rebalance\"]; sys.exit(0 if r[\"runs\"]>=1 and not r[\"running\"] else 1)'"
+REB=$(curl -s "http://127.0.0.1:$MM/nodes")
+REB_MOVED=$(echo "$REB" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rebalance"]["last_moved"])')
+REB_MS=$(echo "$REB" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rebalance"]["last_duration_ms"])')
+REB_RATE=$(python3 -c "print(int($REB_MOVED*1000/max($REB_MS,1)))")
+
+echo "== Placement"
+"$BENCH" placement --keys 1000000 | tee "$WORK/placement.txt"
+
+echo "== Writing $OUT"
+g() { field "$1" "$2"; }
+fmt() { python3 -c "print(f'{float(\"$1\"):,.${2:-0}f}')"; }
+ratio() { python3 -c "print(f'{float(\"$1\")/float(\"$2\"):.2f}')"; }
+NG=$(g nginx-static '["requests_per_sec"]'); NP_RPS=$(g nginx-proxy '["requests_per_sec"]')
+TG=$(g tiercache-get '["requests_per_sec"]'); TP=$(g tiercache-put '["requests_per_sec"]')
+row() { # label json
+  echo "| $1 | $(fmt "$(g "$2" '["requests_per_sec"]')") | $(g "$2" '["errors"]') | $(fmt "$(g "$2" '["latency_ms"]["p50"]')" 3) | $(fmt "$(g "$2" '["latency_ms"]["p90"]')" 3) | $(fmt "$(g "$2" '["latency_ms"]["p99"]')" 3) | $(fmt "$(g "$2" '["latency_ms"]["p999"]')" 3) |"
+}
+mkdir -p "$(dirname "$OUT")"
+{
+cat <<EOF
+# Benchmarks
+
+Measured by \`scripts/bench.sh\` in one run on $(date -u +%Y-%m-%d): $CPU, $NCPU cores, everything
+(servers and load generator) on the same machine over loopback. Re-run with
+\`scripts/bench.sh\` (\`DURATION\`, \`CONNS\`, \`ENTRIES\` override the defaults: $DURATION s, $CONNS
+connections, $ENTRIES entries). The load generator competes with the servers for the two cores,
+so compare ratios within this run, not absolute figures across machines.
+
+## HTTP throughput and latency ($CONNS keep-alive connections, 100-byte values)
+
+\`tiercache-bench http --connections $CONNS --duration $DURATION ...\` against: tiercache (one
+master, two auxiliaries, REPLICAS=2, GET = master → one auxiliary → back; PUT = master → two
+auxiliaries, acknowledged after the first), NGINX returning a 100-byte body from memory (the HTTP
+ceiling of this machine), NGINX proxying to that NGINX (the cost of one extra hop).
+
+| target | requests/s | errors | p50 ms | p90 ms | p99 ms | p99.9 ms |
+|---|---|---|---|---|---|---|
+$(row "tiercache GET" tiercache-get)
+$(row "tiercache PUT" tiercache-put)
+$(row "tiercache GET at half load (--rate $HALF)" tiercache-get-half-load)
+$(row "NGINX static 100 B" nginx-static)
+$(row "NGINX → NGINX proxy" nginx-proxy)
+
+Redis, \`redis-benchmark -c $CONNS -n $REQS -d 100 -r 10000 -t set,get\` (its own RESP client, no HTTP):
+
+| target | requests/s | p50 ms | p99 ms |
+|---|---|---|---|
+| Redis GET | $(fmt "$R_GET") | $R_GET_P50 | $R_GET_P99 |
+| Redis SET | $(fmt "$R_SET") | $R_SET_P50 | $R_SET_P99 |
+
+Ratios: tiercache GET / NGINX static = **$(ratio "$TG" "$NG")** (target ≥ 0.5);
+tiercache GET / NGINX proxy = **$(ratio "$TG" "$NP_RPS")**; tiercache GET / Redis GET = $(ratio "$TG" "$R_GET");
+tiercache PUT / Redis SET = $(ratio "$TP" "$R_SET"). p99 of GET at half load: **$(fmt "$(g tiercache-get-half-load '["latency_ms"]["p99"]')" 3) ms** (target < 2 ms).
+
+## Memory per entry ($ENTRIES entries, 16-byte keys, 100-byte values)
+
+| store | bytes per entry | how |
+|---|---|---|
+| tiercache auxiliary | $TC_BPE | RSS growth ($RSS0 → $RSS1 KiB) / entries, filled with \`tiercache-bench fill\` |
+| Redis \`used_memory\` | $R_BPE | \`INFO memory\` growth / \`DBSIZE\` ($R_KEYS keys, loaded with \`redis-cli --pipe\`) |
+| Redis RSS | $R_RSS_BPE | RSS growth / keys |
+
+## Snapshot and restore ($ENTRIES entries)
+
+| | tiercache | Redis |
+|---|---|---|
+| snapshot | $TC_SNAP_MS ms (\`POST /backup\`, $TC_SNAP_BYTES bytes) | $R_SAVE_MS ms (\`SAVE\`, $R_RDB_BYTES bytes) |
+| restart to serving | $TC_RESTORE_MS ms (process start → \`/health\` 200; loading itself $TC_RESTORE_LOAD_MS ms) | $R_RESTORE_MS ms (process start → \`loading:0\`, $R_KEYS2 keys) |
+
+## Rebalance
+
+A second auxiliary joins one that holds $ENTRIES entries (REPLICAS=1): the coordinator's
+transfer moved $REB_MOVED keys in $REB_MS ms, **$REB_RATE keys/s** (batches of 1000 over the
+internal protocol, then dropping what the old owner no longer owns).
+
+## Placement ($ENTRIES keys, default VIRTUAL_NODES=512)
+
+\`tiercache-bench placement --keys 1000000\` (targets: max/mean ≤ 1.10; moved on a join ≤ 1.1 × 1/(n+1)):
+
+\`\`\`
+$(cat "$WORK/placement.txt")
+\`\`\`
+EOF
+} >"$OUT"
+cat "$OUT"

@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# Smoke test of the docker-compose stack, bounded in time, loud on failure, always cleaned up.
+#
+#   scripts/compose-smoke.sh
+#
+# 1. scripts/build-images.sh (stand-in images from Debian packages; skips those that exist)
+# 2. builds the tiercache image (CARGO_BUILD_JOBS=1 by default, low CPU priority)
+# 3. `docker-compose up --build -d` (project tiercache-smoke), waits until every container is
+#    healthy and prints how long that took
+# 4. PUT + GET (query and raw-body forms, a %2F key) + DELETE through NGINX on :8081;
+#    /nodes through NGINX lists 3 masters and 3 auxiliaries, all up
+# 5. Prometheus has all 6 tiercache targets up and every metric the dashboard uses
+# 6. Grafana: when its image is present, it must come up with the data source and dashboard
+#    provisioned; otherwise (it cannot be built from Debian packages) its provisioning files
+#    are checked statically
+# 7. scaling: `--scale aux-extra=1` joins a 4th auxiliary (in /nodes and in Prometheus)
+# 8. a short headless Locust run through NGINX must have 0 failures
+# `docker-compose down -v` runs at exit, whatever happened.
+#
+# Environment: SMOKE_TIMEOUT (seconds for everything, default 1500), SMOKE_PROJECT
+# (tiercache-smoke), SMOKE_LOCUST=0 / SMOKE_SCALE=0 to skip steps 8 / 7, SMOKE_LOCUST_USERS (20),
+# SMOKE_LOCUST_TIME (20s), CARGO_BUILD_JOBS (1), NGINX_PORT (8081), PROMETHEUS_PORT (9090),
+# GRAFANA_PORT (4000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The whole run under one deadline: re-run this script under `timeout`, which signals the
+# whole process group; the EXIT trap below still tears the stack down.
+if [ -z "${SMOKE_INNER:-}" ]; then
+  export SMOKE_INNER=1
+  limit=${SMOKE_TIMEOUT:-1500}
+  set +e
+  timeout --kill-after=120 "$limit" "$0" "$@"
+  rc=$?
+  set -e
+  if [ "$rc" -eq 124 ]; then
+    echo "compose-smoke: FAILED: over the ${limit}s limit (SMOKE_TIMEOUT)" >&2
+  fi
+  exit "$rc"
+fi
+
+PROJECT=${SMOKE_PROJECT:-tiercache-smoke}
+export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
+export NGINX_PORT=${NGINX_PORT:-8081} PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090} GRAFANA_PORT=${GRAFANA_PORT:-4000}
+NGINX="http://127.0.0.1:$NGINX_PORT"
+PROM="http://127.0.0.1:$PROMETHEUS_PORT"
+GRAFANA="http://127.0.0.1:$GRAFANA_PORT"
+DC=(docker-compose -p "$PROJECT" -f docker-compose.yml)
+TMP=$(mktemp -d)
+START=$(date +%s)
+
+log() { printf '[%4ss] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
+
+dump_logs() {
+  echo "----- docker-compose ps -----" >&2
+  "${DC[@]}" ps >&2 || true
+  local ids id name state health
+  ids=$("${DC[@]}" ps -q 2>/dev/null || true)
+  for id in $ids; do
+    name=$(docker inspect -f '{{.Name}}' "$id" 2>/dev/null | sed 's#^/##')
+    state=$(docker inspect -f '{{.State.Status}}' "$id" 2>/dev/null || echo gone)
+    health=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id" 2>/dev/null || echo none)
+    if [ "$state" != running ] || { [ "$health" != healthy ] && [ "$health" != none ]; } || [ "${DUMP_ALL:-0}" = 1 ]; then
+      echo "----- $name: $state, health $health; last health check:" >&2
+      docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}{{end}}' "$id" 2>/dev/null | tail -n 5 >&2 || true
+      echo "----- $name: last log lines" >&2
+      docker logs --tail 60 "$id" 2>&1 | sed "s#^#$name | #" >&2 || true
+    fi
+  done
+}
+
+fail() {
+  echo >&2
+  echo "compose-smoke: FAILED: $*" >&2
+  dump_logs
+  FAILED_DUMPED=1
+  exit 1
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ "$rc" -ne 0 ] && [ -z "${FAILED_DUMPED:-}" ]; then dump_logs || true; fi
+  log "docker-compose down -v"
+  "${DC[@]}" down -v --remove-orphans -t 10 >/dev/null 2>&1 || "${DC[@]}" down -v --remove-orphans -t 10 || true
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "compose-smoke: no Docker engine" >&2; exit 1; }
+command -v docker-compose >/dev/null || { echo "compose-smoke: no docker-compose" >&2; exit 1; }
+command -v curl >/dev/null || { echo "compose-smoke: needs curl" >&2; exit 1; }
+"${DC[@]}" config -q || fail "docker-compose.yml does not validate"
+
+# Anything left over from an interrupted run.
+"${DC[@]}" down -v --remove-orphans -t 5 >/dev/null 2>&1 || true
+
+# ---- 1. images --------------------------------------------------------------------------------
+log "images (scripts/build-images.sh)"
+nice -n 19 scripts/build-images.sh
+
+services=()
+for s in $("${DC[@]}" config --services); do
+  case "$s" in
+    aux-extra) ;; # scale 0; started in step 7
+    grafana)
+      img=$("${DC[@]}" config | sed -n '/^  grafana:/,/^  [a-z]/s/^    image: *//p' | head -n1)
+      if docker image inspect "$img" >/dev/null 2>&1; then services+=("$s"); else
+        log "no $img image here (not buildable from Debian packages): Grafana checked statically"
+      fi
+      ;;
+    *) services+=("$s") ;;
+  esac
+done
+with_grafana=0
+[[ " ${services[*]} " == *" grafana "* ]] && with_grafana=1
+
+# ---- 2. the tiercache image: the first build compiles the workspace (minutes) ------------------
+# Built with `docker build` first so it can run at low CPU priority (compose cannot pass
+# --cpu-shares); `up --build` below then finds every layer cached.
+tiercache_image=$("${DC[@]}" config | sed -n 's/^    image: *\(tiercache:.*\)$/\1/p' | head -n1)
+log "building $tiercache_image (CARGO_BUILD_JOBS=$CARGO_BUILD_JOBS)"
+t=$(date +%s)
+DOCKER_BUILDKIT=0 nice -n 19 docker build --force-rm --cpu-shares 256 \
+  --build-arg CARGO_BUILD_JOBS="$CARGO_BUILD_JOBS" -t "$tiercache_image" . >"$TMP/build.log" 2>&1 ||
+  { tail -n 60 "$TMP/build.log" >&2; fail "docker build of $tiercache_image"; }
+log "image built in $(($(date +%s) - t))s ($(docker image inspect -f '{{.Size}}' "$tiercache_image" | awk '{printf "%.0f MB", $1/1e6}'))"
+
+# ---- 3. up, and wait until every container is healthy -------------------------------------
+log "docker-compose up --build -d ${services[*]}"
+t_up=$(date +%s)
+nice -n 19 "${DC[@]}" up --build -d "${services[@]}" >"$TMP/up.log" 2>&1 ||
+  { cat "$TMP/up.log" >&2; fail "docker-compose up"; }
+
+wait_healthy() { # $1 = seconds
+  local deadline=$(($(date +%s) + $1)) ids id h pending
+  while :; do
+    pending=""
+    ids=$("${DC[@]}" ps -q)
+    [ -n "$ids" ] || fail "no containers"
+    for id in $ids; do
+      h=$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id")
+      case "$h" in
+        running/healthy | running/none) ;;
+        exited/* | dead/*) fail "container $(docker inspect -f '{{.Name}}' "$id") is $h" ;;
+        *) pending="$pending $(docker inspect -f '{{.Name}}' "$id" | sed 's#^/##')($h)" ;;
+      esac
+    done
+    [ -z "$pending" ] && return 0
+    [ "$(date +%s)" -lt "$deadline" ] || fail "not healthy after $1 s:$pending"
+    sleep 1
+  done
+}
+wait_healthy 180
+UP_SECS=$(($(date +%s) - t_up))
+log "all ${#services[@]} services healthy ${UP_SECS}s after 'up' (image already built)"
+
+# ---- 4. the API through NGINX -------------------------------------------------------------
+check() { # $1 = description, rest = command; prints the command's stdout into $OUT
+  if ! OUT=$("${@:2}" 2>"$TMP/err"); then
+    fail "$1: $(cat "$TMP/err") $OUT"
+  fi
+}
+code() { curl -s -o "$TMP/body" -w '%{http_code}' "$@"; }
+
+check "PUT query form" code -X PUT "$NGINX/cache/?key=smoke:1&value=hello%20world&ttl=600"
+[ "$OUT" = 200 ] || fail "PUT query form answered $OUT: $(cat "$TMP/body")"
+check "GET query form" code "$NGINX/cache/?key=smoke:1"
+[ "$OUT" = 200 ] && [ "$(cat "$TMP/body")" = "hello world" ] || fail "GET answered $OUT: $(cat "$TMP/body")"
+
+head -c 65536 /dev/urandom >"$TMP/blob"
+check "PUT raw body, %2F key" code -X PUT --data-binary @"$TMP/blob" -H 'Content-Type: application/octet-stream' "$NGINX/cache/smoke%2Fblob"
+[ "$OUT" = 200 ] || fail "PUT raw body answered $OUT: $(cat "$TMP/body")"
+check "GET by query key with /" code "$NGINX/cache/?key=smoke%2Fblob"
+[ "$OUT" = 200 ] && cmp -s "$TMP/body" "$TMP/blob" || fail "64 KiB binary value did not round-trip through NGINX ($OUT)"
+
+check "DELETE" code -X DELETE "$NGINX/cache/smoke:1"
+[ "$OUT" = 200 ] || fail "DELETE answered $OUT"
+check "GET deleted" code "$NGINX/cache/?key=smoke:1"
+[ "$OUT" = 404 ] || fail "GET of a deleted key answered $OUT"
+check "oversized value" code -X PUT --data-binary @<(head -c 1100000 /dev/zero) "$NGINX/cache/smoke:big"
+[ "$OUT" = 413 ] || fail "a 1.1 MB value answered $OUT, wanted 413"
+log "PUT/GET/DELETE through NGINX ok (binary 64 KiB value with a %2F key, 413 above 1 MiB)"
+
+nodes_ok() { # $1 = auxiliaries wanted
+  curl -fsS "$NGINX/nodes" >"$TMP/nodes" 2>/dev/null || return 1
+  python3 - "$1" "$TMP/nodes" <<'EOF'
+import json, sys
+want = int(sys.argv[1])
+n = json.load(open(sys.argv[2]))
+aux = n.get("auxiliaries", [])
+up = [a for a in aux if a.get("status") == "up"]
+sys.exit(0 if len(aux) == want and len(up) == want and len(n.get("masters", [])) == 3 else 1)
+EOF
+}
+deadline=$(($(date +%s) + 30))
+until nodes_ok 3; do
+  [ "$(date +%s)" -lt "$deadline" ] || fail "/nodes through NGINX: wanted 3 masters and 3 auxiliaries up: $(cat "$TMP/nodes" 2>/dev/null)"
+  sleep 1
+done
+log "/nodes through NGINX: 3 masters, 3 auxiliaries up"
+
+# ---- 5. Prometheus ------------------------------------------------------------------------
+targets_up() { # $1 = tiercache targets wanted up
+  curl -fsS "$PROM/api/v1/targets?state=active" >"$TMP/targets" 2>/dev/null || return 1
+  python3 - "$1" "$TMP/targets" <<'EOF'
+import json, sys
+want = int(sys.argv[1])
+t = json.load(open(sys.argv[2]))["data"]["activeTargets"]
+mine = [x for x in t if x["labels"].get("job", "").startswith("tiercache-")]
+up = [x for x in mine if x["health"] == "up"]
+print(" ".join(sorted(x["labels"].get("node", "?") + ":" + x["health"] for x in mine)))
+sys.exit(0 if len(mine) == want and len(up) == want else 1)
+EOF
+}
+deadline=$(($(date +%s) + 60))
+until targets_up 6 >"$TMP/targets.txt"; do
+  [ "$(date +%s)" -lt "$deadline" ] || fail "Prometheus: wanted 6 tiercache targets up, got: $(cat "$TMP/targets.txt")"
+  sleep 2
+done
+log "Prometheus: 6 tiercache targets up ($(cat "$TMP/targets.txt"))"
+"${DC[@]}" exec -T prometheus promtool check config /etc/prometheus/prometheus.yml >"$TMP/promtool" 2>&1 ||
+  { cat "$TMP/promtool" >&2; fail "promtool check config"; }
+
+# Every metric name the dashboard queries must exist in Prometheus.
+curl -fsS "$PROM/api/v1/label/__name__/values" >"$TMP/names" || fail "Prometheus label values"
+python3 - config/grafana/dashboards/tiercache.json "$TMP/names" <<'EOF' || fail "dashboard queries metrics Prometheus does not have"
+import json, re, sys
+dash = json.load(open(sys.argv[1]))
+have = set(json.load(open(sys.argv[2]))["data"])
+used = set()
+for p in dash["panels"]:
+    for t in p.get("targets", []):
+        for name in re.findall(r"\b([a-z_]+(?:_total|_current|_seconds|_bucket|_sum|_count|_nodes|_connected)|up)\b", t["expr"]):
+            used.add(name)
+missing = sorted(used - have)
+print("dashboard metrics:", len(used), "missing:", missing or "none")
+sys.exit(1 if missing else 0)
+EOF
+
+# ---- 6. Grafana ---------------------------------------------------------------------------
+python3 - <<'EOF' || fail "Grafana provisioning files"
+import json, sys
+try:
+    import yaml
+except ImportError:
+    yaml = None
+ds_file = "config/grafana/provisioning/datasources/prometheus.yml"
+prov_file = "config/grafana/provisioning/dashboards/tiercache.yml"
+dash = json.load(open("config/grafana/dashboards/tiercache.json"))
+errors = []
+if yaml:
+    ds = yaml.safe_load(open(ds_file))["datasources"]
+    uids = {d["uid"] for d in ds if d["type"] == "prometheus"}
+    prov = yaml.safe_load(open(prov_file))["providers"]
+    if not any(p["options"]["path"] == "/etc/grafana/dashboards" for p in prov):
+        errors.append("no dashboard provider reads /etc/grafana/dashboards")
+else:
+    uids = {"prometheus"}
+required = ["Request rate by operation", "Hit ratio", "Latency p50 / p99 by operation",
+            "Keys per auxiliary", "Bytes per auxiliary", "Evictions", "Expirations",
+            "Auxiliaries up", "Rebalance progress", "Backup age"]
+titles = {p["title"] for p in dash["panels"]}
+errors += [f"missing panel {t!r}" for t in required if t not in titles]
+ids = [p["id"] for p in dash["panels"]]
+if len(ids) != len(set(ids)):
+    errors.append("duplicate panel ids")
+for p in dash["panels"]:
+    if p["type"] == "row":
+        continue
+    if p.get("datasource", {}).get("uid") not in uids:
+        errors.append(f"panel {p['title']!r} uses an unknown data source")
+    if not p.get("targets") or not all(t.get("expr") for t in p["targets"]):
+        errors.append(f"panel {p['title']!r} has no query")
+    g = p["gridPos"]
+    if g["x"] + g["w"] > 24:
+        errors.append(f"panel {p['title']!r} is wider than the grid")
+if dash.get("uid") != "tiercache-overview":
+    errors.append("dashboard uid changed")
+print("grafana files:", "ok" if not errors else errors, f"({len(titles)} panels)")
+sys.exit(1 if errors else 0)
+EOF
+if [ "$with_grafana" -eq 1 ]; then
+  curl -fsS -u admin:"${GRAFANA_ADMIN_PASSWORD:-admin}" "$GRAFANA/api/datasources/uid/prometheus" >/dev/null ||
+    fail "Grafana: data source not provisioned"
+  curl -fsS -u admin:"${GRAFANA_ADMIN_PASSWORD:-admin}" "$GRAFANA/api/dashboards/uid/tiercache-overview" >/dev/null ||
+    fail "Grafana: dashboard not provisioned"
+  log "Grafana: data source and dashboard provisioned"
+else
+  log "Grafana: provisioning files valid (static check; no image to run)"
+fi
+
+# ---- 7. one more auxiliary with --scale ------------------------------------------------------
+if [ "${SMOKE_SCALE:-1}" = 1 ]; then
+  log "docker-compose up -d --scale aux-extra=1"
+  "${DC[@]}" up -d --no-recreate --scale aux-extra=1 aux-extra >"$TMP/scale.log" 2>&1 ||
+    { cat "$TMP/scale.log" >&2; fail "scale up"; }
+  wait_healthy 90
+  deadline=$(($(date +%s) + 45))
+  until nodes_ok 4; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "/nodes: the scaled auxiliary did not join: $(cat "$TMP/nodes")"
+    sleep 1
+  done
+  deadline=$(($(date +%s) + 60))
+  until targets_up 7 >"$TMP/targets.txt"; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "Prometheus did not find the scaled auxiliary: $(cat "$TMP/targets.txt")"
+    sleep 2
+  done
+  check "GET after join" code "$NGINX/cache/?key=smoke%2Fblob"
+  [ "$OUT" = 200 ] && cmp -s "$TMP/body" "$TMP/blob" || fail "value lost after an auxiliary joined ($OUT)"
+  log "scaled: 4 auxiliaries in /nodes and in Prometheus; data still readable"
+  "${DC[@]}" up -d --no-recreate --scale aux-extra=0 aux-extra >"$TMP/scale.log" 2>&1 ||
+    { cat "$TMP/scale.log" >&2; fail "scale down"; }
+  deadline=$(($(date +%s) + 60))
+  until nodes_ok 3; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "/nodes: the removed auxiliary is still listed: $(cat "$TMP/nodes")"
+    sleep 1
+  done
+  check "GET after leave" code "$NGINX/cache/?key=smoke%2Fblob"
+  [ "$OUT" = 200 ] && cmp -s "$TMP/body" "$TMP/blob" || fail "value lost after an auxiliary left ($OUT)"
+  log "scaled back to 3 auxiliaries; data still readable"
+fi
+
+# ---- 8. Locust ----------------------------------------------------------------------------
+if [ "${SMOKE_LOCUST:-1}" = 1 ]; then
+  users=${SMOKE_LOCUST_USERS:-20}
+  duration=${SMOKE_LOCUST_TIME:-20s}
+  log "Locust: $users users for $duration through NGINX"
+  load_test/run_test.sh --host "$NGINX" --users "$users" --rate "$users" --time "$duration" --headless \
+    --csv "$TMP/locust" >"$TMP/locust.out" 2>&1 || { cat "$TMP/locust.out" >&2; fail "Locust run had failures"; }
+  python3 - "$TMP/locust_stats.csv" <<'EOF' || fail "Locust figures"
+import csv, sys
+rows = {r["Name"]: r for r in csv.DictReader(open(sys.argv[1]))}
+a = rows["Aggregated"]
+n, f = int(a["Request Count"]), int(a["Failure Count"])
+print(f"locust: {n} requests, {f} failures, {float(a['Requests/s']):.0f} req/s, "
+      f"p50 {a['50%']} ms, p99 {a['99%']} ms")
+sys.exit(0 if n > 0 and f == 0 else 1)
+EOF
+  grep -h "hit ratio" "$TMP/locust.out" >&2 || true
+fi
+
+log "PASSED (up to healthy: ${UP_SECS}s)"
