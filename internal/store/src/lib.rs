@@ -108,10 +108,14 @@ impl Entry {
     /// broken by the value bytes (tombstone lowest) so every replica picks the same winner; an
     /// identical copy does not (so transfers count only what was new).
     pub fn supersedes(&self, other: &Entry) -> bool {
-        match self.version.cmp(&other.version) {
+        self.supersedes_parts(other.version, other.value.as_deref())
+    }
+
+    fn supersedes_parts(&self, version: u64, value: Option<&[u8]>) -> bool {
+        match self.version.cmp(&version) {
             std::cmp::Ordering::Greater => true,
             std::cmp::Ordering::Less => false,
-            std::cmp::Ordering::Equal => self.value.as_deref() > other.value.as_deref(),
+            std::cmp::Ordering::Equal => self.value.as_deref() > value,
         }
     }
 
@@ -152,8 +156,71 @@ pub struct StoreStats {
     pub expired: u64,
 }
 
+/// Key and value packed in one allocation: the LRU node holds 24 bytes of it and the bytes
+/// live in a single heap block, instead of two `Bytes` (64 bytes of handles, two blocks).
+/// Hash and equality look at the key part only, so lookups borrow it as `[u8]`.
+struct Packed {
+    data: Box<[u8]>,
+    key_len: u32,
+    tombstone: bool,
+}
+
+impl Packed {
+    fn new(key: &[u8], value: Option<&[u8]>) -> Packed {
+        let mut data = Vec::with_capacity(key.len() + value.map_or(0, <[u8]>::len));
+        data.extend_from_slice(key);
+        if let Some(v) = value {
+            data.extend_from_slice(v);
+        }
+        Packed { data: data.into_boxed_slice(), key_len: key.len() as u32, tombstone: value.is_none() }
+    }
+    fn key(&self) -> &[u8] {
+        &self.data[..self.key_len as usize]
+    }
+    fn value(&self) -> Option<&[u8]> {
+        (!self.tombstone).then(|| &self.data[self.key_len as usize..])
+    }
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+}
+
+impl std::hash::Hash for Packed {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state)
+    }
+}
+impl PartialEq for Packed {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Packed {}
+impl std::borrow::Borrow<[u8]> for Packed {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
+}
+
+/// Version and expiry of a packed entry.
+#[derive(Clone, Copy)]
+struct Meta {
+    version: u64,
+    expires_at_ms: u64,
+}
+
+impl Meta {
+    fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms != 0 && self.expires_at_ms <= now_ms
+    }
+}
+
+fn unpack(p: &Packed, m: &Meta) -> Entry {
+    Entry { value: p.value().map(Bytes::copy_from_slice), version: m.version, expires_at_ms: m.expires_at_ms }
+}
+
 struct Shard {
-    lru: LruCache<Bytes, Entry>,
+    lru: LruCache<Packed, Meta>,
     bytes: u64,
 }
 
@@ -231,22 +298,22 @@ impl Store {
         }
     }
 
-    fn account_remove(&self, key: &[u8], e: &Entry, shard: &mut Shard) {
-        let size = e.size(key);
+    fn account_remove(&self, p: &Packed, shard: &mut Shard) {
+        let size = p.size();
         shard.bytes -= size;
         self.bytes.fetch_sub(size, Ordering::Relaxed);
-        if e.is_tombstone() {
+        if p.tombstone {
             self.tombstones.fetch_sub(1, Ordering::Relaxed);
         } else {
             self.keys.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    fn account_add(&self, key: &[u8], e: &Entry, shard: &mut Shard) {
-        let size = e.size(key);
+    fn account_add(&self, p: &Packed, shard: &mut Shard) {
+        let size = p.size();
         shard.bytes += size;
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        if e.is_tombstone() {
+        if p.tombstone {
             self.tombstones.fetch_add(1, Ordering::Relaxed);
         } else {
             self.keys.fetch_add(1, Ordering::Relaxed);
@@ -259,17 +326,15 @@ impl Store {
         let now = self.clock.now_ms();
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
-        let expired = match shard.lru.get(key) {
+        match shard.lru.get_key_value(key) {
             None => return None,
-            Some(e) if !e.is_expired(now) => return Some(e.clone()),
-            Some(_) => true,
-        };
-        if expired {
-            if let Some((k, e)) = shard.lru.pop_entry(key) {
-                self.account_remove(&k, &e, &mut shard);
-                if !e.is_tombstone() {
-                    self.expired.fetch_add(1, Ordering::Relaxed);
-                }
+            Some((p, m)) if !m.is_expired(now) => return Some(unpack(p, m)),
+            Some(_) => {}
+        }
+        if let Some((p, _)) = shard.lru.pop_entry(key) {
+            self.account_remove(&p, &mut shard);
+            if !p.tombstone {
+                self.expired.fetch_add(1, Ordering::Relaxed);
             }
         }
         None
@@ -305,27 +370,34 @@ impl Store {
         }
         let i = self.shard_index(&key);
         let mut shard = self.lock(i);
-        if let Some(old) = shard.lru.peek(&key) {
-            if !old.is_expired(now) && !entry.supersedes(old) {
+        if let Some((p, m)) = shard.lru.get_key_value(&key[..]) {
+            if !m.is_expired(now) && {
+                let old = unpack_ref(p, m);
+                !entry.supersedes_parts(old.version, old.value)
+            } {
                 return Ok(false);
             }
         }
-        self.account_add(&key, &entry, &mut shard);
-        if let Some((k, old)) = shard.lru.push(key.clone(), entry) {
-            self.account_remove(&k, &old, &mut shard);
+        let packed = Packed::new(&key, entry.value.as_deref());
+        let meta = Meta { version: entry.version, expires_at_ms: entry.expires_at_ms };
+        // `push` on an existing key would keep the old key object, and the value lives in it.
+        if let Some((old, _)) = shard.lru.pop_entry(&key[..]) {
+            self.account_remove(&old, &mut shard);
         }
+        self.account_add(&packed, &mut shard);
+        shard.lru.push(packed, meta);
         while shard.lru.len() > self.shard_max_entries || shard.bytes > self.shard_max_bytes {
             match shard.lru.pop_lru() {
-                Some((k, e)) if k == key => {
+                Some((p, m)) if p.key() == &key[..] => {
                     // Only the new entry is left; it fits (checked above), put it back.
-                    shard.lru.push(k, e);
+                    shard.lru.push(p, m);
                     break;
                 }
-                Some((k, e)) => {
-                    self.account_remove(&k, &e, &mut shard);
-                    if e.is_expired(now) && !e.is_tombstone() {
+                Some((p, m)) => {
+                    self.account_remove(&p, &mut shard);
+                    if m.is_expired(now) && !p.tombstone {
                         self.expired.fetch_add(1, Ordering::Relaxed);
-                    } else if !e.is_tombstone() {
+                    } else if !p.tombstone {
                         self.evictions.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -340,9 +412,9 @@ impl Store {
     pub fn remove_if_version(&self, key: &[u8], version: u64) -> bool {
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
-        if shard.lru.peek(key).is_some_and(|e| e.version == version) {
-            if let Some((k, e)) = shard.lru.pop_entry(key) {
-                self.account_remove(&k, &e, &mut shard);
+        if shard.lru.peek(key).is_some_and(|m| m.version == version) {
+            if let Some((p, _)) = shard.lru.pop_entry(key) {
+                self.account_remove(&p, &mut shard);
                 return true;
             }
         }
@@ -355,12 +427,16 @@ impl Store {
         let mut removed = 0;
         for i in 0..self.shards.len() {
             let mut shard = self.lock(i);
-            let dead: Vec<Bytes> =
-                shard.lru.iter().filter(|(_, e)| e.is_expired(now)).map(|(k, _)| k.clone()).collect();
+            let dead: Vec<Box<[u8]>> = shard
+                .lru
+                .iter()
+                .filter(|(_, m)| m.is_expired(now))
+                .map(|(p, _)| p.key().to_vec().into_boxed_slice())
+                .collect();
             for k in dead {
-                if let Some((k, e)) = shard.lru.pop_entry(&k) {
-                    self.account_remove(&k, &e, &mut shard);
-                    if !e.is_tombstone() {
+                if let Some((p, _)) = shard.lru.pop_entry(&k[..]) {
+                    self.account_remove(&p, &mut shard);
+                    if !p.tombstone {
                         self.expired.fetch_add(1, Ordering::Relaxed);
                         removed += 1;
                     }
@@ -375,7 +451,13 @@ impl Store {
     pub fn shard_entries(&self, i: usize) -> Vec<(Bytes, Entry)> {
         let now = self.clock.now_ms();
         let shard = self.lock(i);
-        shard.lru.iter().rev().filter(|(_, e)| !e.is_expired(now)).map(|(k, e)| (k.clone(), e.clone())).collect()
+        shard
+            .lru
+            .iter()
+            .rev()
+            .filter(|(_, m)| !m.is_expired(now))
+            .map(|(p, m)| (Bytes::copy_from_slice(p.key()), unpack(p, m)))
+            .collect()
     }
 
     /// Current totals.
@@ -388,6 +470,17 @@ impl Store {
             expired: self.expired.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Version comparison without copying the stored value out.
+fn unpack_ref<'a>(p: &'a Packed, m: &Meta) -> EntryRef<'a> {
+    EntryRef { value: p.value(), version: m.version }
+}
+
+/// A borrowed view of a stored entry, for last-write-wins checks.
+struct EntryRef<'a> {
+    value: Option<&'a [u8]>,
+    version: u64,
 }
 
 #[cfg(test)]
