@@ -3,6 +3,7 @@
 #
 #   scripts/compose-smoke.sh
 #
+# 0. copies the working tree to a temporary directory and works there
 # 1. scripts/build-images.sh (stand-in images from Debian packages; skips those that exist)
 # 2. builds the tiercache image (CARGO_BUILD_JOBS=1 by default, low CPU priority)
 # 3. `docker-compose up --build -d` (project tiercache-smoke), waits until every container is
@@ -93,6 +94,19 @@ trap 'exit 143' TERM
 command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "compose-smoke: no Docker engine" >&2; exit 1; }
 command -v docker-compose >/dev/null || { echo "compose-smoke: no docker-compose" >&2; exit 1; }
 command -v curl >/dev/null || { echo "compose-smoke: needs curl" >&2; exit 1; }
+
+# Work on a snapshot of the tree (tracked and untracked, not ignored, files): edits made while
+# the test runs cannot change what is built or mounted halfway through.
+SRC=$(pwd)
+mkdir -p "$TMP/src"
+if git -C "$SRC" rev-parse --git-dir >/dev/null 2>&1; then
+  git -C "$SRC" ls-files -z --cached --others --exclude-standard |
+    tar -C "$SRC" --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C "$TMP/src" -xf -
+else
+  tar -C "$SRC" --exclude=./target --exclude=./.git -cf - . | tar -C "$TMP/src" -xf -
+fi
+cd "$TMP/src"
+[ -f Dockerfile ] && [ -f docker-compose.yml ] || fail "snapshot of $SRC has no Dockerfile/docker-compose.yml"
 "${DC[@]}" config -q || fail "docker-compose.yml does not validate"
 
 # Anything left over from an interrupted run.

@@ -69,8 +69,13 @@ impl NodeStatus {
 pub struct AuxNode {
     /// Addresses.
     pub addr: AuxAddr,
-    /// Pooled client.
-    pub client: AuxClient,
+    /// One pooled client per calling thread, created lazily on that thread's runtime: an
+    /// actix worker then talks to auxiliaries through connections driven by its own thread,
+    /// with no cross-thread wake-up on the hot path.
+    clients: RwLock<HashMap<std::thread::ThreadId, Arc<AuxClient>>>,
+    token: String,
+    connections: usize,
+    timeout: Duration,
     suspect_until_ms: AtomicU64,
 }
 
@@ -90,8 +95,28 @@ impl AuxNode {
         }
     }
 
+    /// The calling thread's client (must be called from within a tokio runtime).
+    pub fn client(&self) -> Arc<AuxClient> {
+        let tid = std::thread::current().id();
+        if let Some(c) = self.clients.read().ok().and_then(|m| m.get(&tid).cloned()) {
+            return c;
+        }
+        let c = Arc::new(AuxClient::new(
+            &Handle::current(),
+            &self.addr.id,
+            &self.addr.data_addr,
+            &self.token,
+            self.connections,
+            self.timeout,
+        ));
+        match self.clients.write() {
+            Ok(mut m) => m.entry(tid).or_insert(c).clone(),
+            Err(_) => c,
+        }
+    }
+
     async fn call(&self, req: &Request) -> Result<Response, ClusterError> {
-        let r = self.client.call(req).await;
+        let r = self.client().call(req).await;
         match &r {
             Ok(_) => self.suspect_until_ms.store(0, Ordering::Relaxed),
             Err(e) => self.mark(e),
@@ -198,14 +223,10 @@ impl Router {
             let node = match old.nodes.get(&m.id) {
                 Some(n) if n.addr == *m => n.clone(),
                 _ => Arc::new(AuxNode {
-                    client: AuxClient::new(
-                        &self.rt,
-                        &m.id,
-                        &m.data_addr,
-                        &self.cfg.token,
-                        self.cfg.connections,
-                        self.cfg.request_timeout,
-                    ),
+                    clients: RwLock::new(HashMap::new()),
+                    token: self.cfg.token.clone(),
+                    connections: self.cfg.connections,
+                    timeout: self.cfg.request_timeout,
                     addr: m.clone(),
                     suspect_until_ms: AtomicU64::new(0),
                 }),
@@ -310,7 +331,7 @@ impl Router {
                 continue;
             }
             let Some(node) = view.nodes.get(id).or_else(|| prev.nodes.get(id)) else { continue };
-            if let Ok(Response::Value(Some(found))) = node.client.call(&req).await {
+            if let Ok(Response::Value(Some(found))) = node.client().call(&req).await {
                 for owner in &current {
                     self.repair(owner.clone(), key, &found);
                 }
@@ -369,7 +390,7 @@ impl Router {
             }
             if oks.len() >= need {
                 // Quorum reached: let the slower replicas finish in the background.
-                self.rt.spawn(async move { while inflight.next().await.is_some() {} });
+                tokio::spawn(async move { while inflight.next().await.is_some() {} });
                 break;
             }
         }
@@ -408,7 +429,7 @@ impl Router {
         let futs = nodes.into_iter().map(|n| {
             let req = req.clone();
             async move {
-                let r = n.client.call_with_timeout(&req, timeout).await;
+                let r = n.client().call_with_timeout(&req, timeout).await;
                 (n, r)
             }
         });

@@ -88,7 +88,7 @@ pub struct MasterConfig {
     pub default_ttl_secs: u64,
     /// Timeout of one request to an auxiliary.
     pub request_timeout: Duration,
-    /// Pooled connections per auxiliary.
+    /// Pooled connections per auxiliary and per worker thread.
     pub connections_per_auxiliary: usize,
 }
 
@@ -340,7 +340,7 @@ impl Raw {
             parse_num("DEFAULT_TTL", &self.default_ttl, 0u64, 0, "whole seconds >= 0 (0 = never expires)")?;
         let rt = parse_num("REQUEST_TIMEOUT_MS", &self.request_timeout_ms, 1000u64, 1, "milliseconds >= 1")?;
         let conns =
-            parse_num("CONNECTIONS_PER_AUXILIARY", &self.connections_per_auxiliary, 4usize, 1, "an integer >= 1")?;
+            parse_num("CONNECTIONS_PER_AUXILIARY", &self.connections_per_auxiliary, 2usize, 1, "an integer >= 1")?;
         Ok(MasterConfig {
             common,
             virtual_nodes,
