@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tiercache_cluster::{AuxClient, Metrics, SlowOps};
 use tiercache_placement::Ring;
 use tiercache_protocol::{Request, Response, SnapshotReply, WireEntry};
-use tiercache_store::{decode_snapshot, encode_snapshot, Entry, SnapshotEntry, Store};
+use tiercache_store::{decode_snapshot_with, encode_snapshot, SnapshotEntry, Store};
 use tokio::runtime::Handle;
 
 const BATCH: usize = 1000;
@@ -102,17 +102,14 @@ pub fn restore_newest(store: &Store, dir: &Path) -> Option<(PathBuf, u64, Durati
                 continue;
             }
         };
-        match decode_snapshot(&data) {
-            Ok(entries) => {
-                let mut loaded = 0;
-                for e in entries {
-                    let entry = Entry { value: e.value, version: e.version, expires_at_ms: e.expires_at_ms };
-                    if store.apply(e.key, entry).unwrap_or(false) {
-                        loaded += 1;
-                    }
-                }
-                return Some((path, loaded, started.elapsed()));
+        let mut loaded = 0;
+        let result = decode_snapshot_with(&data, |key, value, version, expires_at_ms| {
+            if store.apply_raw(key, value, version, expires_at_ms).unwrap_or(false) {
+                loaded += 1;
             }
+        });
+        match result {
+            Ok(_) => return Some((path, loaded, started.elapsed())),
             Err(e) => {
                 let aside = path.with_extension("corrupt");
                 tracing::error!(file = %path.display(), error = %e, moved_to = %aside.display(), "snapshot is corrupt; set aside, trying an older one");

@@ -7,7 +7,7 @@
 
 mod snapshot;
 
-pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotEntry, SnapshotError};
+pub use snapshot::{decode_snapshot, decode_snapshot_with, encode_snapshot, SnapshotEntry, SnapshotError};
 
 use bytes::Bytes;
 use lru::LruCache;
@@ -108,15 +108,8 @@ impl Entry {
     /// broken by the value bytes (tombstone lowest) so every replica picks the same winner; an
     /// identical copy does not (so transfers count only what was new).
     pub fn supersedes(&self, other: &Entry) -> bool {
-        self.supersedes_parts(other.version, other.value.as_deref())
-    }
-
-    fn supersedes_parts(&self, version: u64, value: Option<&[u8]>) -> bool {
-        match self.version.cmp(&version) {
-            std::cmp::Ordering::Greater => true,
-            std::cmp::Ordering::Less => false,
-            std::cmp::Ordering::Equal => self.value.as_deref() > value,
-        }
+        EntryRef { value: self.value.as_deref(), version: self.version }
+            .supersedes(&EntryRef { value: other.value.as_deref(), version: other.version })
     }
 
     fn size(&self, key: &[u8]) -> u64 {
@@ -360,35 +353,47 @@ impl Store {
     /// Inserts an entry if it supersedes what is stored (last-write-wins), then evicts least
     /// recently used entries of the shard until it is within its bounds.
     pub fn apply(&self, key: Bytes, entry: Entry) -> Result<bool, StoreError> {
+        self.apply_raw(&key, entry.value.as_deref(), entry.version, entry.expires_at_ms)
+    }
+
+    /// [`Store::apply`] from borrowed parts (restore copies straight from the snapshot bytes).
+    pub fn apply_raw(
+        &self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        version: u64,
+        expires_at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let entry = EntryRef { value, version };
         let now = self.clock.now_ms();
-        if entry.is_expired(now) {
+        if expires_at_ms != 0 && expires_at_ms <= now {
             return Ok(false);
         }
-        let size = entry.size(&key);
+        let size = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
         if size > self.shard_max_bytes {
             return Err(StoreError::TooLarge { size, limit: self.shard_max_bytes });
         }
         let i = self.shard_index(&key);
         let mut shard = self.lock(i);
-        if let Some((p, m)) = shard.lru.get_key_value(&key[..]) {
+        if let Some((p, m)) = shard.lru.get_key_value(key) {
             if !m.is_expired(now) && {
                 let old = unpack_ref(p, m);
-                !entry.supersedes_parts(old.version, old.value)
+                !entry.supersedes(&old)
             } {
                 return Ok(false);
             }
         }
-        let packed = Packed::new(&key, entry.value.as_deref());
-        let meta = Meta { version: entry.version, expires_at_ms: entry.expires_at_ms };
+        let packed = Packed::new(key, value);
+        let meta = Meta { version, expires_at_ms };
         // `push` on an existing key would keep the old key object, and the value lives in it.
-        if let Some((old, _)) = shard.lru.pop_entry(&key[..]) {
+        if let Some((old, _)) = shard.lru.pop_entry(key) {
             self.account_remove(&old, &mut shard);
         }
         self.account_add(&packed, &mut shard);
         shard.lru.push(packed, meta);
         while shard.lru.len() > self.shard_max_entries || shard.bytes > self.shard_max_bytes {
             match shard.lru.pop_lru() {
-                Some((p, m)) if p.key() == &key[..] => {
+                Some((p, m)) if p.key() == key => {
                     // Only the new entry is left; it fits (checked above), put it back.
                     shard.lru.push(p, m);
                     break;
@@ -477,10 +482,20 @@ fn unpack_ref<'a>(p: &'a Packed, m: &Meta) -> EntryRef<'a> {
     EntryRef { value: p.value(), version: m.version }
 }
 
-/// A borrowed view of a stored entry, for last-write-wins checks.
+/// A borrowed view of an entry, for last-write-wins checks.
 struct EntryRef<'a> {
     value: Option<&'a [u8]>,
     version: u64,
+}
+
+impl EntryRef<'_> {
+    fn supersedes(&self, other: &EntryRef<'_>) -> bool {
+        match self.version.cmp(&other.version) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => self.value > other.value,
+        }
+    }
 }
 
 #[cfg(test)]

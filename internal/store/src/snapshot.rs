@@ -80,8 +80,38 @@ pub fn encode_snapshot<W: Write>(
     Ok((count, cw.written + 4))
 }
 
+/// An entry borrowed from the snapshot bytes (no allocation while restoring).
+#[derive(Deserialize)]
+struct EntryRef<'a> {
+    #[serde(borrow)]
+    key: &'a [u8],
+    #[serde(borrow)]
+    value: Option<&'a [u8]>,
+    version: u64,
+    expires_at_ms: u64,
+}
+
 /// Reads a whole snapshot, verifying header, checksum and count before returning anything.
 pub fn decode_snapshot(data: &[u8]) -> Result<Vec<SnapshotEntry>, SnapshotError> {
+    let mut out = Vec::new();
+    decode_snapshot_with(data, |key, value, version, expires_at_ms| {
+        out.push(SnapshotEntry {
+            key: Bytes::copy_from_slice(key),
+            value: value.map(Bytes::copy_from_slice),
+            version,
+            expires_at_ms,
+        })
+    })?;
+    Ok(out)
+}
+
+/// Verifies a snapshot, then hands every entry to `f` as (key, value or `None` for a
+/// tombstone, version, expiry) borrowed from `data`; returns the number of entries. Nothing
+/// is handed out unless the checksum matches, so a damaged file loads nothing.
+pub fn decode_snapshot_with(
+    data: &[u8],
+    mut f: impl FnMut(&[u8], Option<&[u8]>, u64, u64),
+) -> Result<u64, SnapshotError> {
     if data.len() < MAGIC.len() + 4 || &data[..8] != MAGIC {
         return Err(SnapshotError::BadHeader);
     }
@@ -98,13 +128,14 @@ pub fn decode_snapshot(data: &[u8]) -> Result<Vec<SnapshotEntry>, SnapshotError>
     }
     let cfg = bincode::config::standard();
     let mut pos = 12;
-    let mut out = Vec::new();
+    let mut n = 0u64;
     loop {
         match body.get(pos) {
             Some(&TAG_ENTRY) => {
-                let (e, used): (SnapshotEntry, usize) = bincode::serde::decode_from_slice(&body[pos + 1..], cfg)
+                let (e, used): (EntryRef<'_>, usize) = bincode::serde::borrow_decode_from_slice(&body[pos + 1..], cfg)
                     .map_err(|err| SnapshotError::Corrupt(err.to_string()))?;
-                out.push(e);
+                f(e.key, e.value, e.version, e.expires_at_ms);
+                n += 1;
                 pos += 1 + used;
             }
             Some(&TAG_END) => {
@@ -113,10 +144,10 @@ pub fn decode_snapshot(data: &[u8]) -> Result<Vec<SnapshotEntry>, SnapshotError>
                     .and_then(|b| b.try_into().ok())
                     .map(u64::from_le_bytes)
                     .ok_or_else(|| SnapshotError::Corrupt("truncated trailer".into()))?;
-                if count != out.len() as u64 {
-                    return Err(SnapshotError::Corrupt(format!("count {count} but {} entries", out.len())));
+                if count != n {
+                    return Err(SnapshotError::Corrupt(format!("count {count} but {n} entries")));
                 }
-                return Ok(out);
+                return Ok(n);
             }
             _ => return Err(SnapshotError::Corrupt(format!("bad tag at offset {pos}"))),
         }
