@@ -111,10 +111,6 @@ impl Entry {
         EntryRef { value: self.value.as_deref(), version: self.version }
             .supersedes(&EntryRef { value: other.value.as_deref(), version: other.version })
     }
-
-    fn size(&self, key: &[u8]) -> u64 {
-        (key.len() + self.value.as_ref().map_or(0, |v| v.len())) as u64
-    }
 }
 
 /// Limits of a store.
@@ -373,7 +369,7 @@ impl Store {
         if size > self.shard_max_bytes {
             return Err(StoreError::TooLarge { size, limit: self.shard_max_bytes });
         }
-        let i = self.shard_index(&key);
+        let i = self.shard_index(key);
         let mut shard = self.lock(i);
         if let Some((p, m)) = shard.lru.get_key_value(key) {
             if !m.is_expired(now) && {
