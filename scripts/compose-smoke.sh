@@ -14,12 +14,13 @@
 # 6. Grafana: when its image is present, it must come up with the data source and dashboard
 #    provisioned; otherwise (it cannot be built from Debian packages) its provisioning files
 #    are checked statically
-# 7. scaling: `--scale aux-extra=1` joins a 4th auxiliary (in /nodes and in Prometheus)
-# 8. a short headless Locust run through NGINX must have 0 failures
+# 7. a short headless Locust run through NGINX must have 0 failures
+# 8. scaling: `--scale aux-extra=1` joins a 4th auxiliary (in /nodes and in Prometheus), data
+#    stays readable, and scaling back to 0 removes it again
 # `docker-compose down -v` runs at exit, whatever happened.
 #
-# Environment: SMOKE_TIMEOUT (seconds for everything, default 1500), SMOKE_PROJECT
-# (tiercache-smoke), SMOKE_LOCUST=0 / SMOKE_SCALE=0 to skip steps 8 / 7, SMOKE_LOCUST_USERS (20),
+# Environment: SMOKE_TIMEOUT (seconds for everything, default 1200), SMOKE_PROJECT
+# (tiercache-smoke), SMOKE_LOCUST=0 / SMOKE_SCALE=0 to skip steps 7 / 8, SMOKE_LOCUST_USERS (20),
 # SMOKE_LOCUST_TIME (20s), CARGO_BUILD_JOBS (1), NGINX_PORT (8081), PROMETHEUS_PORT (9090),
 # GRAFANA_PORT (4000).
 set -euo pipefail
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 # whole process group; the EXIT trap below still tears the stack down.
 if [ -z "${SMOKE_INNER:-}" ]; then
   export SMOKE_INNER=1
-  limit=${SMOKE_TIMEOUT:-1500}
+  limit=${SMOKE_TIMEOUT:-1200}
   set +e
   timeout --kill-after=120 "$limit" "$0" "$@"
   rc=$?
@@ -307,7 +308,26 @@ else
   log "Grafana: provisioning files valid (static check; no image to run)"
 fi
 
-# ---- 7. one more auxiliary with --scale ------------------------------------------------------
+# ---- 7. Locust ----------------------------------------------------------------------------
+if [ "${SMOKE_LOCUST:-1}" = 1 ]; then
+  users=${SMOKE_LOCUST_USERS:-20}
+  duration=${SMOKE_LOCUST_TIME:-20s}
+  log "Locust: $users users for $duration through NGINX"
+  load_test/run_test.sh --host "$NGINX" --users "$users" --rate "$users" --time "$duration" --headless \
+    --csv "$TMP/locust" >"$TMP/locust.out" 2>&1 || { cat "$TMP/locust.out" >&2; fail "Locust run had failures"; }
+  python3 - "$TMP/locust_stats.csv" <<'EOF' || fail "Locust figures"
+import csv, sys
+rows = {r["Name"]: r for r in csv.DictReader(open(sys.argv[1]))}
+a = rows["Aggregated"]
+n, f = int(a["Request Count"]), int(a["Failure Count"])
+print(f"locust: {n} requests, {f} failures, {float(a['Requests/s']):.0f} req/s, "
+      f"p50 {a['50%']} ms, p99 {a['99%']} ms")
+sys.exit(0 if n > 0 and f == 0 else 1)
+EOF
+  grep -h "hit ratio" "$TMP/locust.out" >&2 || true
+fi
+
+# ---- 8. one more auxiliary with --scale ------------------------------------------------------
 if [ "${SMOKE_SCALE:-1}" = 1 ]; then
   log "docker-compose up -d --scale aux-extra=1"
   "${DC[@]}" up -d --no-recreate --scale aux-extra=1 aux-extra >"$TMP/scale.log" 2>&1 ||
@@ -336,25 +356,6 @@ if [ "${SMOKE_SCALE:-1}" = 1 ]; then
   check "GET after leave" code "$NGINX/cache/?key=smoke%2Fblob"
   [ "$OUT" = 200 ] && cmp -s "$TMP/body" "$TMP/blob" || fail "value lost after an auxiliary left ($OUT)"
   log "scaled back to 3 auxiliaries; data still readable"
-fi
-
-# ---- 8. Locust ----------------------------------------------------------------------------
-if [ "${SMOKE_LOCUST:-1}" = 1 ]; then
-  users=${SMOKE_LOCUST_USERS:-20}
-  duration=${SMOKE_LOCUST_TIME:-20s}
-  log "Locust: $users users for $duration through NGINX"
-  load_test/run_test.sh --host "$NGINX" --users "$users" --rate "$users" --time "$duration" --headless \
-    --csv "$TMP/locust" >"$TMP/locust.out" 2>&1 || { cat "$TMP/locust.out" >&2; fail "Locust run had failures"; }
-  python3 - "$TMP/locust_stats.csv" <<'EOF' || fail "Locust figures"
-import csv, sys
-rows = {r["Name"]: r for r in csv.DictReader(open(sys.argv[1]))}
-a = rows["Aggregated"]
-n, f = int(a["Request Count"]), int(a["Failure Count"])
-print(f"locust: {n} requests, {f} failures, {float(a['Requests/s']):.0f} req/s, "
-      f"p50 {a['50%']} ms, p99 {a['99%']} ms")
-sys.exit(0 if n > 0 and f == 0 else 1)
-EOF
-  grep -h "hit ratio" "$TMP/locust.out" >&2 || true
 fi
 
 log "PASSED (up to healthy: ${UP_SECS}s)"

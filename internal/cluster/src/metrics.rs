@@ -41,6 +41,17 @@ pub struct Metrics {
     pub backup_last_success: Gauge,
     /// `backup_duration_seconds`.
     pub backup_duration: Histogram,
+    /// Resolved label handles: the hot path skips the label lookup (hash + lock) per request.
+    op_counters: Vec<IntCounter>,
+    op_durations: Vec<Histogram>,
+}
+
+fn op_index(operation: &str) -> Option<usize> {
+    OPERATIONS.iter().position(|o| *o == operation)
+}
+
+fn result_index(result: &str) -> Option<usize> {
+    RESULTS.iter().position(|r| *r == result)
 }
 
 impl Metrics {
@@ -78,7 +89,10 @@ impl Metrics {
                     .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             )?,
             registry,
+            op_counters: Vec::new(),
+            op_durations: Vec::new(),
         };
+        let mut m = m;
         m.registry.register(Box::new(m.operations.clone()))?;
         m.registry.register(Box::new(m.duration.clone()))?;
         m.registry.register(Box::new(m.size.clone()))?;
@@ -94,9 +108,9 @@ impl Metrics {
         m.registry.register(Box::new(m.backup_duration.clone()))?;
         // Pre-create every label pair so dashboards see zeros instead of gaps.
         for op in OPERATIONS {
-            m.duration.with_label_values(&[op]);
+            m.op_durations.push(m.duration.with_label_values(&[op]));
             for r in RESULTS {
-                m.operations.with_label_values(&[op, r]);
+                m.op_counters.push(m.operations.with_label_values(&[op, r]));
             }
         }
         Ok(m)
@@ -104,8 +118,17 @@ impl Metrics {
 
     /// Counts one operation and its duration.
     pub fn observe(&self, operation: &str, result: &str, started: Instant) {
-        self.operations.with_label_values(&[operation, result]).inc();
-        self.duration.with_label_values(&[operation]).observe(started.elapsed().as_secs_f64());
+        let secs = started.elapsed().as_secs_f64();
+        match (op_index(operation), result_index(result)) {
+            (Some(o), Some(r)) => {
+                self.op_counters[o * RESULTS.len() + r].inc();
+                self.op_durations[o].observe(secs);
+            }
+            _ => {
+                self.operations.with_label_values(&[operation, result]).inc();
+                self.duration.with_label_values(&[operation]).observe(secs);
+            }
+        }
     }
 
     /// Sets a counter that mirrors a monotonic total kept elsewhere (the store's atomics).

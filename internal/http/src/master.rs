@@ -64,14 +64,27 @@ pub struct MasterState {
 pub fn master_app_config(state: web::Data<MasterState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state)
-            .route("/cache", web::route().to(cache))
-            .route("/cache/{tail:.*}", web::route().to(cache))
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics))
             .route("/nodes", web::get().to(nodes))
             .route("/backup", web::post().to(crate::admin::backup))
             .route("/rebalance", web::post().to(crate::admin::rebalance))
-            .default_service(web::to(not_found_route));
+            // `/cache` and everything under it is matched here by prefix: a `{tail:.*}` route
+            // would run a regex on every request (5% of a GET's CPU in a profile).
+            .default_service(web::to(cache_or_not_found));
+    }
+}
+
+async fn cache_or_not_found(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<MasterState>,
+) -> Result<HttpResponse, ApiError> {
+    let path = req.uri().path();
+    if path == "/cache" || path.starts_with("/cache/") {
+        cache(req, body, state).await
+    } else {
+        not_found_route().await
     }
 }
 
