@@ -137,7 +137,13 @@ pub struct Previous {
     pub nodes: HashMap<String, Arc<AuxNode>>,
     /// Unix ms after which the fallback stops.
     pub until_ms: u64,
+    /// Unix ms of the change.
+    pub since_ms: u64,
 }
+
+/// How long after a change departed auxiliaries are still asked: a gracefully leaving one
+/// hands its keys over within a few seconds; after that only current members are asked.
+const DEPARTED_FALLBACK_MS: u64 = 5_000;
 
 /// A placement and the clients of its auxiliaries.
 pub struct View {
@@ -236,12 +242,19 @@ impl Router {
         let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
         let changed = old.ring.nodes() != Ring::new(&ids, 1).nodes();
         let previous = if changed && !old.ring.is_empty() {
-            Some(Previous { ring: old.ring.clone(), nodes: old.nodes.clone(), until_ms: crate::now_ms() + FALLBACK_MS })
+            let now = crate::now_ms();
+            Some(Previous {
+                ring: old.ring.clone(),
+                nodes: old.nodes.clone(),
+                until_ms: now + FALLBACK_MS,
+                since_ms: now,
+            })
         } else {
             old.previous.as_ref().map(|p| Previous {
                 ring: p.ring.clone(),
                 nodes: p.nodes.clone(),
                 until_ms: p.until_ms,
+                since_ms: p.since_ms,
             })
         };
         let view = Arc::new(View { ring: Ring::new(&ids, self.cfg.virtual_nodes), nodes, previous });
@@ -323,15 +336,34 @@ impl Router {
     /// While keys move after a membership change, a key no current owner has is looked up on
     /// its previous owners; when found it is copied to the current owners at once.
     async fn fallback(&self, view: &View, key: &Bytes, asked: &[(Arc<AuxNode>, Option<Found>)]) -> Option<Found> {
-        let prev = view.previous.as_ref().filter(|p| p.until_ms > crate::now_ms())?;
+        let now = crate::now_ms();
+        let prev = view.previous.as_ref().filter(|p| p.until_ms > now)?;
+        let departed_ok = now < prev.since_ms + DEPARTED_FALLBACK_MS;
         let current = view.owners(key, self.cfg.replicas);
         let req = Request::Get { key: key.clone() };
+        // A short budget: this only runs on a miss, and a dead previous owner must not turn
+        // every miss into a timeout.
+        let budget = self.cfg.request_timeout.min(Duration::from_millis(200));
         for id in prev.ring.owners(key, self.cfg.replicas) {
             if asked.iter().any(|(n, _)| n.addr.id == id) {
                 continue;
             }
-            let Some(node) = view.nodes.get(id).or_else(|| prev.nodes.get(id)) else { continue };
-            if let Ok(Response::Value(Some(found))) = node.client().call(&req).await {
+            let node = match view.nodes.get(id) {
+                Some(n) => n,
+                None if departed_ok => match prev.nodes.get(id) {
+                    Some(n) => n,
+                    None => continue,
+                },
+                None => continue,
+            };
+            if node.status() == NodeStatus::Suspect {
+                continue;
+            }
+            let answer = node.client().call_with_timeout(&req, budget).await;
+            if let Err(e) = &answer {
+                node.mark(e);
+            }
+            if let Ok(Response::Value(Some(found))) = answer {
                 for owner in &current {
                     self.repair(owner.clone(), key, &found);
                 }
