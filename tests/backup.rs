@@ -10,13 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn aux_keys(n: &Node) -> u64 {
-    http()
-        .get(format!("{}/health", n.url()))
-        .send()
-        .ok()
-        .and_then(|r| r.json::<serde_json::Value>().ok())
-        .and_then(|v| v["keys"].as_u64())
-        .unwrap_or(u64::MAX)
+    common::aux_keys(n).unwrap_or(u64::MAX)
 }
 
 #[test]

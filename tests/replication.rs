@@ -9,15 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn aux_keys(n: &Node) -> Option<u64> {
-    http()
-        .get(format!("{}/health", n.url()))
-        .send()
-        .ok()
-        .and_then(|r| r.json::<serde_json::Value>().ok())
-        .and_then(|v| v["keys"].as_u64())
-}
-
 struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicU64>,

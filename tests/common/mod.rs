@@ -302,3 +302,13 @@ pub fn get(master: &Node, key: &str) -> (reqwest::StatusCode, Vec<u8>) {
         Err(_) => (reqwest::StatusCode::IM_A_TEAPOT, vec![]),
     }
 }
+
+/// Live keys an auxiliary reports on `/health`.
+pub fn aux_keys(n: &Node) -> Option<u64> {
+    http()
+        .get(format!("{}/health", n.url()))
+        .send()
+        .ok()
+        .and_then(|r| r.json::<serde_json::Value>().ok())
+        .and_then(|v| v["keys"].as_u64())
+}

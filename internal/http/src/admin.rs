@@ -3,7 +3,10 @@
 
 use crate::{error::ApiError, MasterState};
 use actix_web::{web, HttpRequest, HttpResponse};
+use std::sync::Arc;
 use std::time::Duration;
+use tiercache_cluster::router::AuxNode;
+use tiercache_cluster::ClusterError;
 use tiercache_protocol::{Request, Response};
 
 fn authorize(req: &HttpRequest, state: &MasterState) -> Result<(), ApiError> {
@@ -17,30 +20,45 @@ fn authorize(req: &HttpRequest, state: &MasterState) -> Result<(), ApiError> {
     }
 }
 
+/// One JSON object per auxiliary: `ok` with the fields `success` extracts from the expected
+/// answer, or the error. Returns the objects and how many failed.
+fn per_node(
+    results: Vec<(Arc<AuxNode>, Result<Response, ClusterError>)>,
+    success: impl Fn(&Response) -> Option<serde_json::Value>,
+) -> (Vec<serde_json::Value>, usize) {
+    let mut failed = 0;
+    let out = results
+        .into_iter()
+        .map(|(node, r)| {
+            let mut obj = match r.as_ref().map(&success) {
+                Ok(Some(fields)) => fields,
+                Ok(None) => {
+                    serde_json::json!({"ok": false, "error": format!("unexpected answer {:?}", r.as_ref().ok())})
+                }
+                Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
+            };
+            if obj["ok"] != true {
+                failed += 1;
+            }
+            obj["id"] = serde_json::Value::String(node.addr.id.clone());
+            obj
+        })
+        .collect();
+    (out, failed)
+}
+
 pub(crate) async fn backup(req: HttpRequest, state: web::Data<MasterState>) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let results = state.router.call_all(Request::Snapshot, Duration::from_secs(300)).await;
     if results.is_empty() {
         return Err(ApiError::Unavailable("no auxiliary to back up".into()));
     }
-    let mut failed = 0;
-    let out: Vec<_> = results
-        .into_iter()
-        .map(|(node, r)| match r {
-            Ok(Response::Snapshot(s)) => serde_json::json!({
-                "id": node.addr.id, "ok": true, "entries": s.entries, "bytes": s.bytes,
-                "file": s.file, "duration_ms": s.duration_ms,
-            }),
-            Ok(other) => {
-                failed += 1;
-                serde_json::json!({"id": node.addr.id, "ok": false, "error": format!("unexpected answer {other:?}")})
-            }
-            Err(e) => {
-                failed += 1;
-                serde_json::json!({"id": node.addr.id, "ok": false, "error": e.to_string()})
-            }
-        })
-        .collect();
+    let (out, failed) = per_node(results, |r| match r {
+        Response::Snapshot(s) => Some(serde_json::json!({
+            "ok": true, "entries": s.entries, "bytes": s.bytes, "file": s.file, "duration_ms": s.duration_ms,
+        })),
+        _ => None,
+    });
     if failed == 0 {
         Ok(HttpResponse::Ok().json(serde_json::json!({ "backups": out })))
     } else {
@@ -55,29 +73,24 @@ pub(crate) async fn rebalance(req: HttpRequest, state: web::Data<MasterState>) -
         return Err(ApiError::Unavailable("no auxiliary to rebalance".into()));
     }
     let results = state.router.rebalance(vec![]).await;
-    let mut total = 0u64;
-    let mut failed = 0;
-    let out: Vec<_> = results
-        .into_iter()
-        .map(|(node, r)| match r {
-            Ok(Response::Rebalanced { moved, dropped }) => {
-                total += moved;
-                serde_json::json!({"id": node.addr.id, "ok": true, "moved": moved, "dropped": dropped})
-            }
-            Ok(other) => {
-                failed += 1;
-                serde_json::json!({"id": node.addr.id, "ok": false, "error": format!("unexpected answer {other:?}")})
-            }
-            Err(e) => {
-                failed += 1;
-                serde_json::json!({"id": node.addr.id, "ok": false, "error": e.to_string()})
-            }
+    let total: u64 = results
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Ok(Response::Rebalanced { moved, .. }) => Some(*moved),
+            _ => None,
         })
-        .collect();
-    let body = serde_json::json!({ "moved": total, "nodes": out });
+        .sum();
+    let (out, failed) = per_node(results, |r| match r {
+        Response::Rebalanced { moved, dropped } => {
+            Some(serde_json::json!({"ok": true, "moved": moved, "dropped": dropped}))
+        }
+        _ => None,
+    });
+    let mut body = serde_json::json!({ "moved": total, "nodes": out });
     if failed == 0 {
         Ok(HttpResponse::Ok().json(body))
     } else {
+        body["error"] = format!("{failed} auxiliaries failed to rebalance").into();
         Ok(HttpResponse::ServiceUnavailable().json(body))
     }
 }
