@@ -175,6 +175,26 @@ async fn follow_membership(
     }
 }
 
+fn master_state(
+    cfg: &MasterConfig,
+    router: Arc<Router>,
+    metrics: Arc<Metrics>,
+    cluster: Arc<dyn ClusterInfo>,
+) -> web::Data<MasterState> {
+    web::Data::new(MasterState {
+        node_id: cfg.common.node_id.clone(),
+        router,
+        metrics,
+        limits: Limits {
+            key_max_bytes: cfg.key_max_bytes,
+            value_max_bytes: cfg.value_max_bytes,
+            default_ttl_secs: cfg.default_ttl_secs,
+        },
+        admin_token: cfg.admin_token.clone(),
+        cluster,
+    })
+}
+
 /// Runs a master until `shutdown` resolves.
 pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
@@ -199,18 +219,7 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
         me: cfg.common.node_id.clone(),
     });
     let follow = tokio::spawn(follow_membership(discovery.membership(), router.clone(), info.clone()));
-    let state = web::Data::new(MasterState {
-        node_id: cfg.common.node_id.clone(),
-        router,
-        metrics,
-        limits: Limits {
-            key_max_bytes: cfg.key_max_bytes,
-            value_max_bytes: cfg.value_max_bytes,
-            default_ttl_secs: cfg.default_ttl_secs,
-        },
-        admin_token: cfg.admin_token.clone(),
-        cluster: info,
-    });
+    let state = master_state(&cfg, router, metrics, info);
     let server = master_server(state, listener)?;
     let handle = server.handle();
     let server_task = tokio::spawn(server);
@@ -395,23 +404,13 @@ pub async fn run_local(
     router.set_members(&members);
     let http_addr = SocketAddr::new(master.common.bind_addr, master.common.port);
     let listener = bind_std(http_addr)?;
-    let state = web::Data::new(MasterState {
-        node_id: master.common.node_id.clone(),
-        router,
-        metrics,
-        limits: Limits {
-            key_max_bytes: master.key_max_bytes,
-            value_max_bytes: master.value_max_bytes,
-            default_ttl_secs: master.default_ttl_secs,
-        },
-        admin_token: master.admin_token.clone(),
-        cluster: Arc::new(ZkInfo {
-            status: None,
-            membership: None,
-            static_masters: vec![MasterInfo { id: master.common.node_id.clone(), address: http_addr.to_string() }],
-            me: master.common.node_id.clone(),
-        }),
+    let info = Arc::new(ZkInfo {
+        status: None,
+        membership: None,
+        static_masters: vec![MasterInfo { id: master.common.node_id.clone(), address: http_addr.to_string() }],
+        me: master.common.node_id.clone(),
     });
+    let state = master_state(&master, router, metrics, info);
     let server = master_server(state, listener)?;
     let handle = server.handle();
     let task = tokio::spawn(server);
