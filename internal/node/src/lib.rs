@@ -165,7 +165,18 @@ async fn follow_membership(
                 tokio::spawn(async move {
                     // Let every master's view catch up before moving keys.
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    r.rebalance(previous).await;
+                    // A transfer that failed part-way (a target restarting, a timeout) is run
+                    // again: until it succeeds some keys may have fewer than REPLICAS copies.
+                    let mut backoff = Duration::from_secs(2);
+                    for attempt in 1..=5 {
+                        let results = r.rebalance(previous.clone()).await;
+                        if results.iter().all(|(_, res)| res.is_ok()) {
+                            break;
+                        }
+                        tracing::warn!(attempt, "rebalance incomplete; retrying in {backoff:?}");
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
                 });
             }
         }
