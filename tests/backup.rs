@@ -201,3 +201,43 @@ fn sigterm_on_one_of_three_loses_nothing_with_one_replica() {
     }
     assert_eq!(aux_keys(&auxes[0]) + aux_keys(&auxes[2]), N as u64);
 }
+
+#[test]
+fn sigterm_under_writes_keeps_every_acknowledged_write() {
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[("REPLICAS", "1")]);
+    let mut auxes: Vec<Node> = (0..3).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
+    let m = c.master("master-1", &[]);
+    wait_aux_count(&m, 3, Duration::from_secs(15));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let url = m.url();
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let client = http();
+            let mut acked = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let key = format!("w{n}");
+                let r = client.put(format!("{url}/cache/{key}")).body(format!("v{n}")).send();
+                if r.is_ok_and(|r| r.status() == StatusCode::OK) {
+                    acked.push(n);
+                }
+            }
+            (n, acked)
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let st = auxes[1].proc.terminate(Duration::from_secs(30)).expect("exits on SIGTERM");
+    assert!(st.success(), "{st:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let (sent, acked) = writer.join().unwrap();
+    println!("scale-in under writes: {sent} writes sent, {} acknowledged", acked.len());
+    assert!(acked.len() as u64 >= sent * 99 / 100, "writes kept succeeding ({} of {sent})", acked.len());
+    for n in acked {
+        assert_eq!(get(&m, &format!("w{n}")), (StatusCode::OK, format!("v{n}").into_bytes()), "acknowledged w{n} lost");
+    }
+}
