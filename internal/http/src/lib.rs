@@ -63,3 +63,53 @@ pub fn aux_app_config(state: web::Data<AuxState>) -> impl FnOnce(&mut web::Servi
             .default_service(web::to(error::not_found_route));
     }
 }
+
+/// A running HTTP server (master or auxiliary), owned by the node that started it.
+pub struct RunningServer {
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, waits for in-flight requests (up to the shutdown timeout), and
+    /// returns once the server is down.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+    }
+}
+
+fn run(server: actix_web::dev::Server) -> RunningServer {
+    let handle = server.handle();
+    RunningServer { handle, task: tokio::spawn(server) }
+}
+
+/// Serves the master's API on `listener` with `workers` actix workers (signals are the
+/// node's business, not actix's).
+pub fn start_master(
+    state: MasterState,
+    listener: std::net::TcpListener,
+    workers: usize,
+) -> std::io::Result<RunningServer> {
+    let state = web::Data::new(state);
+    let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(master_app_config(state.clone())))
+        .workers(workers)
+        .backlog(4096)
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+    Ok(run(server))
+}
+
+/// Serves an auxiliary's `/health` and `/metrics` on `listener`.
+pub fn start_auxiliary(state: AuxState, listener: std::net::TcpListener) -> std::io::Result<RunningServer> {
+    let state = web::Data::new(state);
+    let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(aux_app_config(state.clone())))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)?
+        .run();
+    Ok(run(server))
+}

@@ -8,7 +8,6 @@
 
 pub mod aux_ops;
 
-use actix_web::{web, App, HttpServer};
 use aux_ops::{AuxOps, SlowAdapter};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -115,20 +114,6 @@ fn workers() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
-fn master_server(
-    state: web::Data<MasterState>,
-    listener: std::net::TcpListener,
-) -> Result<actix_web::dev::Server, NodeError> {
-    Ok(HttpServer::new(move || App::new().configure(tiercache_http::master_app_config(state.clone())))
-        .workers(workers())
-        .backlog(4096)
-        .disable_signals()
-        .shutdown_timeout(10)
-        .listen(listener)
-        .map_err(NodeError::Http)?
-        .run())
-}
-
 fn aux_addrs(m: &tiercache_discovery::Membership) -> Vec<AuxAddr> {
     m.auxiliaries
         .iter()
@@ -191,8 +176,8 @@ fn master_state(
     router: Arc<Router>,
     metrics: Arc<Metrics>,
     cluster: Arc<dyn ClusterInfo>,
-) -> web::Data<MasterState> {
-    web::Data::new(MasterState {
+) -> MasterState {
+    MasterState {
         node_id: cfg.common.node_id.clone(),
         router,
         metrics,
@@ -203,7 +188,7 @@ fn master_state(
         },
         admin_token: cfg.admin_token.clone(),
         cluster,
-    })
+    }
 }
 
 /// Runs a master until `shutdown` resolves.
@@ -231,17 +216,14 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
     });
     let follow = tokio::spawn(follow_membership(discovery.membership(), router.clone(), info.clone()));
     let state = master_state(&cfg, router, metrics, info);
-    let server = master_server(state, listener)?;
-    let handle = server.handle();
-    let server_task = tokio::spawn(server);
+    let server = tiercache_http::start_master(state, listener, workers()).map_err(NodeError::Http)?;
     tracing::info!(addr = %http_addr, id = cfg.common.node_id, zk = cfg.common.zk_servers, "master serving");
     shutdown.await;
     tracing::info!("shutting down: leaving ZooKeeper");
     discovery.leave(Duration::from_secs(3)).await;
     tracing::info!("shutting down: draining HTTP requests");
-    handle.stop(true).await;
+    server.stop().await;
     follow.abort();
-    let _ = server_task.await;
     tracing::info!("master stopped");
     Ok(())
 }
@@ -331,21 +313,13 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
         },
     });
     let status = discovery.status();
-    let state = web::Data::new(AuxState {
+    let state = AuxState {
         node_id: cfg.common.node_id.clone(),
         store: data.store.clone(),
         metrics: data.metrics.clone(),
         zookeeper: Arc::new(move || status.borrow().as_str()),
-    });
-    let server = HttpServer::new(move || App::new().configure(tiercache_http::aux_app_config(state.clone())))
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listener)
-        .map_err(NodeError::Http)?
-        .run();
-    let handle = server.handle();
-    let server_task = tokio::spawn(server);
+    };
+    let server = tiercache_http::start_auxiliary(state, listener).map_err(NodeError::Http)?;
     tracing::info!(http = %http_addr, data = %data.data_addr, id = cfg.common.node_id, "auxiliary serving");
     shutdown.await;
 
@@ -373,7 +347,7 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
         }
     }
     tracing::info!("shutting down: draining");
-    handle.stop(true).await;
+    server.stop().await;
     let _ = data.stop_data.send(true);
     if cfg.backup_interval_secs > 0 {
         match data.ops.snapshot_now().await {
@@ -384,7 +358,6 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
     for t in data.background {
         t.abort();
     }
-    let _ = server_task.await;
     tracing::info!("auxiliary stopped");
     Ok(())
 }
@@ -422,12 +395,10 @@ pub async fn run_local(
         me: master.common.node_id.clone(),
     });
     let state = master_state(&master, router, metrics, info);
-    let server = master_server(state, listener)?;
-    let handle = server.handle();
-    let task = tokio::spawn(server);
+    let server = tiercache_http::start_master(state, listener, workers()).map_err(NodeError::Http)?;
     tracing::info!(addr = %http_addr, "local mode: one master and three auxiliaries serving");
     shutdown.await;
-    handle.stop(true).await;
+    server.stop().await;
     for (c, rt) in auxes {
         let _ = rt.stop_data.send(true);
         if c.backup_interval_secs > 0 {
@@ -439,6 +410,5 @@ pub async fn run_local(
             t.abort();
         }
     }
-    let _ = task.await;
     Ok(())
 }
