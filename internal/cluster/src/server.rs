@@ -10,7 +10,7 @@ use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tiercache_protocol::{decode, encode, Found, Request, Response, StatsReply};
-use tiercache_store::{Entry, Store, StoreError};
+use tiercache_store::{Entry, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
@@ -57,7 +57,7 @@ impl DataServer {
                         self.metrics.observe("put", "ok", started);
                         Response::Applied(applied as u64)
                     }
-                    Err(e @ StoreError::TooLarge { .. }) => {
+                    Err(e) => {
                         self.metrics.observe("put", "error", started);
                         Response::Error(e.to_string())
                     }

@@ -7,7 +7,7 @@
 
 mod snapshot;
 
-pub use snapshot::{decode_snapshot, decode_snapshot_with, encode_snapshot, SnapshotEntry, SnapshotError};
+pub use snapshot::{decode_snapshot, decode_snapshot_with, encode_snapshot, SnapshotEntry};
 
 use bytes::Bytes;
 use lru::LruCache;
@@ -15,9 +15,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Errors of the store.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Errors of the store and of its snapshot files.
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The file does not start with the snapshot magic or has an unknown format version.
+    #[error("not a tiercache snapshot (bad header)")]
+    BadSnapshotHeader,
+    /// Checksum mismatch or truncation.
+    #[error("corrupt snapshot: {0}")]
+    CorruptSnapshot(String),
+    /// Writing a snapshot failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
     /// The entry alone is larger than what one shard may hold.
     #[error("entry of {size} bytes exceeds the per-shard byte limit of {limit}")]
     TooLarge {

@@ -2,6 +2,7 @@
 //! the entry count and a CRC-32 of everything before it, so a truncated or corrupt file is
 //! detected rather than half-loaded.
 
+use crate::StoreError;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -10,20 +11,6 @@ const MAGIC: &[u8; 8] = b"TIERSNAP";
 const FORMAT_VERSION: u32 = 1;
 const TAG_ENTRY: u8 = 1;
 const TAG_END: u8 = 0;
-
-/// Why a snapshot could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    /// The file does not start with the snapshot magic or has an unknown format version.
-    #[error("not a tiercache snapshot (bad header)")]
-    BadHeader,
-    /// Checksum mismatch or truncation.
-    #[error("corrupt snapshot: {0}")]
-    Corrupt(String),
-    /// Writing failed.
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-}
 
 /// One entry as stored in a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +47,7 @@ impl<W: Write> Write for CrcWriter<W> {
 pub fn encode_snapshot<W: Write>(
     w: W,
     entries: impl IntoIterator<Item = SnapshotEntry>,
-) -> Result<(u64, u64), SnapshotError> {
+) -> Result<(u64, u64), StoreError> {
     let mut cw = CrcWriter { inner: w, crc: crc32fast::Hasher::new(), written: 0 };
     cw.write_all(MAGIC)?;
     cw.write_all(&FORMAT_VERSION.to_le_bytes())?;
@@ -69,7 +56,7 @@ pub fn encode_snapshot<W: Write>(
     for e in entries {
         cw.write_all(&[TAG_ENTRY])?;
         bincode::serde::encode_into_std_write(&e, &mut cw, cfg)
-            .map_err(|err| SnapshotError::Io(std::io::Error::other(err.to_string())))?;
+            .map_err(|err| StoreError::Io(std::io::Error::other(err.to_string())))?;
         count += 1;
     }
     cw.write_all(&[TAG_END])?;
@@ -92,7 +79,7 @@ struct EntryRef<'a> {
 }
 
 /// Reads a whole snapshot, verifying header, checksum and count before returning anything.
-pub fn decode_snapshot(data: &[u8]) -> Result<Vec<SnapshotEntry>, SnapshotError> {
+pub fn decode_snapshot(data: &[u8]) -> Result<Vec<SnapshotEntry>, StoreError> {
     let mut out = Vec::new();
     decode_snapshot_with(data, |key, value, version, expires_at_ms| {
         out.push(SnapshotEntry {
@@ -108,23 +95,20 @@ pub fn decode_snapshot(data: &[u8]) -> Result<Vec<SnapshotEntry>, SnapshotError>
 /// Verifies a snapshot, then hands every entry to `f` as (key, value or `None` for a
 /// tombstone, version, expiry) borrowed from `data`; returns the number of entries. Nothing
 /// is handed out unless the checksum matches, so a damaged file loads nothing.
-pub fn decode_snapshot_with(
-    data: &[u8],
-    mut f: impl FnMut(&[u8], Option<&[u8]>, u64, u64),
-) -> Result<u64, SnapshotError> {
+pub fn decode_snapshot_with(data: &[u8], mut f: impl FnMut(&[u8], Option<&[u8]>, u64, u64)) -> Result<u64, StoreError> {
     if data.len() < MAGIC.len() + 4 || &data[..8] != MAGIC {
-        return Err(SnapshotError::BadHeader);
+        return Err(StoreError::BadSnapshotHeader);
     }
     if u32::from_le_bytes([data[8], data[9], data[10], data[11]]) != FORMAT_VERSION {
-        return Err(SnapshotError::BadHeader);
+        return Err(StoreError::BadSnapshotHeader);
     }
     if data.len() < 12 + 1 + 8 + 4 {
-        return Err(SnapshotError::Corrupt("truncated".into()));
+        return Err(StoreError::CorruptSnapshot("truncated".into()));
     }
     let (body, crc_bytes) = data.split_at(data.len() - 4);
     let want = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
     if crc32fast::hash(body) != want {
-        return Err(SnapshotError::Corrupt("checksum mismatch (truncated or damaged)".into()));
+        return Err(StoreError::CorruptSnapshot("checksum mismatch (truncated or damaged)".into()));
     }
     let cfg = bincode::config::standard();
     let mut pos = 12;
@@ -133,7 +117,7 @@ pub fn decode_snapshot_with(
         match body.get(pos) {
             Some(&TAG_ENTRY) => {
                 let (e, used): (EntryRef<'_>, usize) = bincode::serde::borrow_decode_from_slice(&body[pos + 1..], cfg)
-                    .map_err(|err| SnapshotError::Corrupt(err.to_string()))?;
+                    .map_err(|err| StoreError::CorruptSnapshot(err.to_string()))?;
                 f(e.key, e.value, e.version, e.expires_at_ms);
                 n += 1;
                 pos += 1 + used;
@@ -143,13 +127,13 @@ pub fn decode_snapshot_with(
                     .get(pos + 1..pos + 9)
                     .and_then(|b| b.try_into().ok())
                     .map(u64::from_le_bytes)
-                    .ok_or_else(|| SnapshotError::Corrupt("truncated trailer".into()))?;
+                    .ok_or_else(|| StoreError::CorruptSnapshot("truncated trailer".into()))?;
                 if count != n {
-                    return Err(SnapshotError::Corrupt(format!("count {count} but {n} entries")));
+                    return Err(StoreError::CorruptSnapshot(format!("count {count} but {n} entries")));
                 }
                 return Ok(n);
             }
-            _ => return Err(SnapshotError::Corrupt(format!("bad tag at offset {pos}"))),
+            _ => return Err(StoreError::CorruptSnapshot(format!("bad tag at offset {pos}"))),
         }
     }
 }
@@ -183,11 +167,11 @@ mod tests {
     fn detects_truncation_and_corruption() {
         let mut buf = Vec::new();
         encode_snapshot(&mut buf, sample(100)).unwrap();
-        assert!(matches!(decode_snapshot(&buf[..buf.len() / 2]), Err(SnapshotError::Corrupt(_))));
+        assert!(matches!(decode_snapshot(&buf[..buf.len() / 2]), Err(StoreError::CorruptSnapshot(_))));
         let mut bad = buf.clone();
         bad[40] ^= 0xff;
-        assert!(matches!(decode_snapshot(&bad), Err(SnapshotError::Corrupt(_))));
-        assert!(matches!(decode_snapshot(b"garbage file"), Err(SnapshotError::BadHeader)));
+        assert!(matches!(decode_snapshot(&bad), Err(StoreError::CorruptSnapshot(_))));
+        assert!(matches!(decode_snapshot(b"garbage file"), Err(StoreError::BadSnapshotHeader)));
         assert!(decode_snapshot(&[]).is_err());
     }
 }
