@@ -191,23 +191,28 @@ fn master_state(
     }
 }
 
+/// Registers this node in ZooKeeper (in the background) and follows the membership.
+fn start_discovery(common: &tiercache_config::CommonConfig, role: Role, data_addr: String) -> Discovery {
+    Discovery::start(DiscoveryConfig {
+        servers: common.zk_servers.clone(),
+        root: common.zk_root.clone(),
+        session_timeout: common.zk_session_timeout,
+        role,
+        me: MemberInfo {
+            id: common.node_id.clone(),
+            http_addr: format!("{}:{}", common.advertise_host, common.port),
+            data_addr,
+        },
+    })
+}
+
 /// Runs a master until `shutdown` resolves.
 pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
     let router = router_for(&cfg, metrics.clone());
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
     let listener = bind_std(http_addr)?;
-    let discovery = Discovery::start(DiscoveryConfig {
-        servers: cfg.common.zk_servers.clone(),
-        root: cfg.common.zk_root.clone(),
-        session_timeout: cfg.common.zk_session_timeout,
-        role: Role::Master,
-        me: MemberInfo {
-            id: cfg.common.node_id.clone(),
-            http_addr: format!("{}:{}", cfg.common.advertise_host, cfg.common.port),
-            data_addr: String::new(),
-        },
-    });
+    let discovery = start_discovery(&cfg.common, Role::Master, String::new());
     let info = Arc::new(ZkInfo {
         status: Some(discovery.status()),
         membership: Some(discovery.membership()),
@@ -301,17 +306,8 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
     let data = start_aux_data(&cfg, SocketAddr::new(cfg.common.bind_addr, cfg.data_port)).await?;
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
     let listener = bind_std(http_addr)?;
-    let discovery = Discovery::start(DiscoveryConfig {
-        servers: cfg.common.zk_servers.clone(),
-        root: cfg.common.zk_root.clone(),
-        session_timeout: cfg.common.zk_session_timeout,
-        role: Role::Auxiliary,
-        me: MemberInfo {
-            id: cfg.common.node_id.clone(),
-            http_addr: format!("{}:{}", cfg.common.advertise_host, cfg.common.port),
-            data_addr: format!("{}:{}", cfg.common.advertise_host, cfg.data_port),
-        },
-    });
+    let discovery =
+        start_discovery(&cfg.common, Role::Auxiliary, format!("{}:{}", cfg.common.advertise_host, cfg.data_port));
     let status = discovery.status();
     let state = AuxState {
         node_id: cfg.common.node_id.clone(),
