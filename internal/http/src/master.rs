@@ -131,6 +131,15 @@ async fn cache(req: HttpRequest, body: web::Payload, state: web::Data<MasterStat
         Err(_) => "error",
     };
     state.metrics.observe(op, result, started);
+    // Operators see why requests fail without turning on per-request logging: cluster-side
+    // failures (503) at warn, client mistakes at debug, every request at trace.
+    match &r {
+        Err(e @ ApiError::Unavailable(_)) => {
+            tracing::warn!(method = %req.method(), path = req.path(), error = %e, "request failed")
+        }
+        Err(e) => tracing::debug!(method = %req.method(), path = req.path(), error = %e, "request refused"),
+        Ok(_) => tracing::trace!(method = %req.method(), path = req.path(), result, "request served"),
+    }
     r.map(|(resp, _)| resp)
 }
 
