@@ -246,3 +246,36 @@ fn bad_environment_stops_with_one_line_naming_the_variable() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("INTERNAL_TOKEN"));
 }
+
+#[test]
+fn local_mode_serves_without_zookeeper_and_restores_its_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let start = || {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.arg("local")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PORT", port.to_string())
+            .env("BIND_ADDR", "127.0.0.1")
+            .env("RUST_LOG", "info");
+        let p = Proc::spawn("local", cmd, dir.path());
+        let n = Node { id: "local".into(), port, data_port: 0, proc: p };
+        wait_until(Duration::from_secs(20), "local mode to serve", || aux_count(&n) == 3);
+        n
+    };
+    let mut n = start();
+    for i in 0..100 {
+        assert_eq!(put(&n, &format!("k{i}"), &format!("v{i}")), StatusCode::OK);
+    }
+    assert_eq!(get(&n, "k7"), (StatusCode::OK, b"v7".to_vec()));
+    let nodes = json(http().get(format!("{}/nodes", n.url())).send().unwrap());
+    assert_eq!(nodes["auxiliaries"].as_array().unwrap().len(), 3);
+    // SIGTERM takes a final snapshot (default BACKUP_DIR=./backup); a restart restores it.
+    let st = n.proc.terminate(Duration::from_secs(15)).expect("exits on SIGTERM");
+    assert!(st.success(), "{st:?}");
+    let n = start();
+    for i in 0..100 {
+        assert_eq!(get(&n, &format!("k{i}")), (StatusCode::OK, format!("v{i}").into_bytes()));
+    }
+}
