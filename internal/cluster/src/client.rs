@@ -41,6 +41,9 @@ struct Shared {
 /// restarted auxiliary to be picked up again, short enough to fail over quickly.
 const RECONNECT_WAIT: Duration = Duration::from_millis(300);
 
+/// How long a call on a client that never connected waits for its first connection.
+const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(3);
+
 /// Pooled connections to one auxiliary.
 pub struct AuxClient {
     shared: Arc<Shared>,
@@ -121,7 +124,9 @@ impl AuxClient {
                 let wait = if self.shared.ever_connected.load(Ordering::Relaxed) {
                     tokio::time::Instant::now() + RECONNECT_WAIT.min(timeout)
                 } else {
-                    deadline
+                    // A reachable auxiliary answers a connect in milliseconds; a long transfer
+                    // timeout must not become a long wait for one that is gone.
+                    tokio::time::Instant::now() + FIRST_CONNECT_WAIT.min(timeout)
                 };
                 let mut rx = self.shared.live.subscribe();
                 let _ = tokio::time::timeout_at(wait, rx.wait_for(|n| *n > 0)).await;
