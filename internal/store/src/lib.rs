@@ -220,6 +220,9 @@ fn unpack(p: &Packed, m: &Meta) -> Entry {
 struct Shard {
     lru: LruCache<Packed, Meta>,
     bytes: u64,
+    /// Entries with an expiry: active expiry skips shards without any (the common case of a
+    /// cache used without TTLs costs no scan).
+    expiring: usize,
 }
 
 /// The sharded LRU.
@@ -254,7 +257,7 @@ impl Store {
         let n = by_entries.min(by_bytes).min(64);
         let n = if n.is_power_of_two() { n } else { n.next_power_of_two() / 2 };
         let shards = (0..n)
-            .map(|_| Mutex::new(Shard { lru: LruCache::unbounded(), bytes: 0 }))
+            .map(|_| Mutex::new(Shard { lru: LruCache::unbounded(), bytes: 0, expiring: 0 }))
             .collect::<Vec<_>>()
             .into_boxed_slice();
         Store {
@@ -296,7 +299,10 @@ impl Store {
         }
     }
 
-    fn account_remove(&self, p: &Packed, shard: &mut Shard) {
+    fn account_remove(&self, p: &Packed, m: &Meta, shard: &mut Shard) {
+        if m.expires_at_ms != 0 {
+            shard.expiring -= 1;
+        }
         let size = p.size();
         shard.bytes -= size;
         self.bytes.fetch_sub(size, Ordering::Relaxed);
@@ -307,7 +313,10 @@ impl Store {
         }
     }
 
-    fn account_add(&self, p: &Packed, shard: &mut Shard) {
+    fn account_add(&self, p: &Packed, m: &Meta, shard: &mut Shard) {
+        if m.expires_at_ms != 0 {
+            shard.expiring += 1;
+        }
         let size = p.size();
         shard.bytes += size;
         self.bytes.fetch_add(size, Ordering::Relaxed);
@@ -329,8 +338,8 @@ impl Store {
             Some((p, m)) if !m.is_expired(now) => return Some(unpack(p, m)),
             Some(_) => {}
         }
-        if let Some((p, _)) = shard.lru.pop_entry(key) {
-            self.account_remove(&p, &mut shard);
+        if let Some((p, m)) = shard.lru.pop_entry(key) {
+            self.account_remove(&p, &m, &mut shard);
             if !p.tombstone {
                 self.expired.fetch_add(1, Ordering::Relaxed);
             }
@@ -391,10 +400,10 @@ impl Store {
         let packed = Packed::new(key, value);
         let meta = Meta { version, expires_at_ms };
         // `push` on an existing key would keep the old key object, and the value lives in it.
-        if let Some((old, _)) = shard.lru.pop_entry(key) {
-            self.account_remove(&old, &mut shard);
+        if let Some((old, old_meta)) = shard.lru.pop_entry(key) {
+            self.account_remove(&old, &old_meta, &mut shard);
         }
-        self.account_add(&packed, &mut shard);
+        self.account_add(&packed, &meta, &mut shard);
         shard.lru.push(packed, meta);
         while shard.lru.len() > self.shard_max_entries || shard.bytes > self.shard_max_bytes {
             match shard.lru.pop_lru() {
@@ -404,7 +413,7 @@ impl Store {
                     break;
                 }
                 Some((p, m)) => {
-                    self.account_remove(&p, &mut shard);
+                    self.account_remove(&p, &m, &mut shard);
                     if m.is_expired(now) && !p.tombstone {
                         self.expired.fetch_add(1, Ordering::Relaxed);
                     } else if !p.tombstone {
@@ -423,8 +432,8 @@ impl Store {
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
         if shard.lru.peek(key).is_some_and(|m| m.version == version) {
-            if let Some((p, _)) = shard.lru.pop_entry(key) {
-                self.account_remove(&p, &mut shard);
+            if let Some((p, m)) = shard.lru.pop_entry(key) {
+                self.account_remove(&p, &m, &mut shard);
                 return true;
             }
         }
@@ -437,6 +446,9 @@ impl Store {
         let mut removed = 0;
         for i in 0..self.shards.len() {
             let mut shard = self.lock(i);
+            if shard.expiring == 0 {
+                continue;
+            }
             let dead: Vec<Box<[u8]>> = shard
                 .lru
                 .iter()
@@ -444,8 +456,8 @@ impl Store {
                 .map(|(p, _)| p.key().to_vec().into_boxed_slice())
                 .collect();
             for k in dead {
-                if let Some((p, _)) = shard.lru.pop_entry(&k[..]) {
-                    self.account_remove(&p, &mut shard);
+                if let Some((p, m)) = shard.lru.pop_entry(&k[..]) {
+                    self.account_remove(&p, &m, &mut shard);
                     if !p.tombstone {
                         self.expired.fetch_add(1, Ordering::Relaxed);
                         removed += 1;
@@ -593,6 +605,27 @@ mod tests {
         clock.advance(10_001);
         assert!(s.get(b"k").is_none());
         assert_eq!(s.stats().tombstones, 0);
+    }
+
+    #[test]
+    fn expiring_count_tracks_entries_with_a_ttl() {
+        let (s, clock) = store(1000, 1 << 20);
+        let expiring = |s: &Store| (0..s.shard_count()).map(|i| s.lock(i).expiring).sum::<usize>();
+        for i in 0..10 {
+            s.put(b(&format!("t{i}")), b("v"), 1, 1_000).unwrap();
+            s.put(b(&format!("p{i}")), b("v"), 1, 0).unwrap();
+        }
+        assert_eq!(expiring(&s), 10);
+        s.put(b("t0"), b("now forever"), 2, 0).unwrap(); // overwrite drops the ttl
+        s.delete(b("p0"), 2); // a tombstone expires
+        assert_eq!(expiring(&s), 10);
+        clock.advance(2_000);
+        assert_eq!(s.purge_expired(), 9);
+        assert_eq!(expiring(&s), 1, "the tombstone is still within its own ttl");
+        clock.advance(20_000);
+        s.purge_expired();
+        assert_eq!(expiring(&s), 0);
+        assert_eq!(s.stats().keys, 10);
     }
 
     #[test]
