@@ -97,6 +97,9 @@ struct FillOpts {
     /// Bytes per value.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
+    /// Time to live of every entry in seconds (0 = none).
+    #[arg(long, default_value_t = 0)]
+    ttl: u64,
 }
 
 /// 16-byte keys, as in the benchmark targets.
@@ -406,7 +409,7 @@ async fn run_fill(o: FillOpts) -> Result<()> {
                 key: bytes::Bytes::from(key_of(k)),
                 value: Some(value_of()),
                 version: 1,
-                ttl_ms: 0,
+                ttl_ms: o.ttl * 1000,
             })
             .collect();
         match frame_roundtrip(&mut s, &mut buf, i + 1, &tiercache_protocol::Request::PutBatch { entries }).await? {

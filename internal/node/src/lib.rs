@@ -278,11 +278,14 @@ async fn start_aux_data(cfg: &AuxiliaryConfig, data_addr: SocketAddr) -> Result<
     let mut background = vec![tokio::spawn(serve_data(listener, server, stop_rx))];
     let s = store.clone();
     background.push(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // A sixteenth of the shards every 250 ms: every expired entry is reclaimed within
+        // about 4 s, without one long burst of lock holding.
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tick.tick().await;
             let s = s.clone();
-            let _ = tokio::task::spawn_blocking(move || s.purge_expired()).await;
+            let step = s.shard_count().div_ceil(16);
+            let _ = tokio::task::spawn_blocking(move || s.purge_expired_step(step)).await;
         }
     }));
     if cfg.backup_interval_secs > 0 {

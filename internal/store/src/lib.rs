@@ -236,6 +236,7 @@ pub struct Store {
     tombstones: AtomicU64,
     evictions: AtomicU64,
     expired: AtomicU64,
+    purge_cursor: std::sync::atomic::AtomicUsize,
     clock: Arc<dyn Clock>,
 }
 
@@ -270,6 +271,7 @@ impl Store {
             tombstones: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             expired: AtomicU64::new(0),
+            purge_cursor: std::sync::atomic::AtomicUsize::new(0),
             clock,
         }
     }
@@ -442,9 +444,21 @@ impl Store {
 
     /// Active expiry: removes every expired entry, one shard lock at a time.
     pub fn purge_expired(&self) -> usize {
+        self.purge_expired_in(0..self.shards.len())
+    }
+
+    /// Active expiry spread over time: scans the next `shards` shards (round robin), so a
+    /// large store with TTLs is reclaimed a slice at a time instead of in one burst.
+    pub fn purge_expired_step(&self, shards: usize) -> usize {
+        let n = self.shards.len();
+        let start = self.purge_cursor.fetch_add(shards, Ordering::Relaxed) % n;
+        (0..shards.min(n)).map(|k| self.purge_expired_in([(start + k) % n])).sum()
+    }
+
+    fn purge_expired_in(&self, shards: impl IntoIterator<Item = usize>) -> usize {
         let now = self.clock.now_ms();
         let mut removed = 0;
-        for i in 0..self.shards.len() {
+        for i in shards {
             let mut shard = self.lock(i);
             if shard.expiring == 0 {
                 continue;
@@ -622,6 +636,7 @@ mod tests {
         clock.advance(2_000);
         assert_eq!(s.purge_expired(), 9);
         assert_eq!(expiring(&s), 1, "the tombstone is still within its own ttl");
+        assert_eq!(s.purge_expired_step(s.shard_count()), 0);
         clock.advance(20_000);
         s.purge_expired();
         assert_eq!(expiring(&s), 0);
