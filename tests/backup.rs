@@ -241,3 +241,30 @@ fn sigterm_under_writes_keeps_every_acknowledged_write() {
         assert_eq!(get(&m, &format!("w{n}")), (StatusCode::OK, format!("v{n}").into_bytes()), "acknowledged w{n} lost");
     }
 }
+
+#[test]
+fn coordinator_failover_still_rebalances() {
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[("REPLICAS", "2")]);
+    let mut auxes: Vec<Node> = (0..2).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
+    let mut m1 = c.master("master-1", &[]);
+    let m2 = c.master("master-2", &[]);
+    wait_aux_count(&m2, 2, Duration::from_secs(15));
+    let coordinator = |n: &Node| {
+        json(http().get(format!("{}/nodes", n.url())).send().unwrap())["coordinator"].as_str().map(String::from)
+    };
+    wait_until(Duration::from_secs(10), "a coordinator to be elected", || coordinator(&m2).is_some());
+    assert_eq!(coordinator(&m2).as_deref(), Some("master-1"), "the first master registered leads");
+    const N: usize = 1000;
+    for i in 0..N {
+        assert_eq!(put(&m2, &format!("k{i}"), "v"), StatusCode::OK);
+    }
+    // The coordinator dies without a goodbye: its election znode goes with its session.
+    m1.proc.kill();
+    wait_until(Duration::from_secs(15), "master-2 to take over", || coordinator(&m2).as_deref() == Some("master-2"));
+    auxes.push(c.auxiliary("aux-2", &[]));
+    wait_aux_count(&m2, 3, Duration::from_secs(10));
+    wait_until(Duration::from_secs(30), "the new coordinator to rebalance onto aux-2", || {
+        auxes.iter().map(aux_keys).sum::<u64>() == 2 * N as u64 && aux_keys(&auxes[2]) > (N / 3) as u64
+    });
+}
