@@ -644,6 +644,60 @@ mod tests {
     }
 
     #[test]
+    fn counters_match_contents_under_random_operations() {
+        // Accounting is spread over put/delete/evict/expire/purge paths; a random walk over
+        // all of them checks that keys, bytes and tombstones always match what is stored.
+        let (s, clock) = store(200, 6_000);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for step in 0..20_000u64 {
+            let key = b(&format!("k{}", rnd(300)));
+            match rnd(10) {
+                0..=4 => {
+                    let len = rnd(60) as usize;
+                    let ttl = if rnd(3) == 0 { 1 + rnd(2_000) } else { 0 };
+                    let _ = s.put(key, Bytes::from(vec![b'v'; len]), step, ttl);
+                }
+                5 => {
+                    s.delete(key, step);
+                }
+                6 => {
+                    s.remove_if_version(&key, rnd(step + 1));
+                }
+                7 => clock.advance(rnd(500)),
+                8 => {
+                    s.purge_expired_step(1);
+                }
+                _ => {
+                    s.get(&key);
+                }
+            }
+            if step % 97 == 0 {
+                let st = s.stats();
+                let all: Vec<(Bytes, Entry)> = (0..s.shard_count()).flat_map(|i| s.shard_entries(i)).collect();
+                // shard_entries skips expired entries that are still stored, so compare after
+                // a full purge.
+                s.purge_expired();
+                let st2 = s.stats();
+                let all2: Vec<(Bytes, Entry)> = (0..s.shard_count()).flat_map(|i| s.shard_entries(i)).collect();
+                let live = all2.iter().filter(|(_, e)| !e.is_tombstone()).count() as u64;
+                let bytes: u64 =
+                    all2.iter().map(|(k, e)| (k.len() + e.value.as_ref().map_or(0, |v| v.len())) as u64).sum();
+                assert_eq!(st2.keys, live, "step {step}");
+                assert_eq!(st2.tombstones, all2.len() as u64 - live, "step {step}");
+                assert_eq!(st2.bytes, bytes, "step {step}");
+                assert!(st2.bytes <= 6_000 && all2.len() <= 200, "bounds at step {step}");
+                assert!(st.keys >= st2.keys && all.len() >= all2.len());
+            }
+        }
+    }
+
+    #[test]
     fn remove_if_version_keeps_newer_writes() {
         let (s, _) = store(100, 1 << 20);
         s.put(b("k"), b("v1"), 1, 0).unwrap();
