@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tiercache_placement::Ring;
 use tiercache_protocol::{Found, Request, Response, WireEntry};
+use tiercache_store::last_write_wins;
 use tokio::runtime::Handle;
 
 /// How long an auxiliary stays suspect after a failed request.
@@ -311,7 +312,7 @@ impl Router {
             .iter()
             .filter_map(|(_, f)| f.as_ref())
             .fold(None::<&Found>, |best, f| match best {
-                Some(b) if !supersedes(f, b) => Some(b),
+                Some(b) if !last_write_wins(f.version, f.value.as_deref(), b.version, b.value.as_deref()) => Some(b),
                 _ => Some(f),
             })
             .cloned();
@@ -523,13 +524,5 @@ impl Router {
             s.last_errors = errors;
         });
         results
-    }
-}
-
-fn supersedes(a: &Found, b: &Found) -> bool {
-    match a.version.cmp(&b.version) {
-        std::cmp::Ordering::Greater => true,
-        std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => a.value.as_deref() >= b.value.as_deref(),
     }
 }

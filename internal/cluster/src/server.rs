@@ -10,7 +10,7 @@ use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tiercache_protocol::{decode, encode, Found, Request, Response, StatsReply};
-use tiercache_store::{Entry, Store};
+use tiercache_store::Store;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
@@ -69,19 +69,14 @@ impl DataServer {
                 Response::Deleted { existed: out.existed }
             }
             Request::PutBatch { entries } => {
-                let now = self.store.now_ms();
-                let mut applied = 0;
-                for e in entries {
-                    let entry = Entry {
-                        value: e.value.clone(),
-                        version: e.version,
-                        expires_at_ms: if e.ttl_ms == 0 { 0 } else { now + e.ttl_ms },
-                    };
-                    if self.store.apply(e.key.clone(), entry).unwrap_or(false) {
-                        applied += 1;
-                    }
-                }
-                Response::Applied(applied)
+                let applied = entries
+                    .iter()
+                    .filter(|e| {
+                        let expires = self.store.expires_at(e.ttl_ms);
+                        self.store.apply_raw(&e.key, e.value.as_deref(), e.version, expires).unwrap_or(false)
+                    })
+                    .count();
+                Response::Applied(applied as u64)
             }
             Request::Stats => {
                 let s = self.store.stats();

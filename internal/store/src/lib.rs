@@ -117,8 +117,19 @@ impl Entry {
     /// broken by the value bytes (tombstone lowest) so every replica picks the same winner; an
     /// identical copy does not (so transfers count only what was new).
     pub fn supersedes(&self, other: &Entry) -> bool {
-        EntryRef { value: self.value.as_deref(), version: self.version }
-            .supersedes(&EntryRef { value: other.value.as_deref(), version: other.version })
+        last_write_wins(self.version, self.value.as_deref(), other.version, other.value.as_deref())
+    }
+}
+
+/// The one last-write-wins rule, shared by the store, replicas and the master's quorum reads:
+/// does (`version`, `value`) replace (`other_version`, `other_value`)? Higher version wins;
+/// equal versions are broken by the value bytes (tombstone, `None`, lowest) so every replica
+/// picks the same winner; an identical copy does not win.
+pub fn last_write_wins(version: u64, value: Option<&[u8]>, other_version: u64, other_value: Option<&[u8]>) -> bool {
+    match version.cmp(&other_version) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => value > other_value,
     }
 }
 
@@ -352,17 +363,22 @@ impl Store {
     /// Stores a value written at `version`, living `ttl_ms` (0 = forever). Returns whether it
     /// was applied (false when a newer version is already stored).
     pub fn put(&self, key: Bytes, value: Bytes, version: u64, ttl_ms: u64) -> Result<bool, StoreError> {
-        let now = self.clock.now_ms();
-        let expires_at_ms = if ttl_ms == 0 { 0 } else { now.saturating_add(ttl_ms) };
-        self.apply(key, Entry { value: Some(value), version, expires_at_ms })
+        self.apply_raw(&key, Some(&value), version, self.expires_at(ttl_ms))
     }
 
-    /// Deletes by writing a tombstone at `version`.
+    /// Absolute expiry for a time to live given in ms (0 = never expires).
+    pub fn expires_at(&self, ttl_ms: u64) -> u64 {
+        if ttl_ms == 0 {
+            0
+        } else {
+            self.clock.now_ms().saturating_add(ttl_ms)
+        }
+    }
+
+    /// Deletes by writing a tombstone at `version` (one shard lock for the check and the write).
     pub fn delete(&self, key: Bytes, version: u64) -> DeleteOutcome {
-        let now = self.clock.now_ms();
-        let existed = self.get(&key).is_some_and(|e| !e.is_tombstone());
-        let tomb = Entry { value: None, version, expires_at_ms: now.saturating_add(self.tombstone_ttl_ms) };
-        let applied = self.apply(key, tomb).unwrap_or(false);
+        let expires = self.clock.now_ms().saturating_add(self.tombstone_ttl_ms);
+        let (applied, existed) = self.apply_inner(&key, None, version, expires).unwrap_or((false, false));
         DeleteOutcome { existed, applied }
     }
 
@@ -380,10 +396,20 @@ impl Store {
         version: u64,
         expires_at_ms: u64,
     ) -> Result<bool, StoreError> {
-        let entry = EntryRef { value, version };
+        self.apply_inner(key, value, version, expires_at_ms).map(|(applied, _)| applied)
+    }
+
+    /// Applies under one shard lock; also says whether a live value was there before.
+    fn apply_inner(
+        &self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        version: u64,
+        expires_at_ms: u64,
+    ) -> Result<(bool, bool), StoreError> {
         let now = self.clock.now_ms();
         if expires_at_ms != 0 && expires_at_ms <= now {
-            return Ok(false);
+            return Ok((false, false));
         }
         let size = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
         if size > self.shard_max_bytes {
@@ -391,12 +417,13 @@ impl Store {
         }
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
+        let mut existed = false;
         if let Some((p, m)) = shard.lru.get_key_value(key) {
-            if !m.is_expired(now) && {
-                let old = unpack_ref(p, m);
-                !entry.supersedes(&old)
-            } {
-                return Ok(false);
+            if !m.is_expired(now) {
+                existed = !p.tombstone;
+                if !last_write_wins(version, value, m.version, p.value()) {
+                    return Ok((false, existed));
+                }
             }
         }
         let packed = Packed::new(key, value);
@@ -425,7 +452,7 @@ impl Store {
                 None => break,
             }
         }
-        Ok(true)
+        Ok((true, existed))
     }
 
     /// Removes the key only if its stored version is still `version`: used after a transfer so a
@@ -504,27 +531,6 @@ impl Store {
             tombstones: self.tombstones.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
             expired: self.expired.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// Version comparison without copying the stored value out.
-fn unpack_ref<'a>(p: &'a Packed, m: &Meta) -> EntryRef<'a> {
-    EntryRef { value: p.value(), version: m.version }
-}
-
-/// A borrowed view of an entry, for last-write-wins checks.
-struct EntryRef<'a> {
-    value: Option<&'a [u8]>,
-    version: u64,
-}
-
-impl EntryRef<'_> {
-    fn supersedes(&self, other: &EntryRef<'_>) -> bool {
-        match self.version.cmp(&other.version) {
-            std::cmp::Ordering::Greater => true,
-            std::cmp::Ordering::Less => false,
-            std::cmp::Ordering::Equal => self.value > other.value,
         }
     }
 }
