@@ -131,6 +131,7 @@ impl AuxNode {
 const FALLBACK_MS: u64 = 60_000;
 
 /// The placement before the last change, kept while keys move.
+#[derive(Clone)]
 pub struct Previous {
     /// The old ring.
     pub ring: Ring,
@@ -180,7 +181,6 @@ impl View {
 /// Routes client operations to owner auxiliaries.
 pub struct Router {
     cfg: RouterConfig,
-    rt: Handle,
     view: RwLock<Arc<View>>,
     hlc: Hlc,
     metrics: Arc<Metrics>,
@@ -197,11 +197,11 @@ pub enum ReadResult {
 }
 
 impl Router {
-    /// A router with an empty view; connection tasks run on `rt`.
-    pub fn new(cfg: RouterConfig, rt: Handle, metrics: Arc<Metrics>) -> Router {
+    /// A router with an empty view; connections are made lazily on the runtime of each
+    /// calling thread.
+    pub fn new(cfg: RouterConfig, metrics: Arc<Metrics>) -> Router {
         Router {
             cfg,
-            rt,
             view: RwLock::new(Arc::new(View { ring: Ring::default(), nodes: HashMap::new(), previous: None })),
             hlc: Hlc::new(),
             metrics,
@@ -251,12 +251,7 @@ impl Router {
                 since_ms: now,
             })
         } else {
-            old.previous.as_ref().map(|p| Previous {
-                ring: p.ring.clone(),
-                nodes: p.nodes.clone(),
-                until_ms: p.until_ms,
-                since_ms: p.since_ms,
-            })
+            old.previous.clone()
         };
         let view = Arc::new(View { ring: Ring::new(&ids, self.cfg.virtual_nodes), nodes, previous });
         self.metrics.auxiliary_nodes.set(members.len() as i64);
@@ -324,10 +319,7 @@ impl Router {
                 }
             }
         }
-        let newest = match newest {
-            Some(n) => Some(n),
-            None => self.fallback(&view, &key, &answers).await,
-        };
+        let newest = if newest.is_some() { newest } else { self.fallback(&view, &key, &answers).await };
         Ok(match newest.and_then(|f| f.value) {
             Some(v) => ReadResult::Hit(v),
             None => ReadResult::Miss,
@@ -377,7 +369,8 @@ impl Router {
     fn repair(&self, node: Arc<AuxNode>, key: &Bytes, f: &Found) {
         let entry = WireEntry { key: key.clone(), value: f.value.clone(), version: f.version, ttl_ms: f.ttl_ms };
         let metrics = self.metrics.clone();
-        self.rt.spawn(async move {
+        // On the calling thread's runtime, through its own connections.
+        tokio::spawn(async move {
             if let Ok(Response::Applied(n)) = node.call(&Request::PutBatch { entries: vec![entry] }).await {
                 metrics.read_repairs.inc_by(n);
             }

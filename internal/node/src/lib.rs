@@ -96,7 +96,6 @@ fn router_for(cfg: &MasterConfig, metrics: Arc<Metrics>) -> Arc<Router> {
             connections: cfg.connections_per_auxiliary,
             token: cfg.common.internal_token.clone(),
         },
-        tokio::runtime::Handle::current(),
         metrics,
     ))
 }
