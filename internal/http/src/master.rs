@@ -100,8 +100,11 @@ fn query_params(query: &str) -> Params {
     for part in query.split('&').filter(|s| !s.is_empty()) {
         let (name, raw) = part.split_once('=').unwrap_or((part, ""));
         let decode = || -> Vec<u8> {
-            let plus = raw.replace('+', " ");
-            percent_decode_str(&plus).collect()
+            if raw.contains('+') {
+                percent_decode_str(&raw.replace('+', " ")).collect()
+            } else {
+                percent_decode_str(raw).collect()
+            }
         };
         match name {
             "key" => p.key = Some(decode()),
@@ -148,7 +151,7 @@ async fn cache_inner(
     body: web::Payload,
     state: &MasterState,
 ) -> Result<(HttpResponse, &'static str), ApiError> {
-    let params = query_params(req.query_string());
+    let mut params = query_params(req.query_string());
     let tail = req.uri().path().strip_prefix("/cache").unwrap_or("");
     let tail = tail.strip_prefix('/').unwrap_or(tail);
     let path_form = !tail.is_empty();
@@ -157,7 +160,7 @@ async fn cache_inner(
     } else {
         params
             .key
-            .clone()
+            .take()
             .ok_or_else(|| ApiError::BadRequest("missing key: use /cache/?key=K or /cache/{key}".into()))?
     };
     if key.is_empty() {
@@ -196,11 +199,17 @@ async fn cache_inner(
                     check_value_len(v.len(), state.limits.value_max_bytes)?;
                     Bytes::from(v)
                 }
-                _ => read_body(req, body, state.limits.value_max_bytes).await?,
+                (false, None) => {
+                    let v = read_body(req, body, state.limits.value_max_bytes).await?;
+                    if v.is_empty() {
+                        return Err(ApiError::BadRequest(
+                            "missing value: use &value=V or PUT /cache/{key} with a body".into(),
+                        ));
+                    }
+                    v
+                }
+                (true, _) => read_body(req, body, state.limits.value_max_bytes).await?,
             };
-            if !path_form && value.is_empty() && !req.query_string().contains("value=") {
-                return Err(ApiError::BadRequest("missing value: use &value=V or PUT /cache/{key} with a body".into()));
-            }
             let len = value.len();
             state.router.put(key.clone(), value, ttl_secs * 1000).await?;
             Ok((
