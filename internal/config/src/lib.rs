@@ -159,10 +159,33 @@ fn parse_num<T: std::str::FromStr + PartialOrd + Copy>(
     min: T,
     expected: &'static str,
 ) -> Result<T, ConfigError> {
+    parse_bounded(var, v, default, min, None, expected)
+}
+
+/// Like [`parse_num`] with an upper bound too (an explicit value above it is refused).
+fn parse_range<T: std::str::FromStr + PartialOrd + Copy>(
+    var: &'static str,
+    v: &Option<String>,
+    default: T,
+    min: T,
+    max: T,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
+    parse_bounded(var, v, default, min, Some(max), expected)
+}
+
+fn parse_bounded<T: std::str::FromStr + PartialOrd + Copy>(
+    var: &'static str,
+    v: &Option<String>,
+    default: T,
+    min: T,
+    max: Option<T>,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
     match v.as_deref().map(str::trim) {
         None | Some("") => Ok(default),
         Some(s) => match s.parse::<T>() {
-            Ok(n) if n >= min => Ok(n),
+            Ok(n) if n >= min && max.is_none_or(|m| n <= m) => Ok(n),
             _ => Err(ConfigError::Invalid { var, value: s.to_string(), expected }),
         },
     }
@@ -288,14 +311,7 @@ impl Raw {
     }
 
     fn placement(&self) -> Result<(u32, usize), ConfigError> {
-        let vn = parse_num("VIRTUAL_NODES", &self.virtual_nodes, 512u32, 1, "an integer from 1 to 65536")?;
-        if vn > 65536 {
-            return Err(ConfigError::Invalid {
-                var: "VIRTUAL_NODES",
-                value: vn.to_string(),
-                expected: "an integer from 1 to 65536",
-            });
-        }
+        let vn = parse_range("VIRTUAL_NODES", &self.virtual_nodes, 512u32, 1, 65536, "an integer from 1 to 65536")?;
         let replicas = parse_num("REPLICAS", &self.replicas, 2usize, 1, "an integer >= 1")?;
         Ok((vn, replicas))
     }
@@ -303,39 +319,21 @@ impl Raw {
     fn master(&self, role: Role) -> Result<MasterConfig, ConfigError> {
         let common = self.common(role)?;
         let (virtual_nodes, replicas) = self.placement()?;
-        let write_quorum = parse_num("WRITE_QUORUM", &self.write_quorum, 1usize, 1, "an integer from 1 to REPLICAS")?;
-        if write_quorum > replicas {
-            return Err(ConfigError::Invalid {
-                var: "WRITE_QUORUM",
-                value: write_quorum.to_string(),
-                expected: "an integer from 1 to REPLICAS",
-            });
-        }
-        let read_quorum = parse_num("READ_QUORUM", &self.read_quorum, 1usize, 1, "an integer from 1 to REPLICAS")?;
-        if read_quorum > replicas {
-            return Err(ConfigError::Invalid {
-                var: "READ_QUORUM",
-                value: read_quorum.to_string(),
-                expected: "an integer from 1 to REPLICAS",
-            });
-        }
+        let write_quorum =
+            parse_range("WRITE_QUORUM", &self.write_quorum, 1usize, 1, replicas, "an integer from 1 to REPLICAS")?;
+        let read_quorum =
+            parse_range("READ_QUORUM", &self.read_quorum, 1usize, 1, replicas, "an integer from 1 to REPLICAS")?;
         let admin_token = self.admin_token.clone().filter(|t| !t.is_empty());
         let key_max_bytes =
             parse_num("KEY_MAX_BYTES", &self.key_max_bytes, 1024usize, 1, "a positive integer (bytes)")?;
-        let value_max_bytes = parse_num(
+        let value_max_bytes = parse_range(
             "VALUE_MAX_BYTES",
             &self.value_max_bytes,
             1usize << 20,
             1,
+            32 << 20,
             "a positive integer (bytes), at most 32 MiB",
         )?;
-        if value_max_bytes > 32 << 20 {
-            return Err(ConfigError::Invalid {
-                var: "VALUE_MAX_BYTES",
-                value: value_max_bytes.to_string(),
-                expected: "a positive integer (bytes), at most 32 MiB",
-            });
-        }
         let default_ttl_secs =
             parse_num("DEFAULT_TTL", &self.default_ttl, 0u64, 0, "whole seconds >= 0 (0 = never expires)")?;
         let rt = parse_num("REQUEST_TIMEOUT_MS", &self.request_timeout_ms, 1000u64, 1, "milliseconds >= 1")?;
