@@ -93,19 +93,24 @@ impl Metrics {
             op_durations: Vec::new(),
         };
         let mut m = m;
-        m.registry.register(Box::new(m.operations.clone()))?;
-        m.registry.register(Box::new(m.duration.clone()))?;
-        m.registry.register(Box::new(m.size.clone()))?;
-        m.registry.register(Box::new(m.bytes.clone()))?;
-        m.registry.register(Box::new(m.evictions.clone()))?;
-        m.registry.register(Box::new(m.expired.clone()))?;
-        m.registry.register(Box::new(m.uptime.clone()))?;
-        m.registry.register(Box::new(m.auxiliary_nodes.clone()))?;
-        m.registry.register(Box::new(m.zookeeper_connected.clone()))?;
-        m.registry.register(Box::new(m.rebalance_keys_moved.clone()))?;
-        m.registry.register(Box::new(m.read_repairs.clone()))?;
-        m.registry.register(Box::new(m.backup_last_success.clone()))?;
-        m.registry.register(Box::new(m.backup_duration.clone()))?;
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(m.operations.clone()),
+            Box::new(m.duration.clone()),
+            Box::new(m.size.clone()),
+            Box::new(m.bytes.clone()),
+            Box::new(m.evictions.clone()),
+            Box::new(m.expired.clone()),
+            Box::new(m.uptime.clone()),
+            Box::new(m.auxiliary_nodes.clone()),
+            Box::new(m.zookeeper_connected.clone()),
+            Box::new(m.rebalance_keys_moved.clone()),
+            Box::new(m.read_repairs.clone()),
+            Box::new(m.backup_last_success.clone()),
+            Box::new(m.backup_duration.clone()),
+        ];
+        for c in collectors {
+            m.registry.register(c)?;
+        }
         // Pre-create every label pair so dashboards see zeros instead of gaps.
         for op in OPERATIONS {
             m.op_durations.push(m.duration.with_label_values(&[op]));
