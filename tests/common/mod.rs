@@ -64,7 +64,7 @@ impl Proc {
     /// SIGTERM, then wait for the exit (bounded); kill -9 if it does not come.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
-        unsafe_free_sigterm(c.id());
+        send_sigterm(c.id());
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(st)) = c.try_wait() {
@@ -82,7 +82,7 @@ impl Proc {
     }
 }
 
-fn unsafe_free_sigterm(pid: u32) {
+fn send_sigterm(pid: u32) {
     let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
 }
 
