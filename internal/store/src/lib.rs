@@ -165,32 +165,105 @@ pub struct StoreStats {
     pub expired: u64,
 }
 
-/// Key and value packed in one allocation: the LRU node holds 24 bytes of it and the bytes
-/// live in a single heap block, instead of two `Bytes` (64 bytes of handles, two blocks).
-/// Hash and equality look at the key part only, so lookups borrow it as `[u8]`.
+/// Everything about an entry except its version, packed in one heap block, so the `lru`
+/// crate's node is a 16-byte handle, the 8-byte version and its two list pointers: 40 bytes,
+/// a 48-byte malloc chunk (a separate expiry field would make it 56, a 64-byte chunk). The
+/// expiry is stored only when there is one, so a cache used without TTLs does not pay for it.
+///
+/// Layout: `varint(key_len << 2 | has_expiry << 1 | tombstone)`, then the expiry as 8 bytes
+/// little-endian when present, then the key, then the value. Hash and equality look at the
+/// key only, so lookups borrow it as `[u8]`.
 struct Packed {
     data: Box<[u8]>,
-    key_len: u32,
-    tombstone: bool,
 }
 
+/// Where the parts of a [`Packed`] block are.
+struct Layout {
+    key_start: usize,
+    key_end: usize,
+    tombstone: bool,
+    expires_at_ms: u64,
+}
+
+const TOMBSTONE_BIT: u64 = 1;
+const EXPIRY_BIT: u64 = 2;
+
 impl Packed {
-    fn new(key: &[u8], value: Option<&[u8]>) -> Packed {
-        let mut data = Vec::with_capacity(key.len() + value.map_or(0, <[u8]>::len));
+    fn new(key: &[u8], value: Option<&[u8]>, expires_at_ms: u64) -> Packed {
+        let tag = (key.len() as u64) << 2
+            | if expires_at_ms != 0 { EXPIRY_BIT } else { 0 }
+            | if value.is_none() { TOMBSTONE_BIT } else { 0 };
+        let tag_len = (64 - (tag | 1).leading_zeros() as usize).div_ceil(7);
+        let expiry_len = if expires_at_ms != 0 { 8 } else { 0 };
+        // Exact capacity: `into_boxed_slice` would otherwise shrink a larger block in place,
+        // and glibc keeps the whole chunk when the tail is under 32 bytes.
+        let mut data = Vec::with_capacity(tag_len + expiry_len + key.len() + value.map_or(0, <[u8]>::len));
+        let mut t = tag;
+        while t >= 0x80 {
+            data.push((t as u8) | 0x80);
+            t >>= 7;
+        }
+        data.push(t as u8);
+        if expires_at_ms != 0 {
+            data.extend_from_slice(&expires_at_ms.to_le_bytes());
+        }
         data.extend_from_slice(key);
         if let Some(v) = value {
             data.extend_from_slice(v);
         }
-        Packed { data: data.into_boxed_slice(), key_len: key.len() as u32, tombstone: value.is_none() }
+        debug_assert_eq!(data.len(), data.capacity());
+        Packed { data: data.into_boxed_slice() }
     }
+
+    fn layout(&self) -> Layout {
+        let d = &self.data;
+        // One byte for keys under 32 bytes: the common case decodes without a loop.
+        let (tag, mut at) = if d[0] < 0x80 {
+            (u64::from(d[0]), 1)
+        } else {
+            let (mut tag, mut shift, mut i) = (0u64, 0, 0);
+            loop {
+                tag |= u64::from(d[i] & 0x7f) << shift;
+                i += 1;
+                if d[i - 1] < 0x80 {
+                    break;
+                }
+                shift += 7;
+            }
+            (tag, i)
+        };
+        let mut expires_at_ms = 0;
+        if tag & EXPIRY_BIT != 0 {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&d[at..at + 8]);
+            expires_at_ms = u64::from_le_bytes(b);
+            at += 8;
+        }
+        Layout { key_start: at, key_end: at + (tag >> 2) as usize, tombstone: tag & TOMBSTONE_BIT != 0, expires_at_ms }
+    }
+
     fn key(&self) -> &[u8] {
-        &self.data[..self.key_len as usize]
+        let l = self.layout();
+        &self.data[l.key_start..l.key_end]
     }
+
     fn value(&self) -> Option<&[u8]> {
-        (!self.tombstone).then(|| &self.data[self.key_len as usize..])
+        let l = self.layout();
+        (!l.tombstone).then(|| &self.data[l.key_end..])
     }
-    fn size(&self) -> u64 {
-        self.data.len() as u64
+
+    fn is_tombstone(&self) -> bool {
+        self.layout().tombstone
+    }
+
+    /// Absolute expiry in Unix ms, 0 for never.
+    fn expires_at_ms(&self) -> u64 {
+        self.layout().expires_at_ms
+    }
+
+    fn is_expired(&self, now_ms: u64) -> bool {
+        let e = self.expires_at_ms();
+        e != 0 && e <= now_ms
     }
 }
 
@@ -211,25 +284,13 @@ impl std::borrow::Borrow<[u8]> for Packed {
     }
 }
 
-/// Version and expiry of a packed entry.
-#[derive(Clone, Copy)]
-struct Meta {
-    version: u64,
-    expires_at_ms: u64,
-}
-
-impl Meta {
-    fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at_ms != 0 && self.expires_at_ms <= now_ms
-    }
-}
-
-fn unpack(p: &Packed, m: &Meta) -> Entry {
-    Entry { value: p.value().map(Bytes::copy_from_slice), version: m.version, expires_at_ms: m.expires_at_ms }
+fn unpack(p: &Packed, version: u64) -> Entry {
+    Entry { value: p.value().map(Bytes::copy_from_slice), version, expires_at_ms: p.expires_at_ms() }
 }
 
 struct Shard {
-    lru: LruCache<Packed, Meta>,
+    /// Packed entry to its version.
+    lru: LruCache<Packed, u64>,
     bytes: u64,
     /// Entries with an expiry: active expiry skips shards without any (the common case of a
     /// cache used without TTLs costs no scan).
@@ -312,28 +373,30 @@ impl Store {
         }
     }
 
-    fn account_remove(&self, p: &Packed, m: &Meta, shard: &mut Shard) {
-        if m.expires_at_ms != 0 {
+    fn account_remove(&self, p: &Packed, shard: &mut Shard) {
+        let l = p.layout();
+        if l.expires_at_ms != 0 {
             shard.expiring -= 1;
         }
-        let size = p.size();
+        let size = (p.data.len() - l.key_start) as u64;
         shard.bytes -= size;
         self.bytes.fetch_sub(size, Ordering::Relaxed);
-        if p.tombstone {
+        if l.tombstone {
             self.tombstones.fetch_sub(1, Ordering::Relaxed);
         } else {
             self.keys.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    fn account_add(&self, p: &Packed, m: &Meta, shard: &mut Shard) {
-        if m.expires_at_ms != 0 {
+    fn account_add(&self, p: &Packed, shard: &mut Shard) {
+        let l = p.layout();
+        if l.expires_at_ms != 0 {
             shard.expiring += 1;
         }
-        let size = p.size();
+        let size = (p.data.len() - l.key_start) as u64;
         shard.bytes += size;
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        if p.tombstone {
+        if l.tombstone {
             self.tombstones.fetch_add(1, Ordering::Relaxed);
         } else {
             self.keys.fetch_add(1, Ordering::Relaxed);
@@ -348,12 +411,12 @@ impl Store {
         let mut shard = self.lock(i);
         match shard.lru.get_key_value(key) {
             None => return None,
-            Some((p, m)) if !m.is_expired(now) => return Some(unpack(p, m)),
+            Some((p, v)) if !p.is_expired(now) => return Some(unpack(p, *v)),
             Some(_) => {}
         }
-        if let Some((p, m)) = shard.lru.pop_entry(key) {
-            self.account_remove(&p, &m, &mut shard);
-            if !p.tombstone {
+        if let Some((p, _)) = shard.lru.pop_entry(key) {
+            self.account_remove(&p, &mut shard);
+            if !p.is_tombstone() {
                 self.expired.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -418,35 +481,33 @@ impl Store {
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
         let mut existed = false;
-        if let Some((p, m)) = shard.lru.get_key_value(key) {
-            if !m.is_expired(now) {
-                existed = !p.tombstone;
-                if !last_write_wins(version, value, m.version, p.value()) {
+        if let Some((p, &v)) = shard.lru.get_key_value(key) {
+            if !p.is_expired(now) {
+                existed = !p.is_tombstone();
+                if !last_write_wins(version, value, v, p.value()) {
                     return Ok((false, existed));
                 }
             }
         }
-        let packed = Packed::new(key, value);
-        let meta = Meta { version, expires_at_ms };
+        let packed = Packed::new(key, value, expires_at_ms);
         // `push` on an existing key would keep the old key object, and the value lives in it.
-        if let Some((old, old_meta)) = shard.lru.pop_entry(key) {
-            self.account_remove(&old, &old_meta, &mut shard);
+        if let Some((old, _)) = shard.lru.pop_entry(key) {
+            self.account_remove(&old, &mut shard);
         }
-        self.account_add(&packed, &meta, &mut shard);
-        shard.lru.push(packed, meta);
+        self.account_add(&packed, &mut shard);
+        shard.lru.push(packed, version);
         while shard.lru.len() > self.shard_max_entries || shard.bytes > self.shard_max_bytes {
             match shard.lru.pop_lru() {
-                Some((p, m)) if p.key() == key => {
+                Some((p, v)) if p.key() == key => {
                     // Only the new entry is left; it fits (checked above), put it back.
-                    shard.lru.push(p, m);
+                    shard.lru.push(p, v);
                     break;
                 }
-                Some((p, m)) => {
-                    self.account_remove(&p, &m, &mut shard);
-                    if m.is_expired(now) && !p.tombstone {
-                        self.expired.fetch_add(1, Ordering::Relaxed);
-                    } else if !p.tombstone {
-                        self.evictions.fetch_add(1, Ordering::Relaxed);
+                Some((p, _)) => {
+                    self.account_remove(&p, &mut shard);
+                    if !p.is_tombstone() {
+                        let counter = if p.is_expired(now) { &self.expired } else { &self.evictions };
+                        counter.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 None => break,
@@ -460,9 +521,9 @@ impl Store {
     pub fn remove_if_version(&self, key: &[u8], version: u64) -> bool {
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
-        if shard.lru.peek(key).is_some_and(|m| m.version == version) {
-            if let Some((p, m)) = shard.lru.pop_entry(key) {
-                self.account_remove(&p, &m, &mut shard);
+        if shard.lru.peek(key).is_some_and(|&v| v == version) {
+            if let Some((p, _)) = shard.lru.pop_entry(key) {
+                self.account_remove(&p, &mut shard);
                 return true;
             }
         }
@@ -493,13 +554,13 @@ impl Store {
             let dead: Vec<Box<[u8]>> = shard
                 .lru
                 .iter()
-                .filter(|(_, m)| m.is_expired(now))
+                .filter(|(p, _)| p.is_expired(now))
                 .map(|(p, _)| p.key().to_vec().into_boxed_slice())
                 .collect();
             for k in dead {
-                if let Some((p, m)) = shard.lru.pop_entry(&k[..]) {
-                    self.account_remove(&p, &m, &mut shard);
-                    if !p.tombstone {
+                if let Some((p, _)) = shard.lru.pop_entry(&k[..]) {
+                    self.account_remove(&p, &mut shard);
+                    if !p.is_tombstone() {
                         self.expired.fetch_add(1, Ordering::Relaxed);
                         removed += 1;
                     }
@@ -518,8 +579,8 @@ impl Store {
             .lru
             .iter()
             .rev()
-            .filter(|(_, m)| !m.is_expired(now))
-            .map(|(p, m)| (Bytes::copy_from_slice(p.key()), unpack(p, m)))
+            .filter(|(p, _)| !p.is_expired(now))
+            .map(|(p, &v)| (Bytes::copy_from_slice(p.key()), unpack(p, v)))
             .collect()
     }
 
@@ -552,6 +613,26 @@ mod tests {
 
     fn val(s: &Store, k: &str) -> Option<Bytes> {
         s.get(k.as_bytes()).and_then(|e| e.value)
+    }
+
+    #[test]
+    fn packed_layout_round_trips_and_keeps_the_node_small() {
+        // The lru node holds (Packed, u64) plus two pointers: 40 bytes, a 48-byte malloc chunk.
+        assert_eq!(std::mem::size_of::<Packed>() + std::mem::size_of::<u64>(), 24);
+        for key_len in [0usize, 1, 31, 32, 127, 128, 20_000] {
+            let key: Vec<u8> = (0..key_len).map(|i| i as u8).collect();
+            for (value, expiry) in [(Some(&b"value"[..]), 0u64), (Some(&[][..]), u64::MAX), (None, 1_234)] {
+                let p = Packed::new(&key, value, expiry);
+                assert_eq!(p.key(), &key[..], "key of {key_len} bytes");
+                assert_eq!(p.value(), value);
+                assert_eq!(p.is_tombstone(), value.is_none());
+                assert_eq!(p.expires_at_ms(), expiry);
+                let l = p.layout();
+                assert_eq!((p.data.len() - l.key_start) as u64, (key_len + value.map_or(0, <[u8]>::len)) as u64);
+            }
+        }
+        // 16-byte key, 100-byte value, no TTL: one header byte, 117 bytes, a 128-byte chunk.
+        assert_eq!(Packed::new(&[7; 16], Some(&[1; 100]), 0).data.len(), 117);
     }
 
     #[test]
