@@ -159,7 +159,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<u16
     }
 }
 
-async fn connection_task(opts: HttpOpts, seed: u64, deadline: Option<Instant>, quota: u64) -> TaskResult {
+async fn connection_task(opts: HttpOpts, index: usize, seed: u64, deadline: Option<Instant>, quota: u64) -> TaskResult {
     let mut res = TaskResult::default();
     let Ok(addr) = host_port(&opts.url) else { return res };
     let host = addr.clone();
@@ -170,7 +170,11 @@ async fn connection_task(opts: HttpOpts, seed: u64, deadline: Option<Instant>, q
     let mut stream: Option<TcpStream> = None;
     let mut pacing = opts.rate.map(|r| {
         let per_conn = r / opts.connections as f64;
-        let mut iv = tokio::time::interval(Duration::from_secs_f64(1.0 / per_conn.max(0.001)));
+        let period = Duration::from_secs_f64(1.0 / per_conn.max(0.001));
+        // Each connection starts at its own phase of the period: intervals started together
+        // tick together, which sends all connections' requests as one burst per period.
+        let phase = period.mul_f64(index as f64 / opts.connections as f64);
+        let mut iv = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         iv
     });
@@ -302,6 +306,7 @@ async fn run_http(opts: HttpOpts) -> Result<serde_json::Value> {
         .map(|c| {
             tokio::spawn(connection_task(
                 opts.clone(),
+                c,
                 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(c as u64 + 1),
                 deadline,
                 quota,
