@@ -18,6 +18,8 @@ need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+command -v perf >/dev/null 2>&1 || need+=(linux-perf)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
@@ -90,6 +92,21 @@ GET_RPS=$(field tiercache-get '["requests_per_sec"]')
 HALF=$(python3 -c "print(int($GET_RPS/2))")
 run tiercache-get-half-load --url "http://127.0.0.1:$M" --keys 10000 --get-ratio 1.0 --rate "$HALF"
 
+echo "== Where the time goes at half load: CPU run-queue delays per thread group (perf sched, 2 s)"
+run tiercache-get-half-load-sched --url "http://127.0.0.1:$M" --keys 10000 --get-ratio 1.0 --rate "$HALF" >/dev/null &
+SCHED_RUN=$!
+sleep 2
+if perf sched record -a -o "$WORK/sched.data" -- sleep 2 >"$WORK/sched.log" 2>&1; then
+  # Thread groups: the master's actix workers, the auxiliaries' runtime threads (named after
+  # the binary) and the load generator (tokio-rt-worker).
+  perf sched latency -i "$WORK/sched.data" --sort max 2>/dev/null \
+    | grep -E 'Task|actix-server|tiercache|tokio-rt-worker' | cut -d'|' -f1-5 >"$WORK/sched.txt"
+else
+  echo "perf sched could not record here: $(tail -1 "$WORK/sched.log")" >"$WORK/sched.txt"
+fi
+wait "$SCHED_RUN"
+cat "$WORK/sched.txt"
+
 echo "== HTTP: NGINX references"
 NP=$(free_port); PP=$(free_port)
 mkdir -p "$WORK/nginx"
@@ -115,6 +132,7 @@ PIDS+=($!)
 wait_for 10 curl -sf "http://127.0.0.1:$NP/static"
 run nginx-static --url "http://127.0.0.1:$NP" --path /static
 run nginx-proxy --url "http://127.0.0.1:$PP" --path /static
+run nginx-proxy-half-load --url "http://127.0.0.1:$PP" --path /static --rate "$HALF"
 kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
 
 echo "== Redis reference (redis-benchmark, same concurrency, 100-byte values)"
@@ -212,6 +230,10 @@ REB_RATE=$(python3 -c "print(int($REB_MOVED*1000/max($REB_MS,1)))")
 echo "== Placement"
 "$BENCH" placement --keys 1000000 | tee "$WORK/placement.txt"
 
+echo "== Heap profile of an auxiliary holding $ENTRIES entries (massif)"
+ENTRIES=$ENTRIES OUT="$WORK/profile.md" scripts/memory-profile.sh
+cat "$WORK/profile.md"
+
 echo "== Writing $OUT"
 g() { field "$1" "$2"; }
 fmt() { python3 -c "print(f'{float(\"$1\"):,.${2:-0}f}')"; }
@@ -246,6 +268,7 @@ $(row "tiercache PUT" tiercache-put)
 $(row "tiercache GET at half load (--rate $HALF)" tiercache-get-half-load)
 $(row "NGINX static 100 B" nginx-static)
 $(row "NGINX → NGINX proxy" nginx-proxy)
+$(row "NGINX → NGINX proxy at tiercache's half load (--rate $HALF)" nginx-proxy-half-load)
 
 Redis, \`redis-benchmark -c $CONNS -n $REQS -d 100 -r 10000 -t set,get\` (its own RESP client, no HTTP):
 
@@ -256,7 +279,19 @@ Redis, \`redis-benchmark -c $CONNS -n $REQS -d 100 -r 10000 -t set,get\` (its ow
 
 Ratios: tiercache GET / NGINX static = **$(ratio "$TG" "$NG")** (target ≥ 0.5);
 tiercache GET / NGINX proxy = **$(ratio "$TG" "$NP_RPS")**; tiercache GET / Redis GET = $(ratio "$TG" "$R_GET");
-tiercache PUT / Redis SET = $(ratio "$TP" "$R_SET"). p99 of GET at half load: **$(fmt "$(g tiercache-get-half-load '["latency_ms"]["p99"]')" 3) ms** (target < 2 ms).
+tiercache PUT / Redis SET = $(ratio "$TP" "$R_SET"). p99 of GET at half load: **$(fmt "$(g tiercache-get-half-load '["latency_ms"]["p99"]')" 3) ms** (target < 2 ms);
+one NGINX proxy hop at the same rate: $(fmt "$(g nginx-proxy-half-load '["latency_ms"]["p99"]')" 3) ms.
+
+Where the time goes at half load: \`perf sched record -a\` for 2 s during a second half-load GET run,
+then \`perf sched latency\` for the master's actix workers, the auxiliaries' threads (named
+\`tiercache\`) and the load generator (\`tokio-rt-worker\`). Runtime is CPU time used in those 2 s
+(the machine has $((NCPU * 2000)) ms); delay is time spent runnable but waiting for a CPU, which
+every request pays at each of its hops (load generator → master → auxiliary → master → load
+generator):
+
+\`\`\`
+$(cat "$WORK/sched.txt")
+\`\`\`
 
 ## Memory per entry ($ENTRIES entries, 16-byte keys, 100-byte values)
 
@@ -308,13 +343,24 @@ print(f"- keys moved on a join <= 1.1 x ideal: {', '.join(f'{x:.3f}' for x in mv
 PY
 )
 
-Where an auxiliary's memory goes, per entry, with glibc malloc: the \`lru\` crate's node (packed
-key+value handle 24 B, version and expiry 16 B, two list pointers 16 B: 56 B in a 64 B chunk),
-one block holding key and value (116 B in a 128 B chunk), and the \`lru\` crate's hash map (16 B
-per bucket; at 1M entries over 64 shards the tables sit just past a doubling, load about 0.48,
-so about 35 B per entry). Redis keeps about 8 B per entry in its table at this size and 32 B per
-dictEntry. Getting under Redis needs a slab-backed LRU with 32-bit links instead of the \`lru\`
-crate's boxed nodes; packing key and value into one block already took it from 347 B to 229 B.
+## Where an auxiliary's memory goes
+
+$(cat "$WORK/profile.md")
+
+Per entry: the entry block (a one-byte header, then key and value: 117 B in a 128 B glibc chunk);
+the \`lru\` crate's node (block handle 16 B, version 8 B, two list pointers 16 B: 40 B in a 48 B
+chunk); the \`lru\` crate's hash table, 16 B per bucket plus a control byte. hashbrown doubles at
+7/8 load, and 1M entries over 64 shards (15,625 each) sit just past a doubling (32,768 buckets,
+load 0.48): about 36 B per entry here, about 19.5 B just before a doubling. Massif counts 8 B of
+header per allocation plus rounding to 16, more than glibc's real chunk overhead, so its total
+is above the RSS growth measured above. Redis keeps 8 B per entry in its table at this size
+(1M keys in 2^20 buckets, load 0.95) and a 24 B dictEntry.
+
+With the \`lru\` crate (the owner's choice of dependency) the floor is node 48 + block 128 + table
+19.5 to 39 B: 196 to 215 B per entry, depending on where the count sits between two doublings.
+Staying under Redis at every size needs an LRU whose nodes are not allocations of their own (a
+slab with 32-bit links and a table of 4-byte indices: about 175 to 180 B per entry), which means
+replacing the \`lru\` crate.
 EOF
 } >"$OUT"
 cat "$OUT"
