@@ -80,7 +80,8 @@ echo "== HTTP: tiercache (1 master, 2 auxiliaries, REPLICAS=2 WRITE_QUORUM=1 REA
 A1=$(free_port); D1=$(free_port); A2=$(free_port); D2=$(free_port); M=$(free_port)
 PIDS+=("$(start_aux /bench aux-1 "$A1" "$D1" "$WORK/b1")")
 PIDS+=("$(start_aux /bench aux-2 "$A2" "$D2" "$WORK/b2")")
-PIDS+=("$(start_master /bench master-1 "$M")")
+MASTER_PID=$(start_master /bench master-1 "$M")
+PIDS+=("$MASTER_PID")
 wait_for 30 bash -c "[ \"\$(curl -s http://127.0.0.1:$M/health | grep -o '\"auxiliaries\":2')\" ]"
 
 run() { "$BENCH" http --connections "$CONNS" --duration "$DURATION" --json "$WORK/$1.json" --label "$1" "${@:2}"; }
@@ -93,19 +94,33 @@ HALF=$(python3 -c "print(int($GET_RPS/2))")
 run tiercache-get-half-load --url "http://127.0.0.1:$M" --keys 10000 --get-ratio 1.0 --rate "$HALF"
 
 echo "== Where the time goes at half load: CPU run-queue delays per thread group (perf sched, 2 s)"
-run tiercache-get-half-load-sched --url "http://127.0.0.1:$M" --keys 10000 --get-ratio 1.0 --rate "$HALF" >/dev/null &
+"$BENCH" http --connections "$CONNS" --duration 8 --url "http://127.0.0.1:$M" --keys 10000 --get-ratio 1.0 \
+  --rate "$HALF" --label tiercache-get-half-load-profiled >/dev/null &
 SCHED_RUN=$!
 sleep 2
 if perf sched record -a -o "$WORK/sched.data" -- sleep 2 >"$WORK/sched.log" 2>&1; then
   # Thread groups: the master's actix workers, the auxiliaries' runtime threads (named after
   # the binary) and the load generator (tokio-rt-worker).
   perf sched latency -i "$WORK/sched.data" --sort max 2>/dev/null \
-    | grep -E 'Task|actix-server|tiercache|tokio-rt-worker' | cut -d'|' -f1-5 >"$WORK/sched.txt"
+    | grep -E 'Task|actix-server|tiercache|tokio-rt-worker' | cut -d'|' -f1-5 | sed 's/ *$//' >"$WORK/sched.txt"
 else
   echo "perf sched could not record here: $(tail -1 "$WORK/sched.log")" >"$WORK/sched.txt"
 fi
+# Then the master's CPU profile, in the same run: where its share of each request goes.
+if perf record -g -p "$MASTER_PID" -o "$WORK/master.perf" -- sleep 2 >"$WORK/perf.log" 2>&1; then
+  {
+    echo "CPU samples of the master by binary:"
+    perf report -i "$WORK/master.perf" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' | awk 'n++ < 4' | sed 's/ *$//'
+    echo
+    echo "Top functions:"
+    perf report -i "$WORK/master.perf" --no-children --sort dso,symbol --stdio -g none 2>/dev/null \
+      | grep '%' | awk 'n++ < 15' | cut -c1-150 | sed 's/ *$//'
+  } >"$WORK/master-profile.txt"
+else
+  echo "perf record could not record here: $(tail -1 "$WORK/perf.log")" >"$WORK/master-profile.txt"
+fi
 wait "$SCHED_RUN"
-cat "$WORK/sched.txt"
+cat "$WORK/sched.txt" "$WORK/master-profile.txt"
 
 echo "== HTTP: NGINX references"
 NP=$(free_port); PP=$(free_port)
@@ -291,6 +306,13 @@ generator):
 
 \`\`\`
 $(cat "$WORK/sched.txt")
+\`\`\`
+
+Then \`perf record -g -p <master>\` for 2 s in the same run: the master's CPU time by binary and
+its top functions (no single hot spot left; most of it is the kernel's TCP path on loopback):
+
+\`\`\`
+$(cat "$WORK/master-profile.txt")
 \`\`\`
 
 ## Memory per entry ($ENTRIES entries, 16-byte keys, 100-byte values)
