@@ -6,6 +6,7 @@
 #   DURATION=5 ENTRIES=200000 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 ROOT=$(pwd)
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
@@ -20,10 +21,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 command -v perf >/dev/null 2>&1 || need+=(linux-perf)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
-fi
+apt_install "${need[@]}"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 cargo build --release --bins -q
@@ -39,12 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # wait_for <seconds> <command...>
-  local t=$1; shift
-  for _ in $(seq 1 $((t * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "timed out waiting for: $*" >&2; return 1
-}
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 now_ms() { date +%s%3N; }
 
@@ -54,13 +46,7 @@ NCPU=$(nproc)
 echo "$CPU, $NCPU cores"
 
 echo "== ZooKeeper"
-ZKPORT=$(free_port)
-mkdir -p "$WORK/zk"
-java -Xmx256m -Dzookeeper.admin.enableServer=false -Dzookeeper.4lw.commands.whitelist=srvr,ruok \
-  -cp /usr/share/java/zookeeper.jar:/etc/zookeeper/conf org.apache.zookeeper.server.ZooKeeperServerMain \
-  "$ZKPORT" "$WORK/zk" 2000 >"$WORK/zk.log" 2>&1 &
-PIDS+=($!)
-wait_for 60 bash -c "echo srvr | timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$ZKPORT; cat >&3; cat <&3' | grep -q Mode"
+start_zookeeper "$WORK/zk"
 
 common_env=(INTERNAL_TOKEN=$TOKEN ZK_SERVERS=127.0.0.1:$ZKPORT BIND_ADDR=127.0.0.1 ADVERTISE_HOST=127.0.0.1 RUST_LOG=warn)
 

@@ -7,6 +7,7 @@
 #   ENTRIES=200000 OUT=/tmp/profile.md scripts/memory-profile.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 ROOT=$(pwd)
 ENTRIES=${ENTRIES:-1000000}
 OUT=${OUT:-/dev/stdout}
@@ -15,10 +16,7 @@ TOKEN=profile-internal-token
 need=()
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
-fi
+apt_install "${need[@]}"
 cargo build --release --bins -q
 
 WORK=$(mktemp -d /tmp/tiercache-profile.XXXXXX)
@@ -28,20 +26,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # wait_for <seconds> <command...>
-  local t=$1; shift
-  for _ in $(seq 1 $((t * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "timed out waiting for: $*" >&2; return 1
-}
 
-ZKPORT=$(free_port)
-mkdir -p "$WORK/zk"
-java -Xmx256m -Dzookeeper.admin.enableServer=false -Dzookeeper.4lw.commands.whitelist=srvr \
-  -cp /usr/share/java/zookeeper.jar:/etc/zookeeper/conf org.apache.zookeeper.server.ZooKeeperServerMain \
-  "$ZKPORT" "$WORK/zk" 2000 >"$WORK/zk.log" 2>&1 &
-PIDS+=($!)
-wait_for 60 bash -c "echo srvr | timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$ZKPORT; cat >&3; cat <&3' | grep -q Mode"
+start_zookeeper "$WORK/zk"
 
 PORT=$(free_port); DATA=$(free_port)
 env INTERNAL_TOKEN=$TOKEN ZK_SERVERS=127.0.0.1:$ZKPORT BIND_ADDR=127.0.0.1 ADVERTISE_HOST=127.0.0.1 \
