@@ -210,35 +210,81 @@ fn sigterm_under_writes_keeps_every_acknowledged_write() {
     let m = c.master("master-1", &[]);
     wait_aux_count(&m, 3, Duration::from_secs(15));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let url = m.url();
-    let writer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
+    let writer = Writer::start(&m);
+    std::thread::sleep(Duration::from_secs(1));
+    let st = auxes[1].proc.terminate(Duration::from_secs(30)).expect("exits on SIGTERM");
+    assert!(st.success(), "{st:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    let (sent, acked) = writer.stop();
+    println!("scale-in under writes: {sent} writes sent, {} acknowledged", acked.len());
+    assert!(acked.len() as u64 >= sent * 99 / 100, "writes kept succeeding ({} of {sent})", acked.len());
+    assert_all_readable(&m, &acked);
+}
+
+#[test]
+fn sigterm_while_a_master_still_routes_to_the_node_loses_no_acknowledged_write() {
+    // ZooKeeper frozen: the master never hears that the auxiliary left and keeps sending it
+    // writes through the whole hand-off and after. The node must refuse what it could no
+    // longer hand off rather than acknowledge it.
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[("REPLICAS", "1")]);
+    let mut auxes: Vec<Node> = (0..3).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
+    let m = c.master("master-1", &[]);
+    wait_aux_count(&m, 3, Duration::from_secs(15));
+
+    let writer = Writer::start(&m);
+    std::thread::sleep(Duration::from_secs(1));
+    zk.pause();
+    let st = auxes[1].proc.terminate(Duration::from_secs(30)).expect("exits on SIGTERM");
+    assert!(st.success(), "{st:?}");
+    assert!(auxes[1].proc.log().contains("handed keys"), "the hand-off ran");
+    std::thread::sleep(Duration::from_millis(500));
+    let (sent, acked) = writer.stop();
+    zk.resume();
+    println!("hand-off with a master that still routes to the node: {sent} writes sent, {} acknowledged", acked.len());
+    assert!(acked.len() as u64 > sent / 2, "writes to the other nodes kept succeeding");
+    assert!((acked.len() as u64) < sent, "the master did route writes to the leaving node");
+    // ZooKeeper back: the node's session expires and the master drops it.
+    wait_aux_count(&m, 2, Duration::from_secs(60));
+    assert_all_readable(&m, &acked);
+}
+
+/// A thread writing w1, w2, ... through a master until stopped, recording what was acknowledged.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, Vec<u64>)>,
+}
+
+impl Writer {
+    fn start(m: &Node) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (url, flag) = (m.url(), stop.clone());
+        let thread = std::thread::spawn(move || {
             let client = http();
             let mut acked = Vec::new();
             let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
+            while !flag.load(Ordering::Relaxed) {
                 n += 1;
-                let key = format!("w{n}");
-                let r = client.put(format!("{url}/cache/{key}")).body(format!("v{n}")).send();
+                let r = client.put(format!("{url}/cache/w{n}")).body(format!("v{n}")).send();
                 if r.is_ok_and(|r| r.status() == StatusCode::OK) {
                     acked.push(n);
                 }
             }
             (n, acked)
-        })
-    };
-    std::thread::sleep(Duration::from_secs(1));
-    let st = auxes[1].proc.terminate(Duration::from_secs(30)).expect("exits on SIGTERM");
-    assert!(st.success(), "{st:?}");
-    std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    let (sent, acked) = writer.join().unwrap();
-    println!("scale-in under writes: {sent} writes sent, {} acknowledged", acked.len());
-    assert!(acked.len() as u64 >= sent * 99 / 100, "writes kept succeeding ({} of {sent})", acked.len());
+        });
+        Writer { stop, thread }
+    }
+
+    /// Stops writing: (writes sent, the acknowledged ones).
+    fn stop(self) -> (u64, Vec<u64>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+fn assert_all_readable(m: &Node, acked: &[u64]) {
     for n in acked {
-        assert_eq!(get(&m, &format!("w{n}")), (StatusCode::OK, format!("v{n}").into_bytes()), "acknowledged w{n} lost");
+        assert_eq!(get(m, &format!("w{n}")), (StatusCode::OK, format!("v{n}").into_bytes()), "acknowledged w{n} lost");
     }
 }
 

@@ -164,6 +164,16 @@ impl ZooKeeper {
         self.proc.kill();
     }
 
+    /// Freezes the server (SIGSTOP): clients hear nothing, not even that a node left.
+    pub fn pause(&self) {
+        let _ = Command::new("kill").arg("-STOP").arg(self.proc.pid().to_string()).status();
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        let _ = Command::new("kill").arg("-CONT").arg(self.proc.pid().to_string()).status();
+    }
+
     /// Starts it again on the same port and data.
     pub fn restart(&mut self) {
         self.proc = Self::spawn(self.port, self.dir.path());

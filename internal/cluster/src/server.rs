@@ -7,6 +7,7 @@ use crate::{codec, metrics::Metrics};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tiercache_protocol::{decode, encode, Found, Request, Response, StatsReply};
@@ -33,9 +34,25 @@ pub struct DataServer {
     pub metrics: Arc<Metrics>,
     /// Snapshot and rebalance, when the node provides them.
     pub slow: Option<Arc<dyn SlowOps>>,
+    /// Set by [`DataServer::close_writes`] when the node hands its keys off for good.
+    pub writes_closed: AtomicBool,
 }
 
 impl DataServer {
+    /// From now on a write (put, delete, batch) is not applied: the connection that carried it
+    /// is closed instead, so the master sees this node as unreachable, marks it suspect and
+    /// counts its write quorum among the other owners. A leaving node calls this before its
+    /// last hand-off pass: every write it acknowledged is then in that pass, even when a
+    /// master is slow to drop it from the placement.
+    pub fn close_writes(&self) {
+        self.writes_closed.store(true, Ordering::SeqCst);
+    }
+
+    fn refuses(&self, req: &Request) -> bool {
+        matches!(req, Request::Put { .. } | Request::Delete { .. } | Request::PutBatch { .. })
+            && self.writes_closed.load(Ordering::SeqCst)
+    }
+
     /// Answers one cheap request from the store; `None` for the slow ones.
     pub fn handle_fast(&self, req: &Request) -> Option<Response> {
         let started = Instant::now();
@@ -144,6 +161,9 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
                         continue;
                     }
                 };
+                if server.refuses(&req) {
+                    return Err(std::io::Error::other("writes closed: this auxiliary is leaving"));
+                }
                 match server.handle_fast(&req) {
                     Some(resp) => {
                         let out = encode(id, &resp).map_err(std::io::Error::other)?;

@@ -11,6 +11,7 @@ pub mod aux_ops;
 use aux_ops::{AuxOps, SlowAdapter};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tiercache_cluster::{serve_data, AuxAddr, DataServer, Metrics, Router, RouterConfig};
@@ -234,6 +235,7 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
 
 struct AuxRuntime {
     store: Arc<Store>,
+    server: Arc<DataServer>,
     metrics: Arc<Metrics>,
     ops: Arc<AuxOps>,
     data_addr: SocketAddr,
@@ -273,8 +275,9 @@ async fn start_aux_data(cfg: &AuxiliaryConfig, data_addr: SocketAddr) -> Result<
         token: cfg.common.internal_token.clone(),
         metrics: metrics.clone(),
         slow: Some(Arc::new(SlowAdapter(ops.clone()))),
+        writes_closed: AtomicBool::new(false),
     });
-    let mut background = vec![tokio::spawn(serve_data(listener, server, stop_rx))];
+    let mut background = vec![tokio::spawn(serve_data(listener, server.clone(), stop_rx))];
     let s = store.clone();
     background.push(tokio::spawn(async move {
         // A sixteenth of the shards every 250 ms: every expired entry is reclaimed within
@@ -300,7 +303,7 @@ async fn start_aux_data(cfg: &AuxiliaryConfig, data_addr: SocketAddr) -> Result<
             }
         }));
     }
-    Ok(AuxRuntime { store, metrics, ops, data_addr, stop_data, background })
+    Ok(AuxRuntime { store, server, metrics, ops, data_addr, stop_data, background })
 }
 
 /// Runs an auxiliary until `shutdown` resolves.
@@ -333,17 +336,27 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
         .filter(|m| m.id != cfg.common.node_id)
         .map(|m| (m.id.clone(), m.data_addr.clone()))
         .collect();
-    if !remaining.is_empty() && data.store.stats().keys > 0 {
+    if !remaining.is_empty() {
         // Two passes: the first moves the bulk at once; masters take a moment to drop this
         // node from their placement, so the second catches writes that landed meanwhile.
+        // Writes close before the second: a master still routing here then finds this node
+        // unreachable instead of getting an acknowledgement that no pass would carry.
         for (pass, wait) in [(1, Duration::from_millis(200)), (2, Duration::from_millis(2500))] {
             tokio::time::sleep(wait).await;
+            if pass == 2 {
+                data.server.close_writes();
+                // A write that passed the check just before is applied within microseconds.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             match data.ops.transfer(&remaining, cfg.virtual_nodes, cfg.replicas, false, &[]).await {
                 Ok((moved, _)) => tracing::info!(pass, moved, "handed keys to the remaining auxiliaries"),
                 Err(e) => tracing::error!(pass, error = e, "hand-off incomplete; the final snapshot keeps the keys"),
             }
         }
     }
+    // The final snapshot must hold every write this node acknowledged (the last node of a
+    // cluster, or one whose hand-off failed, keeps its keys only there).
+    data.server.close_writes();
     tracing::info!("shutting down: draining");
     server.stop().await;
     let _ = data.stop_data.send(true);
