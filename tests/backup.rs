@@ -249,6 +249,31 @@ fn sigterm_while_a_master_still_routes_to_the_node_loses_no_acknowledged_write()
     assert_all_readable(&m, &acked);
 }
 
+#[test]
+fn two_auxiliaries_leaving_together_lose_no_acknowledged_write() {
+    // A scale-in by two (`--scale aux-extra=0` with two extras): each leaver read a view that
+    // still held the other, so it may pick the other as a target of its hand-off.
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[("REPLICAS", "1")]);
+    let mut auxes: Vec<Node> = (0..4).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
+    let m = c.master("master-1", &[]);
+    wait_aux_count(&m, 4, Duration::from_secs(15));
+
+    let writer = Writer::start(&m);
+    std::thread::sleep(Duration::from_secs(2));
+    auxes[1].proc.sigterm();
+    auxes[2].proc.sigterm();
+    for a in [1, 2] {
+        let st = auxes[a].proc.wait_exit(Duration::from_secs(40)).expect("exits on SIGTERM");
+        assert!(st.success(), "aux-{a}: {st:?}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (sent, acked) = writer.stop();
+    println!("two auxiliaries leaving together: {sent} writes sent, {} acknowledged", acked.len());
+    wait_aux_count(&m, 2, Duration::from_secs(30));
+    assert_all_readable(&m, &acked);
+}
+
 /// A thread writing w1, w2, ... through a master until stopped, recording what was acknowledged.
 struct Writer {
     stop: Arc<AtomicBool>,

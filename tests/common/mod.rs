@@ -63,8 +63,20 @@ impl Proc {
 
     /// SIGTERM, then wait for the exit (bounded); kill -9 if it does not come.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.sigterm();
+        self.wait_exit(timeout)
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn sigterm(&self) {
+        if let Some(c) = &self.child {
+            send_sigterm(c.id());
+        }
+    }
+
+    /// Waits for the exit (bounded); kill -9 if it does not come.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
-        send_sigterm(c.id());
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(st)) = c.try_wait() {

@@ -120,6 +120,21 @@ pub fn restore_newest(store: &Store, dir: &Path) -> Option<(PathBuf, u64, Durati
     None
 }
 
+/// Why a transfer stopped part-way.
+#[derive(Debug)]
+pub struct TransferError {
+    /// The auxiliary that did not take its batch.
+    pub target: String,
+    /// What it answered, or how the call failed.
+    pub message: String,
+}
+
+impl std::fmt::Display for TransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "transfer to {} failed: {}", self.target, self.message)
+    }
+}
+
 impl AuxOps {
     /// Takes a snapshot now (one at a time), recording metrics.
     pub async fn snapshot_now(&self) -> Result<SnapshotReply, String> {
@@ -146,7 +161,7 @@ impl AuxOps {
         replicas: usize,
         drop_unowned: bool,
         previous: &[String],
-    ) -> Result<(u64, u64), String> {
+    ) -> Result<(u64, u64), TransferError> {
         let ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
         let ring = Ring::new(&ids, virtual_nodes);
         let old_ring = (!previous.is_empty()).then(|| Ring::new(previous, virtual_nodes));
@@ -189,8 +204,10 @@ impl AuxOps {
                             moved += n;
                             self.metrics.rebalance_keys_moved.inc_by(n);
                         }
-                        Ok(other) => return Err(format!("{target}: unexpected answer {other:?}")),
-                        Err(e) => return Err(format!("transfer to {target} failed: {e}")),
+                        Ok(other) => {
+                            return Err(TransferError { target, message: format!("unexpected answer {other:?}") })
+                        }
+                        Err(e) => return Err(TransferError { target, message: e.to_string() }),
                     }
                 }
             }
@@ -238,7 +255,7 @@ impl SlowOps for SlowAdapter {
                     );
                     Response::Rebalanced { moved, dropped }
                 }
-                Err(e) => Response::Error(e),
+                Err(e) => Response::Error(e.to_string()),
             }
         })
     }

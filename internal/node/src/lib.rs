@@ -330,7 +330,7 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
     // Hand off: every key goes to its owners among the remaining auxiliaries, so scale-in
     // loses nothing even with one replica. Masters have dropped us from the placement by now
     // or will within moments; the data port stays open meanwhile for reads still in flight.
-    let remaining: Vec<(String, String)> = last_view
+    let mut remaining: Vec<(String, String)> = last_view
         .auxiliaries
         .iter()
         .filter(|m| m.id != cfg.common.node_id)
@@ -348,9 +348,25 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
                 // A write that passed the check just before is applied within microseconds.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            match data.ops.transfer(&remaining, cfg.virtual_nodes, cfg.replicas, false, &[]).await {
-                Ok((moved, _)) => tracing::info!(pass, moved, "handed keys to the remaining auxiliaries"),
-                Err(e) => tracing::error!(pass, error = e, "hand-off incomplete; the final snapshot keeps the keys"),
+            // A target that fails is most likely leaving too (a scale-in by several nodes, each
+            // with a view that still held the others): the pass is done again without it, so
+            // its share goes to owners that stay. The coordinator's rebalance later moves keys
+            // to their owners in the final placement.
+            loop {
+                match data.ops.transfer(&remaining, cfg.virtual_nodes, cfg.replicas, false, &[]).await {
+                    Ok((moved, _)) => {
+                        tracing::info!(pass, moved, "handed keys to the remaining auxiliaries");
+                        break;
+                    }
+                    Err(e) if remaining.len() > 1 => {
+                        tracing::warn!(pass, error = %e, "hand-off target failed; doing the pass again without it");
+                        remaining.retain(|(id, _)| *id != e.target);
+                    }
+                    Err(e) => {
+                        tracing::error!(pass, error = %e, "hand-off incomplete; the final snapshot keeps the keys");
+                        break;
+                    }
+                }
             }
         }
     }
