@@ -183,10 +183,7 @@ fn fourth_auxiliary_joins_under_reads_without_a_miss() {
 #[test]
 fn sigterm_on_one_of_three_loses_nothing_with_one_replica() {
     let zk = ZooKeeper::start();
-    let c = Cluster::new(&zk, &[("REPLICAS", "1")]);
-    let mut auxes: Vec<Node> = (0..3).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
-    let m = c.master("master-1", &[]);
-    wait_aux_count(&m, 3, Duration::from_secs(15));
+    let (_c, mut auxes, m) = one_replica_cluster(&zk, 3);
     const N: usize = 1000;
     for i in 0..N {
         assert_eq!(put(&m, &format!("k{i}"), &format!("v{i}")), StatusCode::OK);
@@ -205,10 +202,7 @@ fn sigterm_on_one_of_three_loses_nothing_with_one_replica() {
 #[test]
 fn sigterm_under_writes_keeps_every_acknowledged_write() {
     let zk = ZooKeeper::start();
-    let c = Cluster::new(&zk, &[("REPLICAS", "1")]);
-    let mut auxes: Vec<Node> = (0..3).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
-    let m = c.master("master-1", &[]);
-    wait_aux_count(&m, 3, Duration::from_secs(15));
+    let (_c, mut auxes, m) = one_replica_cluster(&zk, 3);
 
     let writer = Writer::start(&m);
     std::thread::sleep(Duration::from_secs(1));
@@ -227,10 +221,7 @@ fn sigterm_while_a_master_still_routes_to_the_node_loses_no_acknowledged_write()
     // writes through the whole hand-off and after. The node must refuse what it could no
     // longer hand off rather than acknowledge it.
     let zk = ZooKeeper::start();
-    let c = Cluster::new(&zk, &[("REPLICAS", "1")]);
-    let mut auxes: Vec<Node> = (0..3).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
-    let m = c.master("master-1", &[]);
-    wait_aux_count(&m, 3, Duration::from_secs(15));
+    let (_c, mut auxes, m) = one_replica_cluster(&zk, 3);
 
     let writer = Writer::start(&m);
     std::thread::sleep(Duration::from_secs(1));
@@ -254,10 +245,7 @@ fn two_auxiliaries_leaving_together_lose_no_acknowledged_write() {
     // A scale-in by two (`--scale aux-extra=0` with two extras): each leaver read a view that
     // still held the other, so it may pick the other as a target of its hand-off.
     let zk = ZooKeeper::start();
-    let c = Cluster::new(&zk, &[("REPLICAS", "1")]);
-    let mut auxes: Vec<Node> = (0..4).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
-    let m = c.master("master-1", &[]);
-    wait_aux_count(&m, 4, Duration::from_secs(15));
+    let (_c, mut auxes, m) = one_replica_cluster(&zk, 4);
 
     let writer = Writer::start(&m);
     std::thread::sleep(Duration::from_secs(2));
@@ -272,6 +260,16 @@ fn two_auxiliaries_leaving_together_lose_no_acknowledged_write() {
     println!("two auxiliaries leaving together: {sent} writes sent, {} acknowledged", acked.len());
     wait_aux_count(&m, 2, Duration::from_secs(30));
     assert_all_readable(&m, &acked);
+}
+
+/// `n` auxiliaries and one master with REPLICAS=1, the master seeing every auxiliary. The
+/// cluster comes first so it is dropped last (it holds the logs and data directories).
+fn one_replica_cluster(zk: &ZooKeeper, n: usize) -> (Cluster, Vec<Node>, Node) {
+    let c = Cluster::new(zk, &[("REPLICAS", "1")]);
+    let auxes: Vec<Node> = (0..n).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
+    let m = c.master("master-1", &[]);
+    wait_aux_count(&m, n as i64, Duration::from_secs(15));
+    (c, auxes, m)
 }
 
 /// A thread writing w1, w2, ... through a master until stopped, recording what was acknowledged.
