@@ -101,7 +101,7 @@ impl Entry {
 
     /// True when the entry is past its expiry at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at_ms != 0 && self.expires_at_ms <= now_ms
+        expired(self.expires_at_ms, now_ms)
     }
 
     /// Milliseconds left to live (0 = never expires; at least 1 when still alive).
@@ -262,8 +262,7 @@ impl Packed {
     }
 
     fn is_expired(&self, now_ms: u64) -> bool {
-        let e = self.expires_at_ms();
-        e != 0 && e <= now_ms
+        expired(self.expires_at_ms(), now_ms)
     }
 }
 
@@ -284,8 +283,16 @@ impl std::borrow::Borrow<[u8]> for Packed {
     }
 }
 
+/// The one expiry rule: 0 means never; an entry is gone from its expiry instant on.
+fn expired(expires_at_ms: u64, now_ms: u64) -> bool {
+    expires_at_ms != 0 && expires_at_ms <= now_ms
+}
+
+/// Copies an entry out (every GET does this), reading the block's header once.
 fn unpack(p: &Packed, version: u64) -> Entry {
-    Entry { value: p.value().map(Bytes::copy_from_slice), version, expires_at_ms: p.expires_at_ms() }
+    let l = p.layout();
+    let value = (!l.tombstone).then(|| Bytes::copy_from_slice(&p.data[l.key_end..]));
+    Entry { value, version, expires_at_ms: l.expires_at_ms }
 }
 
 struct Shard {
@@ -471,7 +478,7 @@ impl Store {
         expires_at_ms: u64,
     ) -> Result<(bool, bool), StoreError> {
         let now = self.clock.now_ms();
-        if expires_at_ms != 0 && expires_at_ms <= now {
+        if expired(expires_at_ms, now) {
             return Ok((false, false));
         }
         let size = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
