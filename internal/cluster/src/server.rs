@@ -35,10 +35,15 @@ pub struct DataServer {
     /// Snapshot and rebalance, when the node provides them.
     pub slow: Option<Arc<dyn SlowOps>>,
     /// Set by [`DataServer::close_writes`] when the node hands its keys off for good.
-    pub writes_closed: AtomicBool,
+    writes_closed: AtomicBool,
 }
 
 impl DataServer {
+    /// A server over `store`, accepting peers that present `token`.
+    pub fn new(store: Arc<Store>, token: String, metrics: Arc<Metrics>, slow: Option<Arc<dyn SlowOps>>) -> Self {
+        DataServer { store, token, metrics, slow, writes_closed: AtomicBool::new(false) }
+    }
+
     /// From now on a write (put, delete, batch) is not applied: the connection that carried it
     /// is closed instead, so the master sees this node as unreachable, marks it suspect and
     /// counts its write quorum among the other owners. A leaving node calls this before its

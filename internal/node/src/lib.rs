@@ -11,7 +11,6 @@ pub mod aux_ops;
 use aux_ops::{AuxOps, SlowAdapter};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tiercache_cluster::{serve_data, AuxAddr, DataServer, Metrics, Router, RouterConfig};
@@ -270,13 +269,12 @@ async fn start_aux_data(cfg: &AuxiliaryConfig, data_addr: SocketAddr) -> Result<
     let listener = bind_tcp(data_addr).await?;
     let data_addr = listener.local_addr().map_err(|source| NodeError::Bind { addr: data_addr, source })?;
     let (stop_data, stop_rx) = watch::channel(false);
-    let server = Arc::new(DataServer {
-        store: store.clone(),
-        token: cfg.common.internal_token.clone(),
-        metrics: metrics.clone(),
-        slow: Some(Arc::new(SlowAdapter(ops.clone()))),
-        writes_closed: AtomicBool::new(false),
-    });
+    let server = Arc::new(DataServer::new(
+        store.clone(),
+        cfg.common.internal_token.clone(),
+        metrics.clone(),
+        Some(Arc::new(SlowAdapter(ops.clone()))),
+    ));
     let mut background = vec![tokio::spawn(serve_data(listener, server.clone(), stop_rx))];
     let s = store.clone();
     background.push(tokio::spawn(async move {
@@ -304,6 +302,28 @@ async fn start_aux_data(cfg: &AuxiliaryConfig, data_addr: SocketAddr) -> Result<
         }));
     }
     Ok(AuxRuntime { store, server, metrics, ops, data_addr, stop_data, background })
+}
+
+/// One pass of a leaving auxiliary's hand-off to `remaining`. A target that fails is most
+/// likely leaving too (a scale-in by several nodes, each with a view that still held the
+/// others): the pass is done again without it, so its share goes to owners that stay. The
+/// coordinator's rebalance later moves keys to their owners in the final placement.
+async fn hand_off_pass(ops: &AuxOps, remaining: &mut Vec<(String, String)>, cfg: &AuxiliaryConfig, pass: u32) {
+    loop {
+        let e = match ops.transfer(remaining, cfg.virtual_nodes, cfg.replicas, false, &[]).await {
+            Ok((moved, _)) => {
+                tracing::info!(pass, moved, "handed keys to the remaining auxiliaries");
+                return;
+            }
+            Err(e) => e,
+        };
+        if remaining.len() <= 1 {
+            tracing::error!(pass, error = %e, "hand-off incomplete; the final snapshot keeps the keys");
+            return;
+        }
+        tracing::warn!(pass, error = %e, "hand-off target failed; doing the pass again without it");
+        remaining.retain(|(id, _)| *id != e.target);
+    }
 }
 
 /// Runs an auxiliary until `shutdown` resolves.
@@ -348,26 +368,7 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
                 // A write that passed the check just before is applied within microseconds.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            // A target that fails is most likely leaving too (a scale-in by several nodes, each
-            // with a view that still held the others): the pass is done again without it, so
-            // its share goes to owners that stay. The coordinator's rebalance later moves keys
-            // to their owners in the final placement.
-            loop {
-                match data.ops.transfer(&remaining, cfg.virtual_nodes, cfg.replicas, false, &[]).await {
-                    Ok((moved, _)) => {
-                        tracing::info!(pass, moved, "handed keys to the remaining auxiliaries");
-                        break;
-                    }
-                    Err(e) if remaining.len() > 1 => {
-                        tracing::warn!(pass, error = %e, "hand-off target failed; doing the pass again without it");
-                        remaining.retain(|(id, _)| *id != e.target);
-                    }
-                    Err(e) => {
-                        tracing::error!(pass, error = %e, "hand-off incomplete; the final snapshot keeps the keys");
-                        break;
-                    }
-                }
-            }
+            hand_off_pass(&data.ops, &mut remaining, &cfg, pass).await;
         }
     }
     // The final snapshot must hold every write this node acknowledged (the last node of a
