@@ -67,7 +67,7 @@ impl Metrics {
             ]),
             &["operation"],
         )?;
-        let m = Metrics {
+        let mut m = Metrics {
             started: Instant::now(),
             operations,
             duration,
@@ -92,7 +92,6 @@ impl Metrics {
             op_counters: Vec::new(),
             op_durations: Vec::new(),
         };
-        let mut m = m;
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.operations.clone()),
             Box::new(m.duration.clone()),

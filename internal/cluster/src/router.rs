@@ -241,7 +241,8 @@ impl Router {
             nodes.insert(m.id.clone(), node);
         }
         let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-        let changed = old.ring.nodes() != Ring::new(&ids, 1).nodes();
+        let ring = Ring::new(&ids, self.cfg.virtual_nodes);
+        let changed = old.ring.nodes() != ring.nodes();
         let previous = if changed && !old.ring.is_empty() {
             let now = crate::now_ms();
             Some(Previous {
@@ -253,7 +254,7 @@ impl Router {
         } else {
             old.previous.clone()
         };
-        let view = Arc::new(View { ring: Ring::new(&ids, self.cfg.virtual_nodes), nodes, previous });
+        let view = Arc::new(View { ring, nodes, previous });
         self.metrics.auxiliary_nodes.set(members.len() as i64);
         tracing::info!(auxiliaries = ?ids, "placement updated");
         match self.view.write() {
