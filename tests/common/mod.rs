@@ -291,15 +291,14 @@ pub fn json(r: reqwest::blocking::Response) -> serde_json::Value {
     r.json().unwrap()
 }
 
+/// A node's `/health` body, if it answers.
+fn health(n: &Node) -> Option<serde_json::Value> {
+    http().get(format!("{}/health", n.url())).send().ok().and_then(|r| r.json::<serde_json::Value>().ok())
+}
+
 /// Number of auxiliaries a master routes to.
 pub fn aux_count(master: &Node) -> i64 {
-    http()
-        .get(format!("{}/health", master.url()))
-        .send()
-        .ok()
-        .and_then(|r| r.json::<serde_json::Value>().ok())
-        .and_then(|v| v["auxiliaries"].as_i64())
-        .unwrap_or(-1)
+    health(master).and_then(|v| v["auxiliaries"].as_i64()).unwrap_or(-1)
 }
 
 pub fn wait_aux_count(master: &Node, n: i64, timeout: Duration) {
@@ -327,10 +326,5 @@ pub fn get(master: &Node, key: &str) -> (reqwest::StatusCode, Vec<u8>) {
 
 /// Live keys an auxiliary reports on `/health`.
 pub fn aux_keys(n: &Node) -> Option<u64> {
-    http()
-        .get(format!("{}/health", n.url()))
-        .send()
-        .ok()
-        .and_then(|r| r.json::<serde_json::Value>().ok())
-        .and_then(|v| v["keys"].as_u64())
+    health(n).and_then(|v| v["keys"].as_u64())
 }
