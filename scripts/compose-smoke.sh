@@ -200,6 +200,17 @@ check "oversized value" code -X PUT --data-binary @<(head -c 1100000 /dev/zero) 
 [ "$OUT" = 413 ] || fail "a 1.1 MB value answered $OUT, wanted 413"
 log "PUT/GET/DELETE through NGINX ok (binary 64 KiB value with a %2F key, 413 above 1 MiB)"
 
+# retry_until <seconds> <what> <file> <command...>: runs the command every second until it
+# succeeds; past the deadline, fails with <what> and the file's content (the last answer).
+retry_until() {
+  local deadline=$(($(date +%s) + $1)) what=$2 file=$3
+  shift 3
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "$what: $(cat "$file" 2>/dev/null)"
+    sleep 1
+  done
+}
+
 nodes_ok() { # $1 = auxiliaries wanted
   curl -fsS "$NGINX/nodes" >"$TMP/nodes" 2>/dev/null || return 1
   python3 - "$1" "$TMP/nodes" <<'EOF'
@@ -211,17 +222,13 @@ up = [a for a in aux if a.get("status") == "up"]
 sys.exit(0 if len(aux) == want and len(up) == want and len(n.get("masters", [])) == 3 else 1)
 EOF
 }
-deadline=$(($(date +%s) + 30))
-until nodes_ok 3; do
-  [ "$(date +%s)" -lt "$deadline" ] || fail "/nodes through NGINX: wanted 3 masters and 3 auxiliaries up: $(cat "$TMP/nodes" 2>/dev/null)"
-  sleep 1
-done
+retry_until 30 "/nodes through NGINX: wanted 3 masters and 3 auxiliaries up" "$TMP/nodes" nodes_ok 3
 log "/nodes through NGINX: 3 masters, 3 auxiliaries up"
 
 # ---- 5. Prometheus ------------------------------------------------------------------------
-targets_up() { # $1 = tiercache targets wanted up
+targets_up() { # $1 = tiercache targets wanted up; their states go to $TMP/targets.txt
   curl -fsS "$PROM/api/v1/targets?state=active" >"$TMP/targets" 2>/dev/null || return 1
-  python3 - "$1" "$TMP/targets" <<'EOF'
+  python3 - "$1" "$TMP/targets" >"$TMP/targets.txt" <<'EOF'
 import json, sys
 want = int(sys.argv[1])
 t = json.load(open(sys.argv[2]))["data"]["activeTargets"]
@@ -231,11 +238,7 @@ print(" ".join(sorted(x["labels"].get("node", "?") + ":" + x["health"] for x in 
 sys.exit(0 if len(mine) == want and len(up) == want else 1)
 EOF
 }
-deadline=$(($(date +%s) + 60))
-until targets_up 6 >"$TMP/targets.txt"; do
-  [ "$(date +%s)" -lt "$deadline" ] || fail "Prometheus: wanted 6 tiercache targets up, got: $(cat "$TMP/targets.txt")"
-  sleep 2
-done
+retry_until 60 "Prometheus: wanted 6 tiercache targets up, got" "$TMP/targets.txt" targets_up 6
 log "Prometheus: 6 tiercache targets up ($(cat "$TMP/targets.txt"))"
 "${DC[@]}" exec -T prometheus promtool check config /etc/prometheus/prometheus.yml >"$TMP/promtool" 2>&1 ||
   { cat "$TMP/promtool" >&2; fail "promtool check config"; }
@@ -333,26 +336,14 @@ if [ "${SMOKE_SCALE:-1}" = 1 ]; then
   "${DC[@]}" up -d --no-recreate --scale aux-extra=1 aux-extra >"$TMP/scale.log" 2>&1 ||
     { cat "$TMP/scale.log" >&2; fail "scale up"; }
   wait_healthy 90
-  deadline=$(($(date +%s) + 45))
-  until nodes_ok 4; do
-    [ "$(date +%s)" -lt "$deadline" ] || fail "/nodes: the scaled auxiliary did not join: $(cat "$TMP/nodes")"
-    sleep 1
-  done
-  deadline=$(($(date +%s) + 60))
-  until targets_up 7 >"$TMP/targets.txt"; do
-    [ "$(date +%s)" -lt "$deadline" ] || fail "Prometheus did not find the scaled auxiliary: $(cat "$TMP/targets.txt")"
-    sleep 2
-  done
+  retry_until 45 "/nodes: the scaled auxiliary did not join" "$TMP/nodes" nodes_ok 4
+  retry_until 60 "Prometheus did not find the scaled auxiliary" "$TMP/targets.txt" targets_up 7
   check "GET after join" code "$NGINX/cache/?key=smoke%2Fblob"
   [ "$OUT" = 200 ] && cmp -s "$TMP/body" "$TMP/blob" || fail "value lost after an auxiliary joined ($OUT)"
   log "scaled: 4 auxiliaries in /nodes and in Prometheus; data still readable"
   "${DC[@]}" up -d --no-recreate --scale aux-extra=0 aux-extra >"$TMP/scale.log" 2>&1 ||
     { cat "$TMP/scale.log" >&2; fail "scale down"; }
-  deadline=$(($(date +%s) + 60))
-  until nodes_ok 3; do
-    [ "$(date +%s)" -lt "$deadline" ] || fail "/nodes: the removed auxiliary is still listed: $(cat "$TMP/nodes")"
-    sleep 1
-  done
+  retry_until 60 "/nodes: the removed auxiliary is still listed" "$TMP/nodes" nodes_ok 3
   check "GET after leave" code "$NGINX/cache/?key=smoke%2Fblob"
   [ "$OUT" = 200 ] && cmp -s "$TMP/body" "$TMP/blob" || fail "value lost after an auxiliary left ($OUT)"
   log "scaled back to 3 auxiliaries; data still readable"
