@@ -54,6 +54,18 @@ def random_value() -> bytes:
     return random.choice(VALUES[size])
 
 
+def judge(r, what: str, miss_name: str | None = None):
+    """200 succeeds; a 404 succeeds too where a miss is a normal cache answer (reported under
+    `miss_name`); anything else is a failure carrying the start of the body."""
+    if r.status_code == 200:
+        r.success()
+    elif r.status_code == 404 and miss_name:
+        r.request_meta["name"] = miss_name
+        r.success()
+    else:
+        r.failure(f"{what} answered {r.status_code}: {(r.text or '')[:200]}")
+
+
 class CacheUser(FastHttpUser):
     """One client of the cache: GETs, PUTs and DELETEs random keys."""
 
@@ -74,23 +86,13 @@ class CacheUser(FastHttpUser):
             name="PUT /cache/{key}",
             catch_response=True,
         ) as r:
-            if r.status_code == 200:
-                r.success()
-            else:
-                r.failure(f"PUT answered {r.status_code}: {(r.text or '')[:200]}")
+            judge(r, "PUT")
 
     @task(80)
     def get(self):
         key = random_key()
         with self.client.get(f"/cache/?key={key}", name="GET /cache/?key=", catch_response=True) as r:
-            if r.status_code == 200:
-                r.success()
-            elif r.status_code == 404:
-                # A miss is a normal cache answer, not an error.
-                r.request_meta["name"] = "GET /cache/?key= (miss)"
-                r.success()
-            else:
-                r.failure(f"GET answered {r.status_code}: {(r.text or '')[:200]}")
+            judge(r, "GET", miss_name="GET /cache/?key= (miss)")
 
     @task(12)
     def put_body(self):
@@ -105,22 +107,13 @@ class CacheUser(FastHttpUser):
         with self.client.put(
             f"/cache/?key={key}&value={value}{ttl}", name="PUT /cache/?key=&value=", catch_response=True
         ) as r:
-            if r.status_code == 200:
-                r.success()
-            else:
-                r.failure(f"PUT answered {r.status_code}: {(r.text or '')[:200]}")
+            judge(r, "PUT")
 
     @task(5)
     def delete(self):
         key = random_key()
         with self.client.delete(f"/cache/{key}", name="DELETE /cache/{key}", catch_response=True) as r:
-            if r.status_code == 200:
-                r.success()
-            elif r.status_code == 404:
-                r.request_meta["name"] = "DELETE /cache/{key} (miss)"
-                r.success()
-            else:
-                r.failure(f"DELETE answered {r.status_code}: {(r.text or '')[:200]}")
+            judge(r, "DELETE", miss_name="DELETE /cache/{key} (miss)")
 
 
 @events.quitting.add_listener
