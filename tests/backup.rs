@@ -316,13 +316,15 @@ fn coordinator_failover_still_rebalances() {
     let zk = ZooKeeper::start();
     let c = Cluster::new(&zk, &[("REPLICAS", "2")]);
     let mut auxes: Vec<Node> = (0..2).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
-    let mut m1 = c.master("master-1", &[]);
-    let m2 = c.master("master-2", &[]);
-    wait_aux_count(&m2, 2, Duration::from_secs(15));
     let coordinator = |n: &Node| {
         json(http().get(format!("{}/nodes", n.url())).send().unwrap())["coordinator"].as_str().map(String::from)
     };
-    wait_until(Duration::from_secs(10), "a coordinator to be elected", || coordinator(&m2).is_some());
+    let mut m1 = c.master("master-1", &[]);
+    // master-2 starts only once master-1 is in the election, so "first registered" is certain.
+    wait_until(Duration::from_secs(10), "master-1 to be elected", || coordinator(&m1).as_deref() == Some("master-1"));
+    let m2 = c.master("master-2", &[]);
+    wait_aux_count(&m2, 2, Duration::from_secs(15));
+    wait_until(Duration::from_secs(10), "master-2 to see the coordinator", || coordinator(&m2).is_some());
     assert_eq!(coordinator(&m2).as_deref(), Some("master-1"), "the first master registered leads");
     const N: usize = 1000;
     for i in 0..N {
