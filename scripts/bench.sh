@@ -356,19 +356,18 @@ PY
 $(cat "$WORK/profile.md")
 
 Per entry: the entry block (a one-byte header, then key and value: 117 B in a 128 B glibc chunk);
-the \`lru\` crate's node (block handle 16 B, version 8 B, two list pointers 16 B: 40 B in a 48 B
-chunk); the \`lru\` crate's hash table, 16 B per bucket plus a control byte. hashbrown doubles at
-7/8 load, and 1M entries over 64 shards (15,625 each) sit just past a doubling (32,768 buckets,
-load 0.48): about 36 B per entry here, about 19.5 B just before a doubling. Massif counts 8 B of
-header per allocation plus rounding to 16, more than glibc's real chunk overhead, so its total
-is above the RSS growth measured above. Redis keeps 8 B per entry in its table at this size
-(1M keys in 2^20 buckets, load 0.95) and a 24 B dictEntry.
+the shard's LRU slab node (block handle 16 B, version 8 B, two 4-byte links: 32 B in one \`Vec\`
+per shard, no malloc header; massif counts the slab's capacity, RSS only the part filled); the
+hash table, a 4-byte slab index per bucket plus a control byte. hashbrown doubles at 7/8 load,
+and 1M entries over 64 shards (15,625 each) sit just past a doubling (32,768 buckets, load 0.48):
+about 10.5 B per entry here, about 5.7 B just before a doubling. Massif counts 8 B of header per
+allocation plus rounding to 16, more than glibc's real chunk overhead, so its total is above the
+RSS growth measured above. Redis keeps 8 B per entry in its table at this size (1M keys in 2^20
+buckets, load 0.95) and a 24 B dictEntry.
 
-With the \`lru\` crate (the owner's choice of dependency) the floor is node 48 + block 128 + table
-19.5 to 39 B: 196 to 215 B per entry, depending on where the count sits between two doublings.
-Staying under Redis at every size needs an LRU whose nodes are not allocations of their own (a
-slab with 32-bit links and a table of 4-byte indices: about 175 to 180 B per entry), which means
-replacing the \`lru\` crate.
+Before the slab (commit 1a6fb73 and earlier) the \`lru\` crate gave each entry a node of its own
+(40 B in a 48 B chunk) and a 16 B bucket (35.7 B per entry at this load): 213 B per entry
+against Redis's 200 on the same machine.
 EOF
 } >"$OUT"
 cat "$OUT"

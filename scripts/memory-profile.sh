@@ -71,16 +71,16 @@ for line in peak["tree"][1:]:
         g.append(line)
 def size(line):
     return int(re.match(r"^\s*n\d+:\s*(\d+)", line).group(1))
-kinds = {"lru node (LruEntry: block handle, version, two pointers)": 0,
-         "lru hash table (hashbrown buckets and control bytes)": 0,
+kinds = {"LRU slab nodes (block handle, version, two 4-byte links)": 0,
+         "LRU hash table (4-byte slab indices and control bytes)": 0,
          "entry block (header, key, value)": 0, "everything else": 0}
 for g in groups:
     text = "\n".join(g)
-    # The table's stack names LruEntry too (its buckets point at nodes), so test it first.
-    if "lru::KeyRef" in text:
-        k = "lru hash table (hashbrown buckets and control bytes)"
-    elif "lru::LruEntry" in text:
-        k = "lru node (LruEntry: block handle, version, two pointers)"
+    # Both LRU allocations happen under SlabLru::push_new; the table's under hashbrown.
+    if "hashbrown" in text:
+        k = "LRU hash table (4-byte slab indices and control bytes)"
+    elif "SlabLru" in text:
+        k = "LRU slab nodes (block handle, version, two 4-byte links)"
     elif "tiercache_store::Store::apply_inner" in text:
         k = "entry block (header, key, value)"
     else:

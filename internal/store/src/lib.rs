@@ -5,12 +5,13 @@
 //! never let an older copy overwrite a newer one, deletes included, via tombstones) and the
 //! snapshot file format. It is pure: time comes from an injected [`Clock`], no runtime.
 
+mod lru;
 mod snapshot;
 
 pub use snapshot::{decode_snapshot, decode_snapshot_with, encode_snapshot, SnapshotEntry};
 
 use bytes::Bytes;
-use lru::LruCache;
+use lru::{Keyed, SlabLru};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -165,14 +166,13 @@ pub struct StoreStats {
     pub expired: u64,
 }
 
-/// Everything about an entry except its version, packed in one heap block, so the `lru`
-/// crate's node is a 16-byte handle, the 8-byte version and its two list pointers: 40 bytes,
-/// a 48-byte malloc chunk (a separate expiry field would make it 56, a 64-byte chunk). The
-/// expiry is stored only when there is one, so a cache used without TTLs does not pay for it.
+/// Everything about an entry except its version, packed in one heap block, so the LRU's slab
+/// node is a 16-byte handle, the 8-byte version and two 4-byte links: 32 bytes (a separate
+/// expiry field would make it 40). The expiry is stored only when there is one, so a cache
+/// used without TTLs does not pay for it.
 ///
 /// Layout: `varint(key_len << 2 | has_expiry << 1 | tombstone)`, then the expiry as 8 bytes
-/// little-endian when present, then the key, then the value. Hash and equality look at the
-/// key only, so lookups borrow it as `[u8]`.
+/// little-endian when present, then the key, then the value. Lookups compare the key only.
 struct Packed {
     data: Box<[u8]>,
 }
@@ -266,20 +266,9 @@ impl Packed {
     }
 }
 
-impl std::hash::Hash for Packed {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.key().hash(state)
-    }
-}
-impl PartialEq for Packed {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-impl Eq for Packed {}
-impl std::borrow::Borrow<[u8]> for Packed {
-    fn borrow(&self) -> &[u8] {
-        self.key()
+impl Keyed for Packed {
+    fn key(&self) -> &[u8] {
+        Packed::key(self)
     }
 }
 
@@ -297,7 +286,7 @@ fn unpack(p: &Packed, version: u64) -> Entry {
 
 struct Shard {
     /// Packed entry to its version.
-    lru: LruCache<Packed, u64>,
+    lru: SlabLru<Packed>,
     bytes: u64,
     /// Entries with an expiry: active expiry skips shards without any (the common case of a
     /// cache used without TTLs costs no scan).
@@ -337,7 +326,7 @@ impl Store {
         let n = by_entries.min(by_bytes).min(64);
         let n = if n.is_power_of_two() { n } else { n.next_power_of_two() / 2 };
         let shards = (0..n)
-            .map(|_| Mutex::new(Shard { lru: LruCache::unbounded(), bytes: 0, expiring: 0 }))
+            .map(|_| Mutex::new(Shard { lru: SlabLru::new(), bytes: 0, expiring: 0 }))
             .collect::<Vec<_>>()
             .into_boxed_slice();
         Store {
@@ -416,12 +405,12 @@ impl Store {
         let now = self.clock.now_ms();
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
-        match shard.lru.get_key_value(key) {
+        match shard.lru.get(key) {
             None => return None,
-            Some((p, v)) if !p.is_expired(now) => return Some(unpack(p, *v)),
+            Some((p, v)) if !p.is_expired(now) => return Some(unpack(p, v)),
             Some(_) => {}
         }
-        if let Some((p, _)) = shard.lru.pop_entry(key) {
+        if let Some((p, _)) = shard.lru.remove(key) {
             self.account_remove(&p, &mut shard);
             if !p.is_tombstone() {
                 self.expired.fetch_add(1, Ordering::Relaxed);
@@ -488,7 +477,7 @@ impl Store {
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
         let mut existed = false;
-        if let Some((p, &v)) = shard.lru.get_key_value(key) {
+        if let Some((p, v)) = shard.lru.peek(key) {
             if !p.is_expired(now) {
                 existed = !p.is_tombstone();
                 if !last_write_wins(version, value, v, p.value()) {
@@ -497,17 +486,16 @@ impl Store {
             }
         }
         let packed = Packed::new(key, value, expires_at_ms);
-        // `push` on an existing key would keep the old key object, and the value lives in it.
-        if let Some((old, _)) = shard.lru.pop_entry(key) {
+        if let Some((old, _)) = shard.lru.remove(key) {
             self.account_remove(&old, &mut shard);
         }
         self.account_add(&packed, &mut shard);
-        shard.lru.push(packed, version);
+        shard.lru.push_new(packed, version);
         while shard.lru.len() > self.shard_max_entries || shard.bytes > self.shard_max_bytes {
             match shard.lru.pop_lru() {
                 Some((p, v)) if p.key() == key => {
                     // Only the new entry is left; it fits (checked above), put it back.
-                    shard.lru.push(p, v);
+                    shard.lru.push_new(p, v);
                     break;
                 }
                 Some((p, _)) => {
@@ -528,8 +516,8 @@ impl Store {
     pub fn remove_if_version(&self, key: &[u8], version: u64) -> bool {
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
-        if shard.lru.peek(key).is_some_and(|&v| v == version) {
-            if let Some((p, _)) = shard.lru.pop_entry(key) {
+        if shard.lru.peek(key).is_some_and(|(_, v)| v == version) {
+            if let Some((p, _)) = shard.lru.remove(key) {
                 self.account_remove(&p, &mut shard);
                 return true;
             }
@@ -560,12 +548,12 @@ impl Store {
             }
             let dead: Vec<Box<[u8]>> = shard
                 .lru
-                .iter()
+                .iter_lru_first()
                 .filter(|(p, _)| p.is_expired(now))
                 .map(|(p, _)| p.key().to_vec().into_boxed_slice())
                 .collect();
             for k in dead {
-                if let Some((p, _)) = shard.lru.pop_entry(&k[..]) {
+                if let Some((p, _)) = shard.lru.remove(&k[..]) {
                     self.account_remove(&p, &mut shard);
                     if !p.is_tombstone() {
                         self.expired.fetch_add(1, Ordering::Relaxed);
@@ -584,10 +572,9 @@ impl Store {
         let shard = self.lock(i);
         shard
             .lru
-            .iter()
-            .rev()
+            .iter_lru_first()
             .filter(|(p, _)| !p.is_expired(now))
-            .map(|(p, &v)| (Bytes::copy_from_slice(p.key()), unpack(p, v)))
+            .map(|(p, v)| (Bytes::copy_from_slice(p.key()), unpack(p, v)))
             .collect()
     }
 
@@ -624,7 +611,7 @@ mod tests {
 
     #[test]
     fn packed_layout_round_trips_and_keeps_the_node_small() {
-        // The lru node holds (Packed, u64) plus two pointers: 40 bytes, a 48-byte malloc chunk.
+        // The slab node holds (Packed, u64) plus two 4-byte links: 32 bytes.
         assert_eq!(std::mem::size_of::<Packed>() + std::mem::size_of::<u64>(), 24);
         for key_len in [0usize, 1, 31, 32, 127, 128, 20_000] {
             let key: Vec<u8> = (0..key_len).map(|i| i as u8).collect();
