@@ -7,8 +7,7 @@ use crate::{codec, metrics::Metrics};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tiercache_protocol::{decode, encode, Found, Request, Response, StatsReply};
 use tiercache_store::Store;
@@ -34,32 +33,52 @@ pub struct DataServer {
     pub metrics: Arc<Metrics>,
     /// Snapshot and rebalance, when the node provides them.
     pub slow: Option<Arc<dyn SlowOps>>,
-    /// Set by [`DataServer::close_writes`] when the node hands its keys off for good.
-    writes_closed: AtomicBool,
+    /// Set by [`DataServer::close_writes`] when the node hands its keys off for good. Writes
+    /// hold it for reading while they are applied.
+    writes_closed: RwLock<bool>,
+}
+
+/// What a data connection does with one request.
+enum Handled {
+    /// Answered from the store.
+    Answer(Response),
+    /// A snapshot or rebalance, run on a task of its own.
+    Slow,
+    /// A write after [`DataServer::close_writes`].
+    Refused,
 }
 
 impl DataServer {
     /// A server over `store`, accepting peers that present `token`.
     pub fn new(store: Arc<Store>, token: String, metrics: Arc<Metrics>, slow: Option<Arc<dyn SlowOps>>) -> Self {
-        DataServer { store, token, metrics, slow, writes_closed: AtomicBool::new(false) }
+        DataServer { store, token, metrics, slow, writes_closed: RwLock::new(false) }
     }
 
     /// From now on a write (put, delete, batch) is not applied: the connection that carried it
     /// is closed instead, so the master sees this node as unreachable, marks it suspect and
     /// counts its write quorum among the other owners. A leaving node calls this before its
     /// last hand-off pass: every write it acknowledged is then in that pass, even when a
-    /// master is slow to drop it from the placement.
+    /// master is slow to drop it from the placement. Returns once the writes already past the
+    /// check are in the store (they are applied without awaiting: microseconds, a batch a
+    /// millisecond).
     pub fn close_writes(&self) {
-        self.writes_closed.store(true, Ordering::SeqCst);
+        *self.writes_closed.write().unwrap_or_else(PoisonError::into_inner) = true;
     }
 
-    fn refuses(&self, req: &Request) -> bool {
-        matches!(req, Request::Put { .. } | Request::Delete { .. } | Request::PutBatch { .. })
-            && self.writes_closed.load(Ordering::SeqCst)
+    fn handle(&self, req: &Request) -> Handled {
+        let answer = |r: Option<Response>| r.map_or(Handled::Slow, Handled::Answer);
+        if !matches!(req, Request::Put { .. } | Request::Delete { .. } | Request::PutBatch { .. }) {
+            return answer(self.handle_fast(req));
+        }
+        let closed = self.writes_closed.read().unwrap_or_else(PoisonError::into_inner);
+        if *closed {
+            return Handled::Refused;
+        }
+        answer(self.handle_fast(req))
     }
 
     /// Answers one cheap request from the store; `None` for the slow ones.
-    pub fn handle_fast(&self, req: &Request) -> Option<Response> {
+    fn handle_fast(&self, req: &Request) -> Option<Response> {
         let started = Instant::now();
         Some(match req {
             Request::Hello { .. } => Response::Welcome,
@@ -166,11 +185,9 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
                         continue;
                     }
                 };
-                if server.refuses(&req) {
-                    return Err(std::io::Error::other("writes closed: this auxiliary is leaving"));
-                }
-                match server.handle_fast(&req) {
-                    Some(resp) => {
+                match server.handle(&req) {
+                    Handled::Refused => return Err(std::io::Error::other("writes closed: this auxiliary is leaving")),
+                    Handled::Answer(resp) => {
                         let out = encode(id, &resp).map_err(std::io::Error::other)?;
                         framed.feed(Bytes::from(out)).await?;
                         // Pipelining: answer everything already received before one flush.
@@ -178,7 +195,7 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
                             SinkExt::<Bytes>::flush(&mut framed).await?;
                         }
                     }
-                    None => {
+                    Handled::Slow => {
                         let (server, tx) = (server.clone(), slow_tx.clone());
                         tokio::spawn(async move {
                             let resp = match (&server.slow, req) {

@@ -365,8 +365,6 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
             tokio::time::sleep(wait).await;
             if pass == 2 {
                 data.server.close_writes();
-                // A write that passed the check just before is applied within microseconds.
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             hand_off_pass(&data.ops, &mut remaining, &cfg, pass).await;
         }
