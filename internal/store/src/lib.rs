@@ -486,11 +486,10 @@ impl Store {
             }
         }
         let packed = Packed::new(key, value, expires_at_ms);
-        if let Some((old, _)) = shard.lru.remove(key) {
+        self.account_add(&packed, &mut shard);
+        if let Some((old, _)) = shard.lru.insert(packed, version) {
             self.account_remove(&old, &mut shard);
         }
-        self.account_add(&packed, &mut shard);
-        shard.lru.push_new(packed, version);
         while shard.lru.len() > self.shard_max_entries || shard.bytes > self.shard_max_bytes {
             match shard.lru.pop_lru() {
                 Some((p, v)) if p.key() == key => {
@@ -546,19 +545,11 @@ impl Store {
             if shard.expiring == 0 {
                 continue;
             }
-            let dead: Vec<Box<[u8]>> = shard
-                .lru
-                .iter_lru_first()
-                .filter(|(p, _)| p.is_expired(now))
-                .map(|(p, _)| p.key().to_vec().into_boxed_slice())
-                .collect();
-            for k in dead {
-                if let Some((p, _)) = shard.lru.remove(&k[..]) {
-                    self.account_remove(&p, &mut shard);
-                    if !p.is_tombstone() {
-                        self.expired.fetch_add(1, Ordering::Relaxed);
-                        removed += 1;
-                    }
+            for (p, _) in shard.lru.remove_where(|p| p.is_expired(now)) {
+                self.account_remove(&p, &mut shard);
+                if !p.is_tombstone() {
+                    self.expired.fetch_add(1, Ordering::Relaxed);
+                    removed += 1;
                 }
             }
         }

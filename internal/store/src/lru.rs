@@ -71,12 +71,22 @@ impl<T: Keyed> SlabLru<T> {
     /// The item and its version, made the most recently used.
     pub(crate) fn get(&mut self, key: &[u8]) -> Option<(&T, u64)> {
         let i = self.index_of(key)?;
-        if self.head != i {
-            self.unlink(i);
-            self.link_front(i);
-        }
+        self.touch(i);
         let n = &self.nodes[i as usize];
         Some((&n.item, n.version))
+    }
+
+    /// Stores `item` as the most recently used and returns what it replaced under its key. A
+    /// replacement stays in its slot: one lookup, and the table is not touched.
+    pub(crate) fn insert(&mut self, item: T, version: u64) -> Option<(T, u64)> {
+        let Some(i) = self.index_of(item.key()) else {
+            self.push_new(item, version);
+            return None;
+        };
+        let n = &mut self.nodes[i as usize];
+        let old = (std::mem::replace(&mut n.item, item), std::mem::replace(&mut n.version, version));
+        self.touch(i);
+        Some(old)
     }
 
     /// Takes the item out.
@@ -102,6 +112,21 @@ impl<T: Keyed> SlabLru<T> {
         (self.tail != NIL).then(|| self.remove_at(self.tail))
     }
 
+    /// Takes out every item that `dead` picks, in no particular order.
+    pub(crate) fn remove_where(&mut self, mut dead: impl FnMut(&T) -> bool) -> Vec<(T, u64)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        // A removal moves the last node into slot `i`, which is then looked at in turn.
+        while i < self.nodes.len() {
+            if dead(&self.nodes[i].item) {
+                out.push(self.remove_at(i as u32));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
     /// Items from the least to the most recently used.
     pub(crate) fn iter_lru_first(&self) -> impl Iterator<Item = (&T, u64)> + '_ {
         let mut at = self.tail;
@@ -125,6 +150,14 @@ impl<T: Keyed> SlabLru<T> {
         match next {
             NIL => self.tail = to,
             n => self.nodes[n as usize].prev = to,
+        }
+    }
+
+    /// Makes node `i` the most recently used.
+    fn touch(&mut self, i: u32) {
+        if self.head != i {
+            self.unlink(i);
+            self.link_front(i);
         }
     }
 
@@ -204,8 +237,8 @@ mod tests {
             let r = next();
             let key = format!("k{}", r % 500).into_bytes();
             let at = model.iter().position(|(k, _)| *k == key);
-            match (r >> 32) % 6 {
-                0 | 1 => {
+            match (r >> 32) % 7 {
+                0 => {
                     if let Some(at) = at {
                         model.remove(at);
                         assert!(lru.remove(&key).is_some());
@@ -213,6 +246,23 @@ mod tests {
                     lru.push_new(key.clone(), step);
                     model.push_front((key, step));
                 }
+                1 => {
+                    let old = at.and_then(|at| model.remove(at));
+                    assert_eq!(lru.insert(key.clone(), step), old);
+                    model.push_front((key, step));
+                }
+                6 if step % 50 == 0 => {
+                    // Every key ending in the step's last digit.
+                    let digit = b'0' + (step / 50 % 10) as u8;
+                    let mut removed = lru.remove_where(|k| k.last() == Some(&digit));
+                    let mut want: Vec<(Vec<u8>, u64)> =
+                        model.iter().filter(|(k, _)| k.last() == Some(&digit)).cloned().collect();
+                    model.retain(|(k, _)| k.last() != Some(&digit));
+                    removed.sort();
+                    want.sort();
+                    assert_eq!(removed, want);
+                }
+                6 => {}
                 2 => {
                     let want = at.map(|at| model[at].1);
                     assert_eq!(lru.get(&key).map(|(_, v)| v), want);
