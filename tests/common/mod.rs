@@ -45,8 +45,11 @@ impl Proc {
         Proc { name: name.to_string(), child: Some(child), log }
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    /// `kill <sig>` to the process, if it is still ours (never to a pid of 0: the whole group).
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").arg(sig).arg(c.id().to_string()).status();
+        }
     }
 
     pub fn log(&self) -> String {
@@ -69,9 +72,7 @@ impl Proc {
 
     /// Sends SIGTERM without waiting.
     pub fn sigterm(&self) {
-        if let Some(c) = &self.child {
-            send_sigterm(c.id());
-        }
+        self.signal("-TERM");
     }
 
     /// Waits for the exit (bounded); kill -9 if it does not come.
@@ -92,10 +93,6 @@ impl Proc {
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
-}
-
-fn send_sigterm(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
 }
 
 impl Drop for Proc {
@@ -178,12 +175,12 @@ impl ZooKeeper {
 
     /// Freezes the server (SIGSTOP): clients hear nothing, not even that a node left.
     pub fn pause(&self) {
-        let _ = Command::new("kill").arg("-STOP").arg(self.proc.pid().to_string()).status();
+        self.proc.signal("-STOP");
     }
 
     /// Lets a paused server run again (SIGCONT).
     pub fn resume(&self) {
-        let _ = Command::new("kill").arg("-CONT").arg(self.proc.pid().to_string()).status();
+        self.proc.signal("-CONT");
     }
 
     /// Starts it again on the same port and data.
