@@ -1,5 +1,5 @@
-# Helpers shared by the measurement scripts (bench.sh, memory-profile.sh). Sourced, not run:
-# the caller defines PIDS (an array of processes its cleanup kills) before starting anything.
+# Helpers shared by the scripts (test.sh, bench.sh, memory-profile.sh). Sourced, not run: a
+# caller of start_zookeeper defines PIDS (an array of processes its cleanup kills) first.
 
 # apt_install <package...>: installs Debian packages, with sudo when not root.
 apt_install() {

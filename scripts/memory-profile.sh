@@ -3,7 +3,7 @@
 # under valgrind's massif, fills it with tiercache-bench, stops it, and prints where the bytes
 # of the peak snapshot were allocated, per entry. Everything runs on loopback and stops by itself.
 #
-#   scripts/memory-profile.sh                  # 1M entries, about 2 minutes
+#   scripts/memory-profile.sh                  # 1M entries (massif slows the fill about 3x)
 #   ENTRIES=200000 OUT=/tmp/profile.md scripts/memory-profile.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

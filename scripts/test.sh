@@ -3,18 +3,14 @@
 # then runs every test of the workspace: unit tests and the cluster tests in tests/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 need=()
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing missing packages: ${need[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
-fi
+[ ${#need[@]} -eq 0 ] || echo "installing missing packages: ${need[*]}"
+apt_install "${need[@]}"
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
