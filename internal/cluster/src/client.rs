@@ -23,7 +23,15 @@ struct Conn {
     tx: mpsc::UnboundedSender<Bytes>,
     pending: Pending,
     next_id: AtomicU64,
+    /// Signalled by a call that timed out: the connection is replaced, not reused (a peer that
+    /// vanished without FIN or RST leaves it half-open for good).
+    broken: tokio::sync::Notify,
 }
+
+/// An idle connection is pinged this often...
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// ...and replaced when nothing at all was heard on it for this long.
+const DEAD_AFTER: Duration = Duration::from_secs(3);
 
 struct Shared {
     id: String,
@@ -147,6 +155,7 @@ impl AuxClient {
             Ok(Err(_)) => Err(ClusterError::Unreachable(self.shared.id.clone())),
             Err(_) => {
                 lock(&conn.pending).remove(&id);
+                conn.broken.notify_one();
                 Err(ClusterError::Timeout(self.shared.id.clone()))
             }
         }
@@ -164,6 +173,12 @@ async fn connect(shared: &Shared) -> Result<Framed<TcpStream, tokio_util::codec:
         .await
         .map_err(|_| unreachable())??;
     stream.set_nodelay(true)?;
+    // The kernel's own probe as a second line behind the pings (and for idle pools).
+    let keepalive =
+        socket2::TcpKeepalive::new().with_time(Duration::from_secs(5)).with_interval(Duration::from_secs(1));
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+    let keepalive = keepalive.with_retries(3);
+    socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
     let mut framed = Framed::new(stream, codec());
     framed.send(Bytes::from(encode(0, &Request::Hello { token: shared.token.clone() })?)).await?;
     let answer = tokio::time::timeout(Duration::from_secs(2), framed.next()).await.map_err(|_| unreachable())?;
@@ -177,6 +192,7 @@ async fn connect(shared: &Shared) -> Result<Framed<TcpStream, tokio_util::codec:
 }
 
 async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Receiver<bool>) {
+    let Ok(ping) = encode(0, &Request::Ping).map(Bytes::from) else { return };
     let mut backoff = Duration::from_millis(50);
     loop {
         if *stop.borrow() {
@@ -209,8 +225,13 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
         let (mut sink, mut stream) = framed.split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
-        let conn = Arc::new(Conn { tx, pending: pending.clone(), next_id: AtomicU64::new(1) });
-        *lock(&shared.slots[slot]) = Some(conn);
+        let conn = Arc::new(Conn {
+            tx,
+            pending: pending.clone(),
+            next_id: AtomicU64::new(1),
+            broken: tokio::sync::Notify::new(),
+        });
+        *lock(&shared.slots[slot]) = Some(conn.clone());
         shared.ever_connected.store(true, Ordering::Relaxed);
         set_live(&shared);
         let writer = async {
@@ -223,9 +244,13 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
             }
             Ok::<(), std::io::Error>(())
         };
+        // Milliseconds after `base` at which the last frame arrived.
+        let base = tokio::time::Instant::now();
+        let heard = AtomicU64::new(0);
         let reader = async {
             while let Some(frame) = stream.next().await {
                 let frame = frame?;
+                heard.store(base.elapsed().as_millis() as u64, Ordering::Relaxed);
                 match decode::<Response>(&frame) {
                     Ok((id, resp)) => {
                         if let Some(tx) = lock(&pending).remove(&id) {
@@ -237,9 +262,31 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
             }
             Ok::<(), std::io::Error>(())
         };
+        let watchdog = async {
+            let mut tick = tokio::time::interval(PING_EVERY);
+            loop {
+                tick.tick().await;
+                let quiet = base.elapsed().saturating_sub(Duration::from_millis(heard.load(Ordering::Relaxed)));
+                if quiet >= DEAD_AFTER {
+                    return quiet;
+                }
+                // Answers to id 0 match no call; any frame heard proves the peer alive.
+                if quiet >= PING_EVERY && conn.tx.send(ping.clone()).is_err() {
+                    return quiet;
+                }
+            }
+        };
         let stopped = tokio::select! {
             r = writer => { if let Err(e) = r { tracing::debug!(error = %e, "writer ended"); } false }
             r = reader => { if let Err(e) = r { tracing::debug!(error = %e, "reader ended"); } false }
+            quiet = watchdog => {
+                tracing::warn!(aux = shared.id, ?quiet, "auxiliary silent on a pooled connection; replacing it");
+                false
+            }
+            _ = conn.broken.notified() => {
+                tracing::info!(aux = shared.id, "a request timed out; replacing its connection");
+                false
+            }
             _ = crate::stopped(&mut stop) => true,
         };
         *lock(&shared.slots[slot]) = None;

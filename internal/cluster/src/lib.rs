@@ -5,12 +5,14 @@
 pub mod client;
 pub mod hlc;
 pub mod metrics;
+pub mod recovery;
 pub mod router;
 pub mod server;
 
 pub use client::AuxClient;
 pub use hlc::Hlc;
 pub use metrics::Metrics;
+pub use recovery::Recovery;
 pub use router::{AuxAddr, NodeStatus, RebalanceStatus, Router, RouterConfig};
 pub use server::{serve_data, DataServer, SlowOps};
 

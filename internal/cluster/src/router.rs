@@ -78,7 +78,13 @@ pub struct AuxNode {
     connections: usize,
     timeout: Duration,
     suspect_until_ms: AtomicU64,
+    /// Until when reads ask this node last: it answered as recovering (may miss writes).
+    recovering_until_ms: AtomicU64,
 }
+
+/// How long a node that answered as recovering is asked last by reads before being tried
+/// first again (its catch-up usually takes a few seconds).
+const RECOVERING_FOR_MS: u64 = 1_000;
 
 impl AuxNode {
     /// Current status.
@@ -88,6 +94,15 @@ impl AuxNode {
         } else {
             NodeStatus::Up
         }
+    }
+
+    fn recovering(&self) -> bool {
+        self.recovering_until_ms.load(Ordering::Relaxed) > crate::now_ms()
+    }
+
+    fn set_recovering(&self, yes: bool) {
+        let until = if yes { crate::now_ms() + RECOVERING_FOR_MS } else { 0 };
+        self.recovering_until_ms.store(until, Ordering::Relaxed);
     }
 
     fn mark(&self, err: &ClusterError) {
@@ -236,6 +251,7 @@ impl Router {
                     timeout: self.cfg.request_timeout,
                     addr: m.clone(),
                     suspect_until_ms: AtomicU64::new(0),
+                    recovering_until_ms: AtomicU64::new(0),
                 }),
             };
             nodes.insert(m.id.clone(), node);
@@ -263,15 +279,18 @@ impl Router {
         }
     }
 
-    /// Owners ordered for use: answering ones first, suspects last.
+    /// Owners ordered for use: answering ones first, then recovering ones, suspects last.
     fn ordered_owners(&self, view: &View, key: &[u8]) -> Vec<Arc<AuxNode>> {
         let mut owners = view.owners(key, self.cfg.replicas);
-        owners.sort_by_key(|n| n.status() == NodeStatus::Suspect);
+        owners.sort_by_key(|n| (n.status() == NodeStatus::Suspect, n.recovering()));
         owners
     }
 
-    /// Quorum read: asks owners until `READ_QUORUM` answered, returns the newest version and
-    /// repairs owners that answered an older one.
+    /// Quorum read: asks owners until `READ_QUORUM` of them answered, returns the newest
+    /// version and repairs owners that answered an older one. An owner that is recovering (it
+    /// may have missed acknowledged writes) is heard but not counted: the next owner is asked
+    /// too. Only when every owner has been asked and too few counted is the newest of what
+    /// was heard returned (two faults at once: best effort).
     pub async fn get(&self, key: Bytes) -> Result<ReadResult, ClusterError> {
         let view = self.view();
         let owners = self.ordered_owners(&view, &key);
@@ -281,11 +300,12 @@ impl Router {
         let need = self.cfg.read_quorum.min(owners.len());
         let req = Request::Get { key: key.clone() };
         let mut answers: Vec<(Arc<AuxNode>, Option<Found>)> = Vec::with_capacity(need);
+        let mut counted = 0;
         let mut errors = Vec::new();
         let mut next = 0;
         let mut inflight = FuturesUnordered::new();
-        while answers.len() < need {
-            while inflight.len() + answers.len() < need && next < owners.len() {
+        while counted < need {
+            while inflight.len() + counted < need && next < owners.len() {
                 let node = owners[next].clone();
                 let req = &req;
                 inflight.push(async move {
@@ -296,12 +316,23 @@ impl Router {
             }
             let Some((node, r)) = inflight.next().await else { break };
             match r {
-                Ok(Response::Value(found)) => answers.push((node, found)),
+                Ok(Response::Value(found)) => {
+                    node.set_recovering(false);
+                    answers.push((node, found));
+                    counted += 1;
+                }
+                Ok(Response::Recovering(found)) => {
+                    node.set_recovering(true);
+                    answers.push((node, found));
+                }
                 Ok(other) => errors.push(format!("{}: unexpected {other:?}", node.addr.id)),
                 Err(e) => errors.push(e.to_string()),
             }
         }
-        if answers.len() < need {
+        if answers.is_empty() {
+            return Err(ClusterError::Quorum { need, got: 0, detail: errors.join("; ") });
+        }
+        if counted < need && answers.len() < need {
             return Err(ClusterError::Quorum { need, got: answers.len(), detail: errors.join("; ") });
         }
         let newest = answers
@@ -357,7 +388,7 @@ impl Router {
             if let Err(e) = &answer {
                 node.mark(e);
             }
-            if let Ok(Response::Value(Some(found))) = answer {
+            if let Ok(Response::Value(Some(found)) | Response::Recovering(Some(found))) = answer {
                 for owner in &current {
                     self.repair(owner.clone(), key, &found);
                 }

@@ -3,7 +3,7 @@
 //! slow ones (snapshot, rebalance) run in their own task and answer when done, so one
 //! connection keeps serving while they run.
 
-use crate::{codec, metrics::Metrics};
+use crate::{codec, metrics::Metrics, recovery::Recovery};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
@@ -33,6 +33,8 @@ pub struct DataServer {
     pub metrics: Arc<Metrics>,
     /// Snapshot and rebalance, when the node provides them.
     pub slow: Option<Arc<dyn SlowOps>>,
+    /// Whether reads may miss acknowledged writes (see [`Recovery`]).
+    pub recovery: Recovery,
     /// Set by [`DataServer::close_writes`] when the node hands its keys off for good. Writes
     /// hold it for reading while they are applied.
     writes_closed: RwLock<bool>,
@@ -51,7 +53,7 @@ enum Handled {
 impl DataServer {
     /// A server over `store`, accepting peers that present `token`.
     pub fn new(store: Arc<Store>, token: String, metrics: Arc<Metrics>, slow: Option<Arc<dyn SlowOps>>) -> Self {
-        DataServer { store, token, metrics, slow, writes_closed: RwLock::new(false) }
+        DataServer { store, token, metrics, slow, recovery: Recovery::default(), writes_closed: RwLock::new(false) }
     }
 
     /// From now on a write (put, delete, batch) is not applied: the connection that carried it
@@ -82,7 +84,9 @@ impl DataServer {
         let started = Instant::now();
         Some(match req {
             Request::Hello { .. } => Response::Welcome,
+            Request::Ping => Response::Pong,
             Request::Get { key } => {
+                self.recovery.check_stall();
                 let found = self.store.get(key).map(|e| Found {
                     ttl_ms: e.remaining_ttl_ms(self.store.now_ms()),
                     value: e.value,
@@ -90,7 +94,11 @@ impl DataServer {
                 });
                 let result = if found.as_ref().is_some_and(|f| f.value.is_some()) { "hit" } else { "miss" };
                 self.metrics.observe("get", result, started);
-                Response::Value(found)
+                if self.recovery.recovering() {
+                    Response::Recovering(found)
+                } else {
+                    Response::Value(found)
+                }
             }
             Request::Put { key, value, version, ttl_ms } => {
                 match self.store.put(key.clone(), value.clone(), *version, *ttl_ms) {

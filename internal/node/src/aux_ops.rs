@@ -52,28 +52,50 @@ fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+fn is_temp_snapshot(name: &str) -> bool {
+    name.starts_with(".snapshot-") && name.ends_with(".tmp")
+}
+
+/// Removes temporary files left by snapshots that failed or were cut short by a crash: they
+/// are never restored, and on a full disk they keep every later snapshot from fitting.
+pub fn remove_temp_snapshots(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_temp_snapshot))
+        .filter(|p| match std::fs::remove_file(p) {
+            Ok(()) => {
+                tracing::warn!(file = %p.display(), "removed the temporary file of an unfinished snapshot");
+                true
+            }
+            Err(e) => {
+                tracing::error!(file = %p.display(), error = %e, "cannot remove an unfinished snapshot");
+                false
+            }
+        })
+        .count()
+}
+
 /// Writes a snapshot of `store` into `dir`: temporary file, fsync, rename, fsync of the
-/// directory; older snapshots beyond the newest two are removed only afterwards.
+/// directory; older snapshots beyond the newest two are removed only afterwards. On any
+/// failure the temporary file is removed, so a full disk does not stay full.
 pub fn write_snapshot(store: &Store, dir: &Path) -> std::io::Result<SnapshotReply> {
     let started = Instant::now();
     std::fs::create_dir_all(dir)?;
     let now = store.now_ms();
     let name = format!("snapshot-{now:015}.bin");
     let tmp = dir.join(format!(".{name}.tmp"));
-    let file = std::fs::File::create(&tmp)?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    let entries = (0..store.shard_count()).flat_map(|i| {
-        store.shard_entries(i).into_iter().map(|(key, e)| SnapshotEntry {
-            key,
-            value: e.value,
-            version: e.version,
-            expires_at_ms: e.expires_at_ms,
-        })
-    });
-    let (count, bytes) = encode_snapshot(&mut w, entries).map_err(std::io::Error::other)?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    drop(file);
+    let written = write_snapshot_file(store, &tmp);
+    let (count, bytes) = match written {
+        Ok(x) => x,
+        Err(e) => {
+            if let Err(rm) = std::fs::remove_file(&tmp) {
+                if rm.kind() != std::io::ErrorKind::NotFound {
+                    tracing::error!(file = %tmp.display(), error = %rm, "cannot remove the failed snapshot's file");
+                }
+            }
+            return Err(e);
+        }
+    };
     let dest = dir.join(&name);
     std::fs::rename(&tmp, &dest)?;
     if let Ok(d) = std::fs::File::open(dir) {
@@ -88,6 +110,23 @@ pub fn write_snapshot(store: &Store, dir: &Path) -> std::io::Result<SnapshotRepl
         file: dest.display().to_string(),
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+fn write_snapshot_file(store: &Store, path: &Path) -> std::io::Result<(u64, u64)> {
+    let file = std::fs::File::create(path)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let entries = (0..store.shard_count()).flat_map(|i| {
+        store.shard_entries(i).into_iter().map(|(key, e)| SnapshotEntry {
+            key,
+            value: e.value,
+            version: e.version,
+            expires_at_ms: e.expires_at_ms,
+        })
+    });
+    let written = encode_snapshot(&mut w, entries).map_err(std::io::Error::other)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(written)
 }
 
 /// Loads the newest valid snapshot of `dir` into `store`, skipping expired entries. Corrupt
@@ -144,12 +183,61 @@ impl AuxOps {
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| format!("snapshot to {}: {e}", self.backup_dir.display())));
-        if let Ok(s) = &r {
-            self.metrics.backup_duration.observe(s.duration_ms as f64 / 1000.0);
-            self.metrics.backup_last_success.set(self.store.now_ms() as f64 / 1000.0);
-            tracing::info!(entries = s.entries, bytes = s.bytes, file = s.file, ms = s.duration_ms, "snapshot written");
+        match &r {
+            Ok(s) => {
+                self.metrics.backup_duration.observe(s.duration_ms as f64 / 1000.0);
+                self.metrics.backup_last_success.set(self.store.now_ms() as f64 / 1000.0);
+                tracing::info!(
+                    entries = s.entries,
+                    bytes = s.bytes,
+                    file = s.file,
+                    ms = s.duration_ms,
+                    "snapshot written"
+                );
+            }
+            Err(e) => tracing::error!(error = e, "snapshot failed"),
         }
         r
+    }
+
+    /// Catch-up after a start, a stall or a lost session: asks every peer in `members` to send
+    /// this node every entry it owns (last-write-wins on arrival). Returns the entries applied.
+    pub async fn pull_from_peers(
+        &self,
+        members: &[(String, String)],
+        virtual_nodes: u32,
+        replicas: usize,
+    ) -> Result<u64, TransferError> {
+        // Under a previous view without this node, this node is the only new owner of its keys:
+        // each peer's transfer then sends to it alone.
+        let previous: Vec<String> =
+            members.iter().filter(|(id, _)| *id != self.node_id).map(|(id, _)| id.clone()).collect();
+        let req = Request::Rebalance {
+            members: members.to_vec(),
+            virtual_nodes,
+            replicas: replicas as u32,
+            drop_unowned: false,
+            previous,
+        };
+        let calls = members.iter().filter(|(id, _)| *id != self.node_id).map(|(id, addr)| {
+            let req = &req;
+            async move {
+                let client = AuxClient::new(&self.rt, id, addr, &self.token, 1, Duration::from_secs(30));
+                let r = client.call_with_timeout(req, Duration::from_secs(600)).await;
+                (id, r)
+            }
+        });
+        let mut received = 0;
+        for (id, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok(Response::Rebalanced { moved, .. }) => received += moved,
+                Ok(other) => {
+                    return Err(TransferError { target: id.clone(), message: format!("unexpected answer {other:?}") })
+                }
+                Err(e) => return Err(TransferError { target: id.clone(), message: e.to_string() }),
+            }
+        }
+        Ok(received)
     }
 
     /// Sends every entry this node holds to its other owners under `members`, then (when
@@ -174,11 +262,14 @@ impl AuxOps {
             let mut batches: HashMap<String, Vec<WireEntry>> = HashMap::new();
             for (key, e) in self.store.shard_entries(shard) {
                 let owners = ring.owners(&key, replicas);
-                if !owners.contains(&self.node_id.as_str()) {
+                // A copy about to be dropped goes to every owner first: an owner that lacks it
+                // (or holds an older version) must not depend on the previous view being right.
+                let dropping = drop_unowned && !owners.contains(&self.node_id.as_str());
+                if dropping {
                     unowned.push((key.clone(), e.version));
                 }
                 let old_owners = old_ring.as_ref().map(|r| r.owners(&key, replicas)).unwrap_or_default();
-                for o in owners.into_iter().filter(|o| *o != self.node_id && !old_owners.contains(o)) {
+                for o in owners.into_iter().filter(|o| *o != self.node_id && (dropping || !old_owners.contains(o))) {
                     batches.entry(o.to_string()).or_default().push(WireEntry {
                         key: key.clone(),
                         value: e.value.clone(),

@@ -7,6 +7,7 @@
 //! 4. exit.
 
 pub mod aux_ops;
+mod recovery;
 
 use aux_ops::{AuxOps, SlowAdapter};
 use std::future::Future;
@@ -37,6 +38,10 @@ pub enum NodeError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(std::io::Error),
+    /// The final snapshot of a stopping auxiliary failed: keys it did not hand off are lost,
+    /// and the exit code tells the orchestrator so.
+    #[error("final snapshot failed: {0}")]
+    FinalSnapshot(String),
 }
 
 struct ZkInfo {
@@ -100,13 +105,27 @@ fn router_for(cfg: &MasterConfig, metrics: Arc<Metrics>) -> Arc<Router> {
     ))
 }
 
+/// Connections the kernel queues before they are accepted: a burst beyond the default 128
+/// would pay a one-second SYN retransmit. The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
 async fn bind_tcp(addr: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr, source })
+    tokio::net::TcpListener::from_std(bind_std(addr)?).map_err(|source| NodeError::Bind { addr, source })
 }
 
+/// Binds with the backlog set on the socket itself: a listener handed to actix is already
+/// listening, so its own backlog setting would not apply.
 fn bind_std(addr: SocketAddr) -> Result<std::net::TcpListener, NodeError> {
-    let l = std::net::TcpListener::bind(addr).map_err(|source| NodeError::Bind { addr, source })?;
-    Ok(l)
+    use socket2::{Domain, Protocol, Socket, Type};
+    let bind = || -> std::io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(LISTEN_BACKLOG)?;
+        Ok(socket.into())
+    };
+    bind().map_err(|source| NodeError::Bind { addr, source })
 }
 
 fn workers() -> usize {
@@ -128,6 +147,7 @@ async fn follow_membership(
     info: Arc<ZkInfo>,
 ) {
     let mut applied: Vec<AuxAddr> = Vec::new();
+    let mut sweep: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let mut next = aux_addrs(&rx.borrow_and_update());
         if applied.iter().any(|a| !next.contains(a)) {
@@ -143,6 +163,12 @@ async fn follow_membership(
             router.set_members(&next);
             let previous: Vec<String> = applied.iter().map(|a| a.id.clone()).collect();
             let start_transfer = !applied.is_empty() && !next.is_empty() && info.is_coordinator();
+            if let Some(s) = sweep.take() {
+                s.abort();
+            }
+            if !next.is_empty() {
+                sweep = Some(tokio::spawn(sweep_when_settled(router.clone(), info.clone())));
+            }
             applied = next;
             if start_transfer {
                 let r = router.clone();
@@ -168,6 +194,23 @@ async fn follow_membership(
             return;
         }
     }
+}
+
+/// How long the membership must stay unchanged before the ownership sweep.
+const SWEEP_SETTLE: Duration = Duration::from_secs(5);
+
+/// Once the membership has settled (a start from an empty view included: a whole-cluster
+/// restart runs no transfer), the coordinator has every auxiliary send the copies it does not
+/// own to their owners and drop them, so copies converge to keys × REPLICAS and a later loss
+/// of an owner cannot expose an old copy. Cheap when there is nothing to move: one scan.
+async fn sweep_when_settled(router: Arc<Router>, info: Arc<ZkInfo>) {
+    tokio::time::sleep(SWEEP_SETTLE).await;
+    if !info.is_coordinator() {
+        return;
+    }
+    let current: Vec<String> = router.view().ring.nodes().to_vec();
+    tracing::info!("membership settled: sweeping copies on non-owners");
+    router.rebalance(current).await;
 }
 
 fn master_state(
@@ -248,6 +291,7 @@ async fn start_aux_data(cfg: &AuxiliaryConfig, data_addr: SocketAddr) -> Result<
     let store = store_for(cfg);
     let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
     if cfg.backup_interval_secs > 0 || cfg.backup_dir.exists() {
+        aux_ops::remove_temp_snapshots(&cfg.backup_dir);
         let (s, dir) = (store.clone(), cfg.backup_dir.clone());
         let restored = tokio::task::spawn_blocking(move || aux_ops::restore_newest(&s, &dir)).await.ok().flatten();
         match restored {
@@ -328,11 +372,14 @@ async fn hand_off_pass(ops: &AuxOps, remaining: &mut Vec<(String, String)>, cfg:
 
 /// Runs an auxiliary until `shutdown` resolves.
 pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
-    let data = start_aux_data(&cfg, SocketAddr::new(cfg.common.bind_addr, cfg.data_port)).await?;
+    let mut data = start_aux_data(&cfg, SocketAddr::new(cfg.common.bind_addr, cfg.data_port)).await?;
+    // Restored data (or none) may be older than what the cluster acknowledged meanwhile.
+    data.server.recovery.begin("starting");
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
     let listener = bind_std(http_addr)?;
     let discovery =
         start_discovery(&cfg.common, Role::Auxiliary, format!("{}:{}", cfg.common.advertise_host, cfg.data_port));
+    data.background.extend(recovery::start(&cfg, &data, &discovery));
     let status = discovery.status();
     let state = AuxState {
         node_id: cfg.common.node_id.clone(),
@@ -375,17 +422,18 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
     tracing::info!("shutting down: draining");
     server.stop().await;
     let _ = data.stop_data.send(true);
+    let mut result = Ok(());
     if cfg.backup_interval_secs > 0 {
         match data.ops.snapshot_now().await {
             Ok(s) => tracing::info!(entries = s.entries, "final snapshot written"),
-            Err(e) => tracing::error!(error = e, "final snapshot failed"),
+            Err(e) => result = Err(NodeError::FinalSnapshot(e)),
         }
     }
     for t in data.background {
         t.abort();
     }
     tracing::info!("auxiliary stopped");
-    Ok(())
+    result
 }
 
 /// Runs one master and three auxiliaries in this process with static membership and no

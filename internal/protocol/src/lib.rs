@@ -78,6 +78,8 @@ pub enum Request {
     Stats,
     /// Writes a snapshot now.
     Snapshot,
+    /// Liveness probe on an idle connection.
+    Ping,
     /// Moves keys whose owners changed to their new owners under the given membership.
     Rebalance {
         /// Every auxiliary of the new view: (id, data address).
@@ -138,6 +140,12 @@ pub enum Response {
     Welcome,
     /// Answer to `Get`.
     Value(Option<Found>),
+    /// Answer to `Get` from an auxiliary that may have missed writes (it is catching up after
+    /// a start, a freeze or a lost ZooKeeper session): the entry is newest-wins material but
+    /// must not count toward a read quorum.
+    Recovering(Option<Found>),
+    /// Answer to `Ping`.
+    Pong,
     /// Answer to `Put` / `PutBatch`: how many were applied.
     Applied(u64),
     /// Answer to `Delete`.
@@ -200,6 +208,7 @@ mod tests {
             },
             Request::Stats,
             Request::Snapshot,
+            Request::Ping,
             Request::Rebalance {
                 members: vec![("a".into(), "127.0.0.1:1".into())],
                 virtual_nodes: 8,
@@ -221,6 +230,8 @@ mod tests {
             Response::Welcome,
             Response::Value(None),
             Response::Value(Some(Found { value: Some(Bytes::from_static(b"v")), version: 3, ttl_ms: 0 })),
+            Response::Recovering(None),
+            Response::Pong,
             Response::Applied(2),
             Response::Deleted { existed: true },
             Response::Stats(StatsReply { keys: 1, bytes: 2, evictions: 3, expired: 4 }),

@@ -1,0 +1,217 @@
+//! Nodes that come back: a whole-cluster restart, a frozen owner resumed, an owner restarted
+//! from its snapshot after kill -9. Real processes and a real ZooKeeper; each test prints its
+//! figure (stale reads, copies after settling, time to converge).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn held(auxes: &[Node]) -> u64 {
+    auxes.iter().map(|a| aux_keys(a).unwrap_or(u64::MAX / 8)).sum()
+}
+
+/// REPLICAS=1 and snapshots on: every auxiliary stopped together hands its keys to peers that
+/// are leaving too, so the final snapshots hold keys twice. After the restart the copies on
+/// non-owners must be dropped, or a later loss of the owner serves their old values.
+#[test]
+fn whole_cluster_restart_drops_stale_copies() {
+    const N: usize = 300;
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[("REPLICAS", "1"), ("BACKUP_INTERVAL", "3600")]);
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let start = |i: usize| c.auxiliary_on(&format!("aux-{i}"), ports[i].0, ports[i].1, &[]);
+    let mut auxes: Vec<Node> = (0..3).map(start).collect();
+    let mut m = c.master("master-1", &[]);
+    wait_aux_count(&m, 3, Duration::from_secs(15));
+    for i in 0..N {
+        assert_eq!(put(&m, &format!("k{i}"), "old"), StatusCode::OK);
+    }
+    // The whole cluster: every auxiliary at once, and the master.
+    for a in &auxes {
+        a.proc.sigterm();
+    }
+    m.proc.terminate(Duration::from_secs(20)).expect("master exits on SIGTERM");
+    for a in auxes.iter_mut() {
+        let st = a.proc.wait_exit(Duration::from_secs(30)).expect("auxiliary exits on SIGTERM");
+        assert!(st.success(), "{st:?}");
+    }
+
+    let restarted = Instant::now();
+    let mut auxes: Vec<Node> = (0..3).map(start).collect();
+    let before = held(&auxes);
+    let m = c.master("master-1", &[]);
+    wait_aux_count(&m, 3, Duration::from_secs(20));
+    let mut settled = None;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < deadline {
+        if held(&auxes) == N as u64 {
+            settled = Some(restarted.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let copies = held(&auxes);
+
+    for i in 0..N {
+        assert_eq!(put(&m, &format!("k{i}"), "new"), StatusCode::OK);
+    }
+    auxes[0].proc.kill();
+    wait_aux_count(&m, 2, Duration::from_secs(20));
+    let mut stale = 0;
+    let mut missing = 0;
+    for i in 0..N {
+        match get(&m, &format!("k{i}")) {
+            (StatusCode::OK, v) if v == b"new" => {}
+            (StatusCode::OK, _) => stale += 1,
+            (StatusCode::NOT_FOUND, _) => missing += 1,
+            other => panic!("k{i}: {other:?}"),
+        }
+    }
+    println!(
+        "whole-cluster restart, REPLICAS=1: {before} copies restored, {copies} copies of {N} keys after settling (in {settled:?}); \
+         after kill -9 of one owner: {stale} stale reads, {missing} misses (the keys it held)"
+    );
+    assert_eq!(stale, 0, "old values served from copies on non-owners");
+    assert!(settled.is_some(), "copies never converged to one per key: {copies}");
+    assert!(missing < N, "the survivors still serve their own keys");
+}
+
+/// Per key, the highest counter a writer saw acknowledged; readers check that a read never
+/// returns less than what was acknowledged before it began.
+struct Workload {
+    stop: Arc<AtomicBool>,
+    stale: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
+    writes: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+const KEYS: usize = 200;
+
+fn workload(masters: &[&Node]) -> Workload {
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stale, reads, writes) =
+        (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let urls: Vec<String> = masters.iter().map(|m| m.url()).collect();
+    for i in 0..KEYS {
+        assert_eq!(put(masters[0], &format!("c{i}"), "0"), StatusCode::OK);
+    }
+    let mut threads = Vec::new();
+    // Two writers, each owning half of the keys and writing through one master, so versions
+    // of a key come from one clock.
+    for w in 0..2usize {
+        let (acked, stop, writes, url) = (acked.clone(), stop.clone(), writes.clone(), urls[w % urls.len()].clone());
+        threads.push(std::thread::spawn(move || {
+            let client = http();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let k = w + 2 * (n as usize % (KEYS / 2));
+                let counter = n;
+                let r = client.put(format!("{url}/cache/c{k}")).body(counter.to_string()).send();
+                if r.is_ok_and(|r| r.status() == StatusCode::OK) {
+                    acked[k].fetch_max(counter, Ordering::SeqCst);
+                    writes.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for r in 0..3usize {
+        let (acked, stop, stale, reads, urls) =
+            (acked.clone(), stop.clone(), stale.clone(), reads.clone(), urls.clone());
+        threads.push(std::thread::spawn(move || {
+            let client = http();
+            let mut n = r as u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let k = (n as usize * 7919) % KEYS;
+                let floor = acked[k].load(Ordering::SeqCst);
+                let url = &urls[n as usize % urls.len()];
+                let Ok(resp) = client.get(format!("{url}/cache/c{k}")).send() else { continue };
+                if resp.status() != StatusCode::OK {
+                    continue;
+                }
+                let got: u64 = resp.text().ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+                reads.fetch_add(1, Ordering::Relaxed);
+                if got < floor {
+                    stale.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("stale read of c{k}: {got} < acknowledged {floor}");
+                }
+            }
+        }));
+    }
+    Workload { stop, stale, reads, writes, threads }
+}
+
+impl Workload {
+    /// (stale reads, reads, acknowledged writes).
+    fn finish(self) -> (u64, u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        (self.stale.load(Ordering::Relaxed), self.reads.load(Ordering::Relaxed), self.writes.load(Ordering::Relaxed))
+    }
+}
+
+/// REPLICAS=2, WRITE_QUORUM=2, READ_QUORUM=1: W+R>N, so reads must see every acknowledged
+/// write. Three auxiliaries and two masters under overwrites; `fault` does something to aux-0
+/// and returns when it is back.
+fn no_stale_read_across(what: &str, fault: impl FnOnce(&Cluster, &mut Node)) {
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(
+        &zk,
+        &[("REPLICAS", "2"), ("WRITE_QUORUM", "2"), ("READ_QUORUM", "1"), ("REQUEST_TIMEOUT_MS", "500")],
+    );
+    let mut auxes: Vec<Node> = (0..3).map(|i| c.auxiliary(&format!("aux-{i}"), &[("BACKUP_INTERVAL", "1")])).collect();
+    let m1 = c.master("master-1", &[]);
+    let m2 = c.master("master-2", &[]);
+    wait_aux_count(&m1, 3, Duration::from_secs(15));
+    wait_aux_count(&m2, 3, Duration::from_secs(15));
+    let load = workload(&[&m1, &m2]);
+    std::thread::sleep(Duration::from_secs(2));
+    fault(&c, &mut auxes[0]);
+    wait_aux_count(&m1, 3, Duration::from_secs(30));
+    wait_aux_count(&m2, 3, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(8));
+    let (stale, reads, writes) = load.finish();
+    println!("{what}: {stale} stale reads of {reads} ({writes} acknowledged overwrites)");
+    assert!(reads > 500 && writes > 500, "the load ran: {reads} reads, {writes} writes");
+    assert_eq!(stale, 0, "{what}: reads returned values older than acknowledged writes");
+}
+
+#[test]
+fn a_frozen_owner_never_serves_an_older_value() {
+    no_stale_read_across("SIGSTOP 8 s, SIGCONT", |_, aux| {
+        aux.proc.signal("-STOP");
+        std::thread::sleep(Duration::from_secs(8));
+        aux.proc.signal("-CONT");
+    });
+}
+
+#[test]
+fn a_briefly_frozen_owner_never_serves_an_older_value() {
+    // Shorter than the ZooKeeper session: the node never leaves the placement.
+    no_stale_read_across("SIGSTOP 2 s, SIGCONT", |_, aux| {
+        aux.proc.signal("-STOP");
+        std::thread::sleep(Duration::from_secs(2));
+        aux.proc.signal("-CONT");
+    });
+}
+
+#[test]
+fn an_owner_restarted_from_its_snapshot_never_serves_an_older_value() {
+    no_stale_read_across("kill -9, restart from snapshot 6 s later", |c, aux| {
+        let (id, port, data_port) = (aux.id.clone(), aux.port, aux.data_port);
+        std::thread::sleep(Duration::from_millis(1500));
+        aux.proc.kill();
+        std::thread::sleep(Duration::from_secs(6));
+        *aux = c.auxiliary_on(&id, port, data_port, &[("BACKUP_INTERVAL", "1")]);
+    });
+}
