@@ -17,10 +17,13 @@
 # 7. a short headless Locust run through NGINX must have 0 failures
 # 8. scaling: `--scale aux-extra=1` joins a 4th auxiliary (in /nodes and in Prometheus), data
 #    stays readable, and scaling back to 0 removes it again
+# 9. a network cut: aux-1 disconnected for 15 s under overwrites through NGINX, then
+#    reconnected: every master shows it `up` within 10 s, and every acknowledged write reads
+#    back its latest value
 # `docker-compose down -v` runs at exit, whatever happened.
 #
 # Environment: SMOKE_TIMEOUT (seconds for everything, default 1200), SMOKE_PROJECT
-# (tiercache-smoke), SMOKE_LOCUST=0 / SMOKE_SCALE=0 to skip steps 7 / 8, SMOKE_LOCUST_USERS (20),
+# (tiercache-smoke), SMOKE_LOCUST=0 / SMOKE_SCALE=0 / SMOKE_PARTITION=0 to skip steps 7 / 8 / 9, SMOKE_LOCUST_USERS (20),
 # SMOKE_LOCUST_TIME (20s), CARGO_BUILD_JOBS (1), NGINX_PORT (8081), PROMETHEUS_PORT (9090),
 # GRAFANA_PORT (4000).
 set -euo pipefail
@@ -347,6 +350,60 @@ if [ "${SMOKE_SCALE:-1}" = 1 ]; then
   check "GET after leave" code "$NGINX/cache/?key=smoke%2Fblob"
   [ "$OUT" = 200 ] && cmp -s "$TMP/body" "$TMP/blob" || fail "value lost after an auxiliary left ($OUT)"
   log "scaled back to 3 auxiliaries; data still readable"
+fi
+
+# ---- 9. a network cut that heals ------------------------------------------------------------
+if [ "${SMOKE_PARTITION:-1}" = 1 ]; then
+  aux=$("${DC[@]}" ps -q aux-1)
+  net=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}' "$aux")
+  [ -n "$aux" ] && [ -n "$net" ] || fail "partition: no aux-1 container or network"
+  # One writer overwriting 200 keys with an increasing counter; it records the last value
+  # acknowledged per key. Bounded: it stops by itself after 45 s.
+  python3 - "$NGINX" 45 "$TMP/acked.json" >"$TMP/writer.log" 2>&1 <<'EOF' &
+import json, sys, time, urllib.request
+base, secs, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+acked, sent, failed, n, end = {}, 0, 0, 0, time.time() + secs
+while time.time() < end:
+    n += 1
+    k = n % 200
+    req = urllib.request.Request(f"{base}/cache/cut-{k}", data=str(n).encode(), method="PUT")
+    sent += 1
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            if r.status == 200:
+                acked[k] = n
+    except Exception:
+        failed += 1
+json.dump({"acked": acked, "sent": sent, "failed": failed}, open(out, "w"))
+EOF
+  writer=$!
+  sleep 5
+  log "partition: docker network disconnect $net aux-1 for 15 s under writes"
+  docker network disconnect "$net" "$aux" || fail "docker network disconnect"
+  sleep 15
+  docker network connect --alias aux-1 "$net" "$aux" || fail "docker network connect"
+  t_back=$(date +%s%N)
+  # Every master (NGINX balances them: five answers in a row) shows three auxiliaries up.
+  all_up() { for _ in 1 2 3 4 5; do nodes_ok 3 || return 1; done; }
+  retry_until 10 "partition: aux-1 not up in every master's /nodes within 10 s of its network returning" "$TMP/nodes" all_up
+  log "partition: aux-1 up in /nodes $((($(date +%s%N) - t_back) / 1000000)) ms after its network returned"
+  wait "$writer" || { cat "$TMP/writer.log" >&2; fail "partition writer"; }
+  python3 - "$NGINX" "$TMP/acked.json" <<'EOF' || fail "partition: acknowledged writes lost or stale"
+import json, sys, urllib.request
+base, w = sys.argv[1], json.load(open(sys.argv[2]))
+bad = []
+for k, n in w["acked"].items():
+    try:
+        got = int(urllib.request.urlopen(f"{base}/cache/cut-{k}", timeout=5).read())
+    except Exception as e:
+        got = repr(e)
+    # A later write that failed may still have landed: never older than the last acknowledged.
+    if not isinstance(got, int) or got < n:
+        bad.append((k, n, got))
+print(f"partition: {w['sent']} writes, {w['failed']} failed, {len(w['acked'])} keys checked, "
+      f"{len(bad)} not at their latest acknowledged value {bad[:5]}")
+sys.exit(1 if bad else 0)
+EOF
 fi
 
 log "PASSED (up to healthy: ${UP_SECS}s)"

@@ -104,6 +104,62 @@ fn sigterm_restart_keeps_late_writes_and_survives_a_corrupt_snapshot() {
 }
 
 #[test]
+fn a_failed_snapshot_cleans_up_and_a_failed_final_one_exits_non_zero() {
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[("REPLICAS", "1"), ("BACKUP_INTERVAL", "3600")]);
+    let dir = c.dir.path().join("backup-aux-0");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Left by a snapshot a crash cut short.
+    let leftover = dir.join(".snapshot-000000000000001.bin.tmp");
+    std::fs::write(&leftover, vec![0u8; 4096]).unwrap();
+    let temp_files = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+            .count()
+    };
+    let snapshots = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".bin"))
+            .count()
+    };
+    let (p, dp) = (free_port(), free_port());
+    let mut aux = c.auxiliary_with_file_limit("aux-0", p, dp, 128);
+    assert!(!leftover.exists(), "a stale temporary file is removed at start");
+    let m = c.master("master-1", &[("ADMIN_TOKEN", "admin-secret")]);
+    wait_aux_count(&m, 1, Duration::from_secs(15));
+    for i in 0..100 {
+        assert_eq!(put(&m, &format!("small-{i}"), "v"), StatusCode::OK);
+    }
+    let backup = || http().post(format!("{}/backup", m.url())).bearer_auth("admin-secret").send().unwrap();
+    assert_eq!(backup().status(), StatusCode::OK, "a small snapshot fits");
+    assert_eq!(snapshots(), 1);
+
+    let big = "x".repeat(300);
+    for i in 0..1000 {
+        assert_eq!(put(&m, &format!("big-{i}"), &big), StatusCode::OK);
+    }
+    for attempt in 0..3 {
+        let r = backup();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "attempt {attempt}");
+        let body = json(r).to_string();
+        assert!(body.contains("os error"), "the OS error is reported: {body}");
+        assert_eq!(temp_files(), 0, "attempt {attempt} left its temporary file");
+        assert_eq!(snapshots(), 1, "the valid snapshot stays");
+    }
+    assert!(aux.proc.log().contains("snapshot failed"), "the auxiliary logs it too");
+
+    let st = aux.proc.terminate(Duration::from_secs(20)).expect("auxiliary exits on SIGTERM");
+    assert!(!st.success(), "a failed final snapshot must show in the exit status: {st:?}");
+    assert_eq!(temp_files(), 0);
+    assert!(aux.proc.log().contains("final snapshot failed"));
+
+    let aux = c.auxiliary_on("aux-0", p, dp, &[]);
+    assert_eq!(aux_keys(&aux), 100, "the last valid snapshot is the one restored");
+}
+
+#[test]
 fn fourth_auxiliary_joins_under_reads_without_a_miss() {
     let zk = ZooKeeper::start();
     let c = Cluster::new(&zk, &[("REPLICAS", "2")]);

@@ -279,3 +279,25 @@ fn local_mode_serves_without_zookeeper_and_restores_its_snapshots() {
         assert_eq!(get(&n, &format!("k{i}")), (StatusCode::OK, format!("v{i}").into_bytes()));
     }
 }
+
+/// The backlog of a listening socket, as `ss -ltn` shows it (Send-Q).
+fn listen_backlog(port: u16) -> Option<u64> {
+    let out = std::process::Command::new("ss").args(["-ltnH", &format!("sport = :{port}")]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().next()?.split_whitespace().nth(2)?.parse().ok()
+}
+
+#[test]
+fn the_listen_backlog_is_the_one_asked_for() {
+    let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[]);
+    let aux = c.auxiliary("aux-0", &[]);
+    let m = c.master("master-1", &[]);
+    for (what, port) in [("master HTTP", m.port), ("auxiliary HTTP", aux.port), ("auxiliary data", aux.data_port)] {
+        assert_eq!(listen_backlog(port), Some(somaxconn.min(4096)), "{what} port {port}: `ss -ltn` shows the backlog");
+    }
+}

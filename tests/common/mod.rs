@@ -268,10 +268,36 @@ impl Cluster {
     }
 
     pub fn auxiliary_on(&self, id: &str, port: u16, data_port: u16, extra: &[(&str, &str)]) -> Node {
+        self.auxiliary_with(id, port, data_port, extra, |cmd| cmd)
+    }
+
+    /// An auxiliary whose files (snapshots, its log) may not grow past `kib` KiB: writes beyond
+    /// fail with EFBIG, like a full disk fails them with ENOSPC (SIGXFSZ ignored).
+    pub fn auxiliary_with_file_limit(&self, id: &str, port: u16, data_port: u16, kib: u64) -> Node {
+        self.auxiliary_with(id, port, data_port, &[], |cmd| {
+            let mut sh = Command::new("sh");
+            // POSIX sh counts ulimit -f in 512-byte blocks.
+            sh.arg("-c")
+                .arg(format!("trap '' XFSZ; ulimit -f {}; exec \"$0\" \"$@\"", kib * 2))
+                .arg(bin())
+                .arg("auxiliary");
+            sh.env_clear().envs(cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))));
+            sh
+        })
+    }
+
+    fn auxiliary_with(
+        &self,
+        id: &str,
+        port: u16,
+        data_port: u16,
+        extra: &[(&str, &str)],
+        wrap: impl FnOnce(Command) -> Command,
+    ) -> Node {
         let dp = data_port.to_string();
         let mut all: Vec<(&str, &str)> = vec![("DATA_PORT", dp.as_str())];
         all.extend_from_slice(extra);
-        let proc = Proc::spawn(id, self.command("auxiliary", id, port, &all), self.dir.path());
+        let proc = Proc::spawn(id, wrap(self.command("auxiliary", id, port, &all)), self.dir.path());
         let n = Node { id: id.to_string(), port, data_port, proc };
         wait_until(Duration::from_secs(20), &format!("{id} to answer /health"), || {
             http().get(format!("{}/health", n.url())).send().is_ok_and(|r| r.status().is_success())
