@@ -299,3 +299,73 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
         tracing::info!(aux = shared.id, addr = shared.addr, "connection to auxiliary lost; reconnecting");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::net::TcpListener;
+
+    /// An auxiliary stand-in: it welcomes every connection, but on the first one it then goes
+    /// silent without closing (a peer cut off without FIN or RST); later ones answer pings and
+    /// reads. Returns its address and the number of connections it accepted.
+    async fn half_open_peer() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut framed = Framed::new(stream, codec());
+                    while let Some(Ok(frame)) = framed.next().await {
+                        let (id, req): (u64, Request) = decode(&frame).unwrap();
+                        let resp = match req {
+                            Request::Hello { .. } => Response::Welcome,
+                            _ if n == 0 => continue,
+                            Request::Ping => Response::Pong,
+                            _ => Response::Value(None),
+                        };
+                        framed.send(Bytes::from(encode(id, &resp).unwrap())).await.unwrap();
+                    }
+                    // Keep a silent connection open until the test ends.
+                    std::future::pending::<()>().await;
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn get() -> Request {
+        Request::Get { key: Bytes::from_static(b"k") }
+    }
+
+    #[tokio::test]
+    async fn a_connection_on_which_a_request_timed_out_is_replaced() {
+        let (addr, accepted) = half_open_peer().await;
+        let client = AuxClient::new(&Handle::current(), "aux", &addr, "token", 1, Duration::from_millis(200));
+        assert!(matches!(client.call(&get()).await, Err(ClusterError::Timeout(_))));
+        let mut answered = false;
+        for _ in 0..10 {
+            if client.call(&get()).await.is_ok() {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "still calling into the silent connection");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_silent_idle_connection_is_replaced_within_seconds() {
+        let (addr, accepted) = half_open_peer().await;
+        let _client = AuxClient::new(&Handle::current(), "aux", &addr, "token", 1, Duration::from_secs(1));
+        let deadline = tokio::time::Instant::now() + DEAD_AFTER + PING_EVERY * 3;
+        while accepted.load(Ordering::SeqCst) < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "no new connection after {:?} of silence", DEAD_AFTER);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub zookeeper_connected: IntGauge,
     /// `rebalance_keys_moved_total`.
     pub rebalance_keys_moved: IntCounter,
+    /// `auxiliary_recovering` (1/0): catching up, its reads not counted toward quorums.
+    pub recovering: IntGauge,
     /// `replication_keys_repaired_total`: replicas fixed by read repair.
     pub read_repairs: IntCounter,
     /// `backup_last_success_timestamp_seconds`.
@@ -79,6 +81,10 @@ impl Metrics {
             auxiliary_nodes: IntGauge::new("cluster_auxiliary_nodes", "Auxiliaries in the placement")?,
             zookeeper_connected: IntGauge::new("zookeeper_connected", "1 when the ZooKeeper session is live")?,
             rebalance_keys_moved: IntCounter::new("rebalance_keys_moved_total", "Keys sent to new owners")?,
+            recovering: IntGauge::new(
+                "auxiliary_recovering",
+                "1 while this auxiliary catches up after a start, a stall or a lost session",
+            )?,
             read_repairs: IntCounter::new("replication_keys_repaired_total", "Stale replicas fixed by read repair")?,
             backup_last_success: Gauge::new(
                 "backup_last_success_timestamp_seconds",
@@ -103,6 +109,7 @@ impl Metrics {
             Box::new(m.auxiliary_nodes.clone()),
             Box::new(m.zookeeper_connected.clone()),
             Box::new(m.rebalance_keys_moved.clone()),
+            Box::new(m.recovering.clone()),
             Box::new(m.read_repairs.clone()),
             Box::new(m.backup_last_success.clone()),
             Box::new(m.backup_duration.clone()),

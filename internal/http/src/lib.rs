@@ -24,6 +24,8 @@ pub struct AuxState {
     pub metrics: Arc<Metrics>,
     /// ZooKeeper state word ("connected", ...).
     pub zookeeper: Arc<dyn Fn() -> &'static str + Send + Sync>,
+    /// Why this auxiliary is catching up, while it is (its reads do not count toward quorums).
+    pub recovering: Arc<dyn Fn() -> Option<&'static str> + Send + Sync>,
 }
 
 impl AuxState {
@@ -34,6 +36,7 @@ impl AuxState {
         Metrics::sync_counter(&self.metrics.evictions, s.evictions);
         Metrics::sync_counter(&self.metrics.expired, s.expired);
         self.metrics.zookeeper_connected.set(((self.zookeeper)() == "connected") as i64);
+        self.metrics.recovering.set((self.recovering)().is_some() as i64);
     }
 }
 
@@ -44,6 +47,7 @@ async fn aux_health(state: web::Data<AuxState>) -> HttpResponse {
         "role": "auxiliary",
         "id": state.node_id,
         "zookeeper": (state.zookeeper)(),
+        "recovering": (state.recovering)(),
         "keys": s.keys,
         "bytes": s.bytes,
     }))

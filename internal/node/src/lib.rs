@@ -147,7 +147,8 @@ async fn follow_membership(
     info: Arc<ZkInfo>,
 ) {
     let mut applied: Vec<AuxAddr> = Vec::new();
-    let mut sweep: Option<tokio::task::JoinHandle<()>> = None;
+    // Bumped on every applied change: a sweep scheduled before it finds it moved and skips.
+    let changes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
         let mut next = aux_addrs(&rx.borrow_and_update());
         if applied.iter().any(|a| !next.contains(a)) {
@@ -163,11 +164,9 @@ async fn follow_membership(
             router.set_members(&next);
             let previous: Vec<String> = applied.iter().map(|a| a.id.clone()).collect();
             let start_transfer = !applied.is_empty() && !next.is_empty() && info.is_coordinator();
-            if let Some(s) = sweep.take() {
-                s.abort();
-            }
+            let change = changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if !next.is_empty() {
-                sweep = Some(tokio::spawn(sweep_when_settled(router.clone(), info.clone())));
+                tokio::spawn(sweep_when_settled(router.clone(), info.clone(), changes.clone(), change));
             }
             applied = next;
             if start_transfer {
@@ -203,9 +202,14 @@ const SWEEP_SETTLE: Duration = Duration::from_secs(5);
 /// restart runs no transfer), the coordinator has every auxiliary send the copies it does not
 /// own to their owners and drop them, so copies converge to keys × REPLICAS and a later loss
 /// of an owner cannot expose an old copy. Cheap when there is nothing to move: one scan.
-async fn sweep_when_settled(router: Arc<Router>, info: Arc<ZkInfo>) {
+async fn sweep_when_settled(
+    router: Arc<Router>,
+    info: Arc<ZkInfo>,
+    changes: Arc<std::sync::atomic::AtomicU64>,
+    change: u64,
+) {
     tokio::time::sleep(SWEEP_SETTLE).await;
-    if !info.is_coordinator() {
+    if changes.load(std::sync::atomic::Ordering::Relaxed) != change || !info.is_coordinator() {
         return;
     }
     let current: Vec<String> = router.view().ring.nodes().to_vec();
@@ -386,6 +390,10 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
         store: data.store.clone(),
         metrics: data.metrics.clone(),
         zookeeper: Arc::new(move || status.borrow().as_str()),
+        recovering: {
+            let server = data.server.clone();
+            Arc::new(move || server.recovery.recovering().then(|| server.recovery.reason()))
+        },
     };
     let server = tiercache_http::start_auxiliary(state, listener).map_err(NodeError::Http)?;
     tracing::info!(http = %http_addr, data = %data.data_addr, id = cfg.common.node_id, "auxiliary serving");
