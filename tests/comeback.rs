@@ -15,15 +15,17 @@ fn held(auxes: &[Node]) -> u64 {
     auxes.iter().map(|a| aux_keys(a).unwrap_or(u64::MAX / 8)).sum()
 }
 
-/// Runs `f(i)` for every i in 0..n on 8 threads; returns how many returned false.
-fn par_count(n: usize, f: impl Fn(usize) -> bool + Sync) -> usize {
+/// Runs `f(client, i)` for every i in 0..n on 8 threads, each with its own keep-alive client;
+/// returns how many returned false.
+fn par_count(n: usize, f: impl Fn(&reqwest::blocking::Client, usize) -> bool + Sync) -> usize {
     let bad = AtomicU64::new(0);
     std::thread::scope(|s| {
         for t in 0..8 {
             let (f, bad) = (&f, &bad);
             s.spawn(move || {
+                let client = http();
                 for i in (t..n).step_by(8) {
-                    if !f(i) {
+                    if !f(&client, i) {
                         bad.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -47,7 +49,11 @@ fn whole_cluster_restart_drops_stale_copies() {
     let mut auxes: Vec<Node> = (0..3).map(start).collect();
     let mut m = c.master("master-1", &[]);
     wait_aux_count(&m, 3, Duration::from_secs(15));
-    assert_eq!(par_count(n, |i| put(&m, &format!("k{i}"), "old") == StatusCode::OK), 0);
+    let url = m.url();
+    let put = |c: &reqwest::blocking::Client, i: usize, v: &'static str| {
+        c.put(format!("{url}/cache/k{i}")).body(v).send().is_ok_and(|r| r.status() == StatusCode::OK)
+    };
+    assert_eq!(par_count(n, |c, i| put(c, i, "old")), 0);
     // The whole cluster: every auxiliary at once, and the master.
     for a in &auxes {
         a.proc.sigterm();
@@ -74,12 +80,20 @@ fn whole_cluster_restart_drops_stale_copies() {
     }
     let copies = held(&auxes);
 
-    assert_eq!(par_count(n, |i| put(&m, &format!("k{i}"), "new") == StatusCode::OK), 0);
+    let url = m.url();
+    let put = |c: &reqwest::blocking::Client, i: usize, v: &'static str| {
+        c.put(format!("{url}/cache/k{i}")).body(v).send().is_ok_and(|r| r.status() == StatusCode::OK)
+    };
+    let get = |c: &reqwest::blocking::Client, i: usize| match c.get(format!("{url}/cache/k{i}")).send() {
+        Ok(r) => (r.status(), r.bytes().map(|b| b.to_vec()).unwrap_or_default()),
+        Err(_) => (StatusCode::IM_A_TEAPOT, vec![]),
+    };
+    assert_eq!(par_count(n, |c, i| put(c, i, "new")), 0);
     auxes[0].proc.kill();
     wait_aux_count(&m, 2, Duration::from_secs(20));
     // par_count counts the keys for which the closure says false.
-    let stale = par_count(n, |i| !matches!(get(&m, &format!("k{i}")), (StatusCode::OK, v) if v == b"old"));
-    let missing = par_count(n, |i| get(&m, &format!("k{i}")).0 != StatusCode::NOT_FOUND);
+    let stale = par_count(n, |c, i| !matches!(get(c, i), (StatusCode::OK, v) if v == b"old"));
+    let missing = par_count(n, |c, i| get(c, i).0 != StatusCode::NOT_FOUND);
     println!(
         "whole-cluster restart, REPLICAS=1: {before} copies restored, {copies} copies of {n} keys after settling \
          ({settled:?} after the master started); after kill -9 of one owner: {stale} stale reads, {missing} misses \
