@@ -3,11 +3,10 @@
 
 use crate::{error::ApiError, MasterState};
 use actix_web::{web, HttpRequest, HttpResponse};
-use std::sync::Arc;
 use std::time::Duration;
-use tiercache_cluster::router::AuxNode;
-use tiercache_cluster::ClusterError;
-use tiercache_protocol::{Request, Response};
+use tiercache_master::protocol::{Request, Response};
+use tiercache_master::router::Answers;
+use tiercache_master::WirePeer;
 
 fn authorize(req: &HttpRequest, state: &MasterState) -> Result<(), ApiError> {
     let Some(token) = &state.admin_token else { return Ok(()) };
@@ -23,7 +22,7 @@ fn authorize(req: &HttpRequest, state: &MasterState) -> Result<(), ApiError> {
 /// One JSON object per auxiliary: `ok` with the fields `success` extracts from the expected
 /// answer, or the error. Returns the objects and how many failed.
 fn per_node(
-    results: Vec<(Arc<AuxNode>, Result<Response, ClusterError>)>,
+    results: Answers<WirePeer>,
     success: impl Fn(&Response) -> Option<serde_json::Value>,
 ) -> (Vec<serde_json::Value>, usize) {
     let mut failed = 0;

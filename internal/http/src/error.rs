@@ -1,7 +1,8 @@
 //! API errors: every failure is a JSON `{"error": "..."}` with a status chosen in one place.
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
-use tiercache_cluster::ClusterError;
+use tiercache_master::protocol::RemoteError;
+use tiercache_master::MasterError;
 
 /// An error answered to a client.
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +27,13 @@ pub enum ApiError {
     Unavailable(String),
 }
 
-impl From<ClusterError> for ApiError {
-    fn from(e: ClusterError) -> Self {
+impl From<MasterError> for ApiError {
+    fn from(e: MasterError) -> Self {
         match &e {
-            ClusterError::Remote(_, msg) if msg.contains("exceeds") => ApiError::TooLarge(msg.clone()),
-            _ => ApiError::Unavailable(e.to_string()),
+            MasterError::Refused { error: RemoteError::TooLarge { .. }, .. } => ApiError::TooLarge(e.to_string()),
+            MasterError::NoAuxiliaries | MasterError::Quorum { .. } | MasterError::Refused { .. } => {
+                ApiError::Unavailable(e.to_string())
+            }
         }
     }
 }

@@ -3,59 +3,30 @@
 //! JSON body and a status code in one `match`.
 
 mod admin;
+mod api;
 mod error;
-mod master;
 
+pub use api::{master_app_config, ClusterInfo, Limits, MasterInfo, MasterState};
 pub use error::ApiError;
-pub use master::{master_app_config, ClusterInfo, Limits, MasterInfo, MasterState};
 
 use actix_web::{web, HttpResponse};
 use std::sync::Arc;
-use tiercache_cluster::Metrics;
-use tiercache_store::Store;
 
-/// What an auxiliary's HTTP server needs.
+/// What an auxiliary's HTTP server needs: its answers, supplied by the auxiliary itself.
+#[derive(Clone)]
 pub struct AuxState {
-    /// `NODE_ID`.
-    pub node_id: String,
-    /// The data.
-    pub store: Arc<Store>,
-    /// Its metrics.
-    pub metrics: Arc<Metrics>,
-    /// ZooKeeper state word ("connected", ...).
-    pub zookeeper: Arc<dyn Fn() -> &'static str + Send + Sync>,
-    /// Why this auxiliary is catching up, while it is (its reads do not count toward quorums).
-    pub recovering: Arc<dyn Fn() -> Option<&'static str> + Send + Sync>,
-}
-
-impl AuxState {
-    fn refresh_metrics(&self) {
-        let s = self.store.stats();
-        self.metrics.size.set(s.keys as i64);
-        self.metrics.bytes.set(s.bytes as i64);
-        Metrics::sync_counter(&self.metrics.evictions, s.evictions);
-        Metrics::sync_counter(&self.metrics.expired, s.expired);
-        self.metrics.zookeeper_connected.set(((self.zookeeper)() == "connected") as i64);
-        self.metrics.recovering.set((self.recovering)().is_some() as i64);
-    }
+    /// The `/health` body.
+    pub health: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
+    /// The `/metrics` text.
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }
 
 async fn aux_health(state: web::Data<AuxState>) -> HttpResponse {
-    let s = state.store.stats();
-    HttpResponse::Ok().json(serde_json::json!({
-        "status": "ok",
-        "role": "auxiliary",
-        "id": state.node_id,
-        "zookeeper": (state.zookeeper)(),
-        "recovering": (state.recovering)(),
-        "keys": s.keys,
-        "bytes": s.bytes,
-    }))
+    HttpResponse::Ok().json((state.health)())
 }
 
 async fn aux_metrics(state: web::Data<AuxState>) -> HttpResponse {
-    state.refresh_metrics();
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body((state.metrics)())
 }
 
 /// Routes of an auxiliary's HTTP server.
@@ -117,3 +88,6 @@ pub fn start_auxiliary(state: AuxState, listener: std::net::TcpListener) -> std:
         .run();
     Ok(run(server))
 }
+
+/// The master core this front end serves (for the wiring in `node`).
+pub use tiercache_master as master;

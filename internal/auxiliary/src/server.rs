@@ -3,25 +3,19 @@
 //! slow ones (snapshot, rebalance) run in their own task and answer when done, so one
 //! connection keeps serving while they run.
 
-use crate::{codec, metrics::Metrics, recovery::Recovery};
+use crate::ops::AuxOps;
+use crate::recovery::Recovery;
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
-use std::sync::{Arc, PoisonError, RwLock};
+use parking_lot::RwLock;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiercache_protocol::{decode, encode, Found, Request, Response, StatsReply};
+use tiercache_protocol::{decode, encode, Found, RemoteError, Request, Response, StatsReply};
 use tiercache_store::Store;
+use tiercache_wire::{codec, Metrics};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
-
-/// Operations that take long and are supplied by the node (snapshot to disk, transfers).
-pub trait SlowOps: Send + Sync + 'static {
-    /// Writes a snapshot now.
-    fn snapshot(&self) -> BoxFuture<'static, Response>;
-    /// Runs a rebalance transfer for the given request.
-    fn rebalance(&self, req: Request) -> BoxFuture<'static, Response>;
-}
 
 /// Everything a data connection needs.
 pub struct DataServer {
@@ -31,8 +25,8 @@ pub struct DataServer {
     pub token: String,
     /// Metrics of this auxiliary.
     pub metrics: Arc<Metrics>,
-    /// Snapshot and rebalance, when the node provides them.
-    pub slow: Option<Arc<dyn SlowOps>>,
+    /// Snapshots and transfers.
+    pub ops: Arc<AuxOps>,
     /// Whether reads may miss acknowledged writes (see [`Recovery`]).
     pub recovery: Recovery,
     /// Set by [`DataServer::close_writes`] when the node hands its keys off for good. Writes
@@ -52,8 +46,14 @@ enum Handled {
 
 impl DataServer {
     /// A server over `store`, accepting peers that present `token`.
-    pub fn new(store: Arc<Store>, token: String, metrics: Arc<Metrics>, slow: Option<Arc<dyn SlowOps>>) -> Self {
-        DataServer { store, token, metrics, slow, recovery: Recovery::default(), writes_closed: RwLock::new(false) }
+    pub fn new(store: Arc<Store>, token: String, metrics: Arc<Metrics>, ops: Arc<AuxOps>, recovering: bool) -> Self {
+        let recovery = Recovery::default();
+        if recovering {
+            // Before the first connection is accepted: restored data may be older than what
+            // the cluster acknowledged meanwhile.
+            recovery.begin("starting");
+        }
+        DataServer { store, token, metrics, ops, recovery, writes_closed: RwLock::new(false) }
     }
 
     /// From now on a write (put, delete, batch) is not applied: the connection that carried it
@@ -64,7 +64,7 @@ impl DataServer {
     /// check are in the store (they are applied without awaiting: microseconds, a batch a
     /// millisecond).
     pub fn close_writes(&self) {
-        *self.writes_closed.write().unwrap_or_else(PoisonError::into_inner) = true;
+        *self.writes_closed.write() = true;
     }
 
     fn handle(&self, req: &Request) -> Handled {
@@ -72,7 +72,7 @@ impl DataServer {
         if !matches!(req, Request::Put { .. } | Request::Delete { .. } | Request::PutBatch { .. }) {
             return answer(self.handle_fast(req));
         }
-        let closed = self.writes_closed.read().unwrap_or_else(PoisonError::into_inner);
+        let closed = self.writes_closed.read();
         if *closed {
             return Handled::Refused;
         }
@@ -108,7 +108,12 @@ impl DataServer {
                     }
                     Err(e) => {
                         self.metrics.observe("put", "error", started);
-                        Response::Error(e.to_string())
+                        Response::Error(match e {
+                            tiercache_store::StoreError::TooLarge { size, limit } => {
+                                RemoteError::TooLarge { size, limit }
+                            }
+                            other => RemoteError::BadFrame(other.to_string()),
+                        })
                     }
                 }
             }
@@ -154,7 +159,7 @@ pub async fn serve_data(listener: TcpListener, server: Arc<DataServer>, mut shut
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = crate::stopped(&mut shutdown) => break,
+            _ = tiercache_wire::stopped(&mut shutdown) => break,
         }
     }
 }
@@ -173,7 +178,7 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
         }
         Ok((id, _)) => {
             tracing::warn!("data connection refused: bad or missing internal token");
-            let msg = Response::Error("unauthorized: bad internal token".into());
+            let msg = Response::Error(RemoteError::Unauthorized);
             let _ = framed.send(Bytes::from(encode(id, &msg).map_err(std::io::Error::other)?)).await;
             return Ok(());
         }
@@ -188,7 +193,7 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
                 let (id, req) = match decode::<Request>(&frame) {
                     Ok(x) => x,
                     Err(e) => {
-                        let out = encode(0, &Response::Error(format!("bad frame: {e}"))).map_err(std::io::Error::other)?;
+                        let out = encode(0, &Response::Error(RemoteError::BadFrame(e.to_string()))).map_err(std::io::Error::other)?;
                         framed.send(Bytes::from(out)).await?;
                         continue;
                     }
@@ -206,10 +211,10 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
                     Handled::Slow => {
                         let (server, tx) = (server.clone(), slow_tx.clone());
                         tokio::spawn(async move {
-                            let resp = match (&server.slow, req) {
-                                (Some(s), Request::Snapshot) => s.snapshot().await,
-                                (Some(s), r @ Request::Rebalance { .. }) => s.rebalance(r).await,
-                                _ => Response::Error("not supported by this node".into()),
+                            let resp = match req {
+                                Request::Snapshot => server.ops.snapshot_answer().await,
+                                r @ Request::Rebalance { .. } => server.ops.rebalance_answer(r).await,
+                                _ => Response::Error(RemoteError::NotSupported),
                             };
                             if let Ok(out) = encode(id, &resp) {
                                 let _ = tx.send(Bytes::from(out)).await;

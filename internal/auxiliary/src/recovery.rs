@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::sync::Notify;
 
-/// A gap between heartbeats longer than this means the process was stopped or starved.
-pub const STALL_MS: u64 = 1_000;
+/// A gap between heartbeats (every 100 ms) longer than this means the process was stopped or
+/// starved. Below the masters' request timeout (1 s by default): a pause long enough for a
+/// master to time out and write around this node is always noticed.
+pub const STALL_MS: u64 = 400;
 
 /// Recovery state of one auxiliary.
 pub struct Recovery {
@@ -98,10 +100,13 @@ impl Recovery {
     /// Called every ~100 ms by the node; a late beat means the process was not running.
     pub fn heartbeat(&self) {
         let now = self.now();
-        let last = self.last_beat.swap(now, Ordering::AcqRel);
+        let last = self.last_beat.load(Ordering::Acquire);
+        // Recovery begins before the fresh beat is published: a read that sees the new beat
+        // also sees the node recovering.
         if last != 0 && now.saturating_sub(last) > STALL_MS {
             self.begin("stalled (frozen or starved)");
         }
+        self.last_beat.fetch_max(now, Ordering::AcqRel);
     }
 
     /// Checked on every read: after a stall the first read may run before the heartbeat task

@@ -4,12 +4,13 @@
 //! runtime handle given at creation, so callers on any runtime never block on a connect and a
 //! dead auxiliary fails fast instead of making every request wait.
 
-use crate::{codec, ClusterError};
+use crate::{codec, WireError};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tiercache_protocol::{decode, encode, Request, Response};
 use tokio::net::TcpStream;
@@ -65,13 +66,6 @@ impl Drop for AuxClient {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
 impl AuxClient {
     /// Starts `connections` connection keepers for the auxiliary `id` at `addr`.
     pub fn new(rt: &Handle, id: &str, addr: &str, token: &str, connections: usize, timeout: Duration) -> AuxClient {
@@ -111,16 +105,16 @@ impl AuxClient {
     fn pick(&self) -> Option<Arc<Conn>> {
         let n = self.shared.slots.len();
         let start = self.shared.next.fetch_add(1, Ordering::Relaxed);
-        (0..n).find_map(|i| lock(&self.shared.slots[(start + i) % n]).clone())
+        (0..n).find_map(|i| self.shared.slots[(start + i) % n].lock().clone())
     }
 
     /// Sends one request and waits for its answer (bounded by the request timeout).
-    pub async fn call(&self, req: &Request) -> Result<Response, ClusterError> {
+    pub async fn call(&self, req: &Request) -> Result<Response, WireError> {
         self.call_with_timeout(req, self.timeout).await
     }
 
     /// Like [`AuxClient::call`] with an explicit timeout (snapshots and transfers take longer).
-    pub async fn call_with_timeout(&self, req: &Request, timeout: Duration) -> Result<Response, ClusterError> {
+    pub async fn call_with_timeout(&self, req: &Request, timeout: Duration) -> Result<Response, WireError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let conn = match self.pick() {
             Some(c) => c,
@@ -138,37 +132,37 @@ impl AuxClient {
                 };
                 let mut rx = self.shared.live.subscribe();
                 let _ = tokio::time::timeout_at(wait, rx.wait_for(|n| *n > 0)).await;
-                self.pick().ok_or_else(|| ClusterError::Unreachable(self.shared.id.clone()))?
+                self.pick().ok_or_else(|| WireError::Unreachable(self.shared.id.clone()))?
             }
         };
         let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = Bytes::from(encode(id, req)?);
         let (tx, rx) = oneshot::channel();
-        lock(&conn.pending).insert(id, tx);
+        conn.pending.lock().insert(id, tx);
         if conn.tx.send(frame).is_err() {
-            lock(&conn.pending).remove(&id);
-            return Err(ClusterError::Unreachable(self.shared.id.clone()));
+            conn.pending.lock().remove(&id);
+            return Err(WireError::Unreachable(self.shared.id.clone()));
         }
         match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Response::Error(e))) => Err(ClusterError::Remote(self.shared.id.clone(), e)),
+            Ok(Ok(Response::Error(e))) => Err(WireError::Remote(self.shared.id.clone(), e)),
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(_)) => Err(ClusterError::Unreachable(self.shared.id.clone())),
+            Ok(Err(_)) => Err(WireError::Unreachable(self.shared.id.clone())),
             Err(_) => {
-                lock(&conn.pending).remove(&id);
+                conn.pending.lock().remove(&id);
                 conn.broken.notify_one();
-                Err(ClusterError::Timeout(self.shared.id.clone()))
+                Err(WireError::Timeout(self.shared.id.clone()))
             }
         }
     }
 }
 
 fn set_live(shared: &Shared) {
-    let n = shared.slots.iter().filter(|s| lock(s).is_some()).count();
+    let n = shared.slots.iter().filter(|s| s.lock().is_some()).count();
     shared.live.send_replace(n);
 }
 
-async fn connect(shared: &Shared) -> Result<Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>, ClusterError> {
-    let unreachable = || ClusterError::Unreachable(shared.id.clone());
+async fn connect(shared: &Shared) -> Result<Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>, WireError> {
+    let unreachable = || WireError::Unreachable(shared.id.clone());
     let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&shared.addr))
         .await
         .map_err(|_| unreachable())??;
@@ -185,9 +179,9 @@ async fn connect(shared: &Shared) -> Result<Framed<TcpStream, tokio_util::codec:
     match answer {
         Some(Ok(frame)) => match decode::<Response>(&frame)? {
             (_, Response::Welcome) => Ok(framed),
-            _ => Err(ClusterError::Unauthorized(shared.id.clone())),
+            _ => Err(WireError::Unauthorized(shared.id.clone())),
         },
-        _ => Err(ClusterError::Unauthorized(shared.id.clone())),
+        _ => Err(WireError::Unauthorized(shared.id.clone())),
     }
 }
 
@@ -206,7 +200,7 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
             Ok(f) => f,
             Err(e) => {
                 tracing::debug!(aux = shared.id, addr = shared.addr, error = %e, "connect failed");
-                if matches!(e, ClusterError::Unauthorized(_)) {
+                if matches!(e, WireError::Unauthorized(_)) {
                     tracing::error!(
                         aux = shared.id,
                         "auxiliary refused our INTERNAL_TOKEN; check that every node has the same"
@@ -231,7 +225,7 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
             next_id: AtomicU64::new(1),
             broken: tokio::sync::Notify::new(),
         });
-        *lock(&shared.slots[slot]) = Some(conn.clone());
+        *shared.slots[slot].lock() = Some(conn.clone());
         shared.ever_connected.store(true, Ordering::Relaxed);
         set_live(&shared);
         let writer = async {
@@ -253,7 +247,7 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
                 heard.store(base.elapsed().as_millis() as u64, Ordering::Relaxed);
                 match decode::<Response>(&frame) {
                     Ok((id, resp)) => {
-                        if let Some(tx) = lock(&pending).remove(&id) {
+                        if let Some(tx) = pending.lock().remove(&id) {
                             let _ = tx.send(resp);
                         }
                     }
@@ -289,9 +283,9 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
             }
             _ = crate::stopped(&mut stop) => true,
         };
-        *lock(&shared.slots[slot]) = None;
+        *shared.slots[slot].lock() = None;
         // Dropping the senders fails every waiting call at once instead of at its timeout.
-        lock(&pending).clear();
+        pending.lock().clear();
         set_live(&shared);
         if stopped {
             return;
@@ -346,7 +340,7 @@ mod tests {
     async fn a_connection_on_which_a_request_timed_out_is_replaced() {
         let (addr, accepted) = half_open_peer().await;
         let client = AuxClient::new(&Handle::current(), "aux", &addr, "token", 1, Duration::from_millis(200));
-        assert!(matches!(client.call(&get()).await, Err(ClusterError::Timeout(_))));
+        assert!(matches!(client.call(&get()).await, Err(WireError::Timeout(_))));
         let mut answered = false;
         for _ in 0..10 {
             if client.call(&get()).await.is_ok() {

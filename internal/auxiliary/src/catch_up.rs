@@ -1,89 +1,78 @@
 //! An auxiliary's way back after it may have missed writes: the reasons to recover (start,
-//! stall, lost ZooKeeper connection) and the catch-up that ends it. While recovering, its reads
-//! are answered as such and masters do not count them (see `tiercache_cluster::Recovery`).
+//! stall, lost ZooKeeper session) and the catch-up that ends it. While recovering, its reads
+//! are answered as such and masters do not count them (see [`crate::recovery`]).
 //!
 //! Catch-up waits until this node is registered and then [`SETTLE`] more, so that every master
 //! has it back in its placement and has stopped routing writes around it (a suspect mark lasts
 //! 3 s, a re-registration takes up to 1.5 s to apply); then it pulls every entry it owns from
 //! its peers. Writes acknowledged before the pull are in it; writes after reach this node.
 
-use crate::AuxRuntime;
+use crate::ops::AuxOps;
+use crate::server::DataServer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiercache_cluster::DataServer;
-use tiercache_config::AuxiliaryConfig;
-use tiercache_discovery::{Discovery, Membership, ZkStatus};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-use crate::aux_ops::AuxOps;
 
 /// Time after registration before the pull starts (see the module comment).
 pub const SETTLE: Duration = Duration::from_secs(5);
 
 const HEARTBEAT: Duration = Duration::from_millis(100);
 
-/// Starts the heartbeat, the ZooKeeper watcher and the catch-up loop.
-pub fn start(cfg: &AuxiliaryConfig, data: &AuxRuntime, discovery: &Discovery) -> Vec<JoinHandle<()>> {
-    let server = data.server.clone();
+/// What the auxiliary learns from the membership service.
+pub struct ClusterFeed {
+    /// Every auxiliary registered: (id, data address).
+    pub members: watch::Receiver<Vec<(String, String)>>,
+    /// True while this node's session is live and registered.
+    pub registered: watch::Receiver<bool>,
+    /// Placement settings: virtual nodes per auxiliary and copies per key.
+    pub placement: (u32, usize),
+}
+
+/// Starts the heartbeat, the session watcher and the catch-up loop.
+pub fn start(server: &Arc<DataServer>, ops: &Arc<AuxOps>, feed: ClusterFeed) -> Vec<JoinHandle<()>> {
+    let s = server.clone();
     let heartbeat = tokio::spawn(async move {
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            server.recovery.heartbeat();
+            s.recovery.heartbeat();
         }
     });
-    let (server, mut status) = (data.server.clone(), discovery.status());
+    let (s, mut registered) = (server.clone(), feed.registered.clone());
     let session = tokio::spawn(async move {
-        let mut connected_once = false;
-        while status.changed().await.is_ok() {
-            let now = *status.borrow_and_update();
-            match now {
-                ZkStatus::Connected => connected_once = true,
-                // Cut off from ZooKeeper is most likely cut off from the masters too.
-                ZkStatus::Disconnected if connected_once => {
-                    server.recovery.begin("ZooKeeper connection lost");
-                }
-                _ => {}
+        let mut once = false;
+        while registered.changed().await.is_ok() {
+            let now = *registered.borrow_and_update();
+            // Cut off from ZooKeeper is most likely cut off from the masters too.
+            if !now && once {
+                s.recovery.begin("ZooKeeper connection lost");
             }
+            once |= now;
         }
     });
-    let catch_up = tokio::spawn(catch_up_loop(
-        data.server.clone(),
-        data.ops.clone(),
-        discovery.membership(),
-        discovery.status(),
-        (cfg.virtual_nodes, cfg.replicas),
-    ));
+    let catch_up = tokio::spawn(catch_up_loop(server.clone(), ops.clone(), feed));
     vec![heartbeat, session, catch_up]
 }
 
-async fn catch_up_loop(
-    server: Arc<DataServer>,
-    ops: Arc<AuxOps>,
-    mut membership: watch::Receiver<Arc<Membership>>,
-    mut status: watch::Receiver<ZkStatus>,
-    (virtual_nodes, replicas): (u32, usize),
-) {
+async fn catch_up_loop(server: Arc<DataServer>, ops: Arc<AuxOps>, mut feed: ClusterFeed) {
+    let (virtual_nodes, replicas) = feed.placement;
     loop {
         server.recovery.needed().await;
         let epoch = server.recovery.epoch();
         let started = Instant::now();
-        if status.wait_for(|s| *s == ZkStatus::Connected).await.is_err() {
+        if feed.registered.wait_for(|r| *r).await.is_err() {
             return;
         }
         tokio::time::sleep(SETTLE).await;
         if server.recovery.epoch() != epoch {
             continue;
         }
-        let members: Vec<(String, String)> = {
-            let m = membership.borrow_and_update();
-            m.auxiliaries.iter().map(|a| (a.id.clone(), a.data_addr.clone())).collect()
-        };
+        let members = feed.members.borrow_and_update().clone();
         if !members.iter().any(|(id, _)| *id == ops.node_id) {
             // Registered but not listed yet: look again shortly.
-            let _ = tokio::time::timeout(Duration::from_secs(1), membership.changed()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), feed.members.changed()).await;
             continue;
         }
         match ops.pull_from_peers(&members, virtual_nodes, replicas).await {

@@ -8,9 +8,8 @@ use futures::StreamExt;
 use percent_encoding::percent_decode_str;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiercache_cluster::router::ReadResult;
-use tiercache_cluster::{Metrics, Router};
-use tiercache_protocol::{Request, Response};
+use tiercache_master::protocol::{Request, Response};
+use tiercache_master::{Metrics, ReadResult, Router};
 
 /// Size limits and defaults of the client API.
 #[derive(Debug, Clone)]

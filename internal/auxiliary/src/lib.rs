@@ -1,0 +1,229 @@
+//! The auxiliary's core: it holds the data and serves it to masters.
+//!
+//! - [`Auxiliary`]: one running auxiliary: its store (restored from the newest snapshot), data
+//!   server, active expiry and periodic snapshots; then its hand-off and stop.
+//! - [`server`]: the internal-protocol server ([`DataServer`]).
+//! - [`recovery`]: whether this node may have missed writes, and [`catch_up`]: the reasons to
+//!   recover and the pull from peers that ends it.
+//! - [`ops`]: transfers to new owners, the catch-up pull, snapshots on demand.
+//! - [`snapshot`]: the snapshot files.
+
+pub mod catch_up;
+pub mod ops;
+pub mod recovery;
+pub mod server;
+pub mod snapshot;
+
+pub use catch_up::ClusterFeed;
+pub use server::DataServer;
+pub use tiercache_wire::Metrics;
+
+use ops::AuxOps;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tiercache_store::{Store, StoreConfig, SystemClock};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What an auxiliary needs to know.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `NODE_ID`.
+    pub node_id: String,
+    /// `INTERNAL_TOKEN`.
+    pub token: String,
+    /// Max entries.
+    pub cache_size: usize,
+    /// Max bytes of keys and values.
+    pub cache_max_bytes: u64,
+    /// Snapshot directory.
+    pub backup_dir: PathBuf,
+    /// Snapshot period in seconds, 0 = off.
+    pub backup_interval_secs: u64,
+}
+
+/// One running auxiliary.
+pub struct Auxiliary {
+    /// The data.
+    pub store: Arc<Store>,
+    /// The internal-protocol server.
+    pub server: Arc<DataServer>,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where the data server listens.
+    pub data_addr: SocketAddr,
+    ops: Arc<AuxOps>,
+    settings: Settings,
+    stop_data: watch::Sender<bool>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Auxiliary {
+    /// Restores the newest snapshot and serves on `listener`; with `recovering`, reads are
+    /// answered as recovering from the first connection on, until a catch-up ends it.
+    pub async fn start(
+        settings: Settings,
+        listener: tokio::net::TcpListener,
+        metrics: Arc<Metrics>,
+        recovering: bool,
+    ) -> std::io::Result<Auxiliary> {
+        let config = StoreConfig {
+            max_entries: settings.cache_size,
+            max_bytes: settings.cache_max_bytes,
+            ..StoreConfig::default()
+        };
+        let store = Arc::new(Store::new(config, Arc::new(SystemClock)));
+        if settings.backup_interval_secs > 0 || settings.backup_dir.exists() {
+            snapshot::remove_temp_snapshots(&settings.backup_dir);
+            let (s, dir) = (store.clone(), settings.backup_dir.clone());
+            let restored = tokio::task::spawn_blocking(move || snapshot::restore_newest(&s, &dir)).await.ok().flatten();
+            match restored {
+                Some((file, n, took)) => {
+                    tracing::info!(file = %file.display(), entries = n, ms = took.as_millis() as u64, "restored snapshot")
+                }
+                None => tracing::info!(dir = %settings.backup_dir.display(), "no snapshot to restore; starting empty"),
+            }
+        }
+        let ops = Arc::new(AuxOps {
+            store: store.clone(),
+            backup_dir: settings.backup_dir.clone(),
+            node_id: settings.node_id.clone(),
+            token: settings.token.clone(),
+            metrics: metrics.clone(),
+            rt: tokio::runtime::Handle::current(),
+            snapshot_lock: Arc::new(tokio::sync::Mutex::new(())),
+        });
+        let data_addr = listener.local_addr()?;
+        let (stop_data, stop_rx) = watch::channel(false);
+        let server =
+            Arc::new(DataServer::new(store.clone(), settings.token.clone(), metrics.clone(), ops.clone(), recovering));
+        let mut background = vec![tokio::spawn(server::serve_data(listener, server.clone(), stop_rx))];
+        background.push(tokio::spawn(active_expiry(store.clone())));
+        if settings.backup_interval_secs > 0 {
+            background.push(tokio::spawn(periodic_snapshots(ops.clone(), settings.backup_interval_secs)));
+        }
+        Ok(Auxiliary { store, server, metrics, data_addr, ops, settings, stop_data, background })
+    }
+
+    /// Follows the cluster: recovery on a stall or a lost session, and the catch-up.
+    pub fn follow_cluster(&mut self, feed: ClusterFeed) {
+        self.background.extend(catch_up::start(&self.server, &self.ops, feed));
+    }
+
+    /// Why this node is catching up, while it is.
+    pub fn recovering(&self) -> Option<&'static str> {
+        self.server.recovery.recovering().then(|| self.server.recovery.reason())
+    }
+
+    /// `/health` of an auxiliary.
+    pub fn health(&self, zookeeper: &str) -> serde_json::Value {
+        let s = self.store.stats();
+        serde_json::json!({
+            "status": "ok",
+            "role": "auxiliary",
+            "id": self.settings.node_id,
+            "zookeeper": zookeeper,
+            "recovering": self.recovering(),
+            "keys": s.keys,
+            "bytes": s.bytes,
+        })
+    }
+
+    /// `/metrics` of an auxiliary, refreshed from the store.
+    pub fn render_metrics(&self, zookeeper_connected: bool) -> String {
+        let s = self.store.stats();
+        let m = &self.metrics;
+        m.size.set(s.keys as i64);
+        m.bytes.set(s.bytes as i64);
+        Metrics::sync_counter(&m.evictions, s.evictions);
+        Metrics::sync_counter(&m.expired, s.expired);
+        m.zookeeper_connected.set(zookeeper_connected as i64);
+        m.recovering.set(self.recovering().is_some() as i64);
+        m.render()
+    }
+
+    /// Hands every key to its owners among `remaining` (the auxiliaries that stay), so
+    /// scale-in loses nothing even with one replica. Two passes: the first moves the bulk at
+    /// once; masters take a moment to drop this node from their placement, so the second
+    /// catches writes that landed meanwhile. Writes close before the second: a master still
+    /// routing here then finds this node unreachable instead of getting an acknowledgement
+    /// that no pass would carry.
+    pub async fn hand_off(&self, mut remaining: Vec<(String, String)>, placement: (u32, usize)) {
+        if remaining.is_empty() {
+            return;
+        }
+        for (pass, wait) in [(1, Duration::from_millis(200)), (2, Duration::from_millis(2500))] {
+            tokio::time::sleep(wait).await;
+            if pass == 2 {
+                self.server.close_writes();
+            }
+            self.hand_off_pass(&mut remaining, placement, pass).await;
+        }
+    }
+
+    /// One pass of the hand-off. A target that fails is most likely leaving too (a scale-in by
+    /// several nodes, each with a view that still held the others): the pass is done again
+    /// without it, so its share goes to owners that stay. The coordinator's rebalance later
+    /// moves keys to their owners in the final placement.
+    async fn hand_off_pass(&self, remaining: &mut Vec<(String, String)>, (vnodes, replicas): (u32, usize), pass: u32) {
+        loop {
+            let e = match self.ops.transfer(remaining, vnodes, replicas, false, &[]).await {
+                Ok((moved, _)) => {
+                    tracing::info!(pass, moved, "handed keys to the remaining auxiliaries");
+                    return;
+                }
+                Err(e) => e,
+            };
+            if remaining.len() <= 1 {
+                tracing::error!(pass, error = %e, "hand-off incomplete; the final snapshot keeps the keys");
+                return;
+            }
+            tracing::warn!(pass, error = %e, "hand-off target failed; doing the pass again without it");
+            remaining.retain(|(id, _)| *id != e.target);
+        }
+    }
+
+    /// Stops: refuses writes, closes the data port, takes the final snapshot (when snapshots
+    /// are on) and ends the background tasks. The final snapshot must hold every write this
+    /// node acknowledged (the last node of a cluster, or one whose hand-off failed, keeps its
+    /// keys only there); its failure is returned so the process can exit non-zero.
+    pub async fn stop(self) -> Result<(), String> {
+        self.server.close_writes();
+        let _ = self.stop_data.send(true);
+        let mut result = Ok(());
+        if self.settings.backup_interval_secs > 0 {
+            match self.ops.snapshot_now().await {
+                Ok(s) => tracing::info!(entries = s.entries, "final snapshot written"),
+                Err(e) => result = Err(e),
+            }
+        }
+        for t in self.background {
+            t.abort();
+        }
+        result
+    }
+}
+
+/// A sixteenth of the shards every 250 ms: every expired entry is reclaimed within about 4 s,
+/// without one long burst of lock holding.
+async fn active_expiry(store: Arc<Store>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let s = store.clone();
+        let step = s.shard_count().div_ceil(16);
+        let _ = tokio::task::spawn_blocking(move || s.purge_expired_step(step)).await;
+    }
+}
+
+async fn periodic_snapshots(ops: Arc<AuxOps>, every_secs: u64) {
+    let every = Duration::from_secs(every_secs);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        // snapshot_now logs a failure itself.
+        let _ = ops.snapshot_now().await;
+    }
+}

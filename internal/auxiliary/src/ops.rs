@@ -1,0 +1,215 @@
+//! The auxiliary's slow operations: snapshots on demand, rebalance transfers to new owners,
+//! and the catch-up pull from peers.
+
+use crate::snapshot::write_snapshot;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tiercache_placement::Ring;
+use tiercache_protocol::{RemoteError, Request, Response, SnapshotReply, WireEntry};
+use tiercache_store::Store;
+use tiercache_wire::{AuxClient, Metrics};
+use tokio::runtime::Handle;
+
+const BATCH: usize = 1000;
+
+/// Snapshot and transfer logic of one auxiliary.
+pub struct AuxOps {
+    /// The data.
+    pub store: Arc<Store>,
+    /// Where snapshots go.
+    pub backup_dir: PathBuf,
+    /// This node's id (to know what it owns).
+    pub node_id: String,
+    /// Shared secret for peer connections.
+    pub token: String,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Runtime for peer connections.
+    pub rt: Handle,
+    /// Serialises snapshots so two never write at once.
+    pub snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Why a transfer stopped part-way.
+#[derive(Debug)]
+pub struct TransferError {
+    /// The auxiliary that did not take its batch.
+    pub target: String,
+    /// What it answered, or how the call failed.
+    pub message: String,
+}
+
+impl std::fmt::Display for TransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "transfer to {} failed: {}", self.target, self.message)
+    }
+}
+
+impl AuxOps {
+    /// Takes a snapshot now (one at a time), recording metrics.
+    pub async fn snapshot_now(&self) -> Result<SnapshotReply, String> {
+        let _guard = self.snapshot_lock.lock().await;
+        let (store, dir) = (self.store.clone(), self.backup_dir.clone());
+        let r = tokio::task::spawn_blocking(move || write_snapshot(&store, &dir))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| format!("snapshot to {}: {e}", self.backup_dir.display())));
+        match &r {
+            Ok(s) => {
+                self.metrics.backup_duration.observe(s.duration_ms as f64 / 1000.0);
+                self.metrics.backup_last_success.set(self.store.now_ms() as f64 / 1000.0);
+                tracing::info!(
+                    entries = s.entries,
+                    bytes = s.bytes,
+                    file = s.file,
+                    ms = s.duration_ms,
+                    "snapshot written"
+                );
+            }
+            Err(e) => tracing::error!(error = e, "snapshot failed"),
+        }
+        r
+    }
+
+    /// Catch-up after a start, a stall or a lost session: asks every peer in `members` to send
+    /// this node every entry it owns (last-write-wins on arrival). Returns the entries applied.
+    pub async fn pull_from_peers(
+        &self,
+        members: &[(String, String)],
+        virtual_nodes: u32,
+        replicas: usize,
+    ) -> Result<u64, TransferError> {
+        // Under a previous view without this node, this node is the only new owner of its keys:
+        // each peer's transfer then sends to it alone.
+        let previous: Vec<String> =
+            members.iter().filter(|(id, _)| *id != self.node_id).map(|(id, _)| id.clone()).collect();
+        let req = Request::Rebalance {
+            members: members.to_vec(),
+            virtual_nodes,
+            replicas: replicas as u32,
+            drop_unowned: false,
+            previous,
+        };
+        let calls = members.iter().filter(|(id, _)| *id != self.node_id).map(|(id, addr)| {
+            let req = &req;
+            async move {
+                let client = AuxClient::new(&self.rt, id, addr, &self.token, 1, Duration::from_secs(30));
+                let r = client.call_with_timeout(req, Duration::from_secs(600)).await;
+                (id, r)
+            }
+        });
+        let mut received = 0;
+        for (id, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok(Response::Rebalanced { moved, .. }) => received += moved,
+                Ok(other) => {
+                    return Err(TransferError { target: id.clone(), message: format!("unexpected answer {other:?}") })
+                }
+                Err(e) => return Err(TransferError { target: id.clone(), message: e.to_string() }),
+            }
+        }
+        Ok(received)
+    }
+
+    /// Sends every entry this node holds to its other owners under `members`, then (when
+    /// `drop_unowned`) removes the entries it no longer owns, unless they changed meanwhile.
+    pub async fn transfer(
+        &self,
+        members: &[(String, String)],
+        virtual_nodes: u32,
+        replicas: usize,
+        drop_unowned: bool,
+        previous: &[String],
+    ) -> Result<(u64, u64), TransferError> {
+        let ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+        let ring = Ring::new(&ids, virtual_nodes);
+        let old_ring = (!previous.is_empty()).then(|| Ring::new(previous, virtual_nodes));
+        let addrs: HashMap<&str, &str> = members.iter().map(|(i, a)| (i.as_str(), a.as_str())).collect();
+        let mut peers: HashMap<String, AuxClient> = HashMap::new();
+        let mut moved = 0u64;
+        let mut unowned: Vec<(Bytes, u64)> = Vec::new();
+        for shard in 0..self.store.shard_count() {
+            let now = self.store.now_ms();
+            let mut batches: HashMap<String, Vec<WireEntry>> = HashMap::new();
+            for (key, e) in self.store.shard_entries(shard) {
+                let owners = ring.owners(&key, replicas);
+                // A copy about to be dropped goes to every owner first: an owner that lacks it
+                // (or holds an older version) must not depend on the previous view being right.
+                let dropping = drop_unowned && !owners.contains(&self.node_id.as_str());
+                if dropping {
+                    unowned.push((key.clone(), e.version));
+                }
+                let old_owners = old_ring.as_ref().map(|r| r.owners(&key, replicas)).unwrap_or_default();
+                for o in owners.into_iter().filter(|o| *o != self.node_id && (dropping || !old_owners.contains(o))) {
+                    batches.entry(o.to_string()).or_default().push(WireEntry {
+                        key: key.clone(),
+                        value: e.value.clone(),
+                        version: e.version,
+                        ttl_ms: e.remaining_ttl_ms(now),
+                    });
+                }
+            }
+            for (target, entries) in batches {
+                let client = peers.entry(target.clone()).or_insert_with(|| {
+                    AuxClient::new(
+                        &self.rt,
+                        &target,
+                        addrs.get(target.as_str()).copied().unwrap_or(""),
+                        &self.token,
+                        1,
+                        Duration::from_secs(30),
+                    )
+                });
+                for chunk in entries.chunks(BATCH) {
+                    match client.call(&Request::PutBatch { entries: chunk.to_vec() }).await {
+                        Ok(Response::Applied(n)) => {
+                            moved += n;
+                            self.metrics.rebalance_keys_moved.inc_by(n);
+                        }
+                        Ok(other) => {
+                            return Err(TransferError { target, message: format!("unexpected answer {other:?}") })
+                        }
+                        Err(e) => return Err(TransferError { target, message: e.to_string() }),
+                    }
+                }
+            }
+        }
+        let mut dropped = 0;
+        if drop_unowned {
+            for (key, version) in unowned {
+                if self.store.remove_if_version(&key, version) {
+                    dropped += 1;
+                }
+            }
+        }
+        Ok((moved, dropped))
+    }
+}
+
+impl AuxOps {
+    /// A snapshot, as the data server answers it.
+    pub async fn snapshot_answer(&self) -> Response {
+        match self.snapshot_now().await {
+            Ok(s) => Response::Snapshot(s),
+            Err(e) => Response::Error(RemoteError::Snapshot(e)),
+        }
+    }
+
+    /// A rebalance transfer, as the data server answers it.
+    pub async fn rebalance_answer(&self, req: Request) -> Response {
+        let Request::Rebalance { members, virtual_nodes, replicas, drop_unowned, previous } = req else {
+            return Response::Error(RemoteError::NotSupported);
+        };
+        let started = Instant::now();
+        match self.transfer(&members, virtual_nodes, replicas as usize, drop_unowned, &previous).await {
+            Ok((moved, dropped)) => {
+                tracing::info!(moved, dropped, ms = started.elapsed().as_millis() as u64, "rebalance transfer done");
+                Response::Rebalanced { moved, dropped }
+            }
+            Err(e) => Response::Error(RemoteError::Transfer { target: e.target, message: e.message }),
+        }
+    }
+}

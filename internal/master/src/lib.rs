@@ -1,0 +1,73 @@
+//! The master's core, shared by its front ends (HTTP today): everything between a client's
+//! key and the auxiliaries that own it.
+//!
+//! - [`view`]: the placement this master routes by, its auxiliaries with their suspect and
+//!   recovering marks, and the previous placement while keys move.
+//! - [`router`]: [`Router`], quorum reads (newest version wins, read repair, fallback to the
+//!   previous owners) and versioned writes and deletes.
+//! - `quorum`: the one fan-out helper every operation uses.
+//! - [`rebalance`]: following the membership, transfers and the ownership sweep started by
+//!   the elected coordinator, and their progress.
+//! - [`peer`]: the seam in front of the network ([`Peer`], [`Connect`]); [`WireConnect`] in
+//!   production, in-memory peers in the unit tests.
+//! - [`MasterError`]: why an operation failed, typed to the end.
+
+pub mod peer;
+mod quorum;
+pub mod rebalance;
+pub mod router;
+pub mod view;
+
+#[cfg(test)]
+mod tests;
+
+pub use peer::{Connect, Peer, WireConnect};
+pub use rebalance::{follow, RebalanceStatus};
+pub use router::{ReadResult, Router, RouterConfig};
+pub use tiercache_wire::{Metrics, WireError};
+pub use view::{AuxAddr, AuxNode, NodeStatus, View};
+
+use tiercache_protocol::RemoteError;
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    /// No auxiliary is known.
+    #[error("no auxiliary available")]
+    NoAuxiliaries,
+    /// Fewer owners answered than the quorum needs.
+    #[error("quorum not reached: {got} of {need} owners answered ({detail})")]
+    Quorum {
+        /// Answers needed.
+        need: usize,
+        /// Answers received.
+        got: usize,
+        /// What went wrong with the others.
+        detail: String,
+    },
+    /// An owner refused the request (its answer says why), and too few accepted it.
+    #[error("auxiliary {id}: {error}")]
+    Refused {
+        /// The auxiliary.
+        id: String,
+        /// Its reason.
+        error: RemoteError,
+    },
+}
+
+impl MasterError {
+    /// The quorum was not reached: a refusal by an owner says more than the count.
+    pub(crate) fn quorum(need: usize, got: usize, errors: &[WireError]) -> MasterError {
+        for e in errors {
+            if let WireError::Remote(id, error) = e {
+                return MasterError::Refused { id: id.clone(), error: error.clone() };
+            }
+        }
+        let detail = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        MasterError::Quorum { need, got, detail }
+    }
+}
+
+pub use peer::WirePeer;
+/// The protocol types a front end needs for admin fan-outs (snapshots, stats).
+pub use tiercache_protocol as protocol;

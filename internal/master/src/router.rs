@@ -1,0 +1,258 @@
+//! The master's routing of client operations: quorum reads that return the newest version and
+//! repair the owners that answered an older one, fallback to the previous owners while keys
+//! move, and versioned writes and deletes.
+
+use crate::peer::{Connect, WireConnect};
+use crate::quorum::{try_call_many, Plan};
+use crate::rebalance::RebalanceStatus;
+use crate::view::{AuxAddr, AuxNode, NodeStatus, View, DEPARTED_FALLBACK_MS};
+use crate::MasterError;
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use std::sync::Arc;
+use std::time::Duration;
+use tiercache_protocol::version::now_ms;
+use tiercache_protocol::{last_write_wins, Found, Hlc, Request, Response, WireEntry};
+use tiercache_wire::{Metrics, WireError};
+
+/// Routing settings (from the master's configuration).
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Copies of each key.
+    pub replicas: usize,
+    /// Acknowledgements needed for a write.
+    pub write_quorum: usize,
+    /// Answers needed for a read.
+    pub read_quorum: usize,
+    /// Virtual nodes per auxiliary.
+    pub virtual_nodes: u32,
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+}
+
+/// The answer of a quorum read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadResult {
+    /// The newest version is a value.
+    Hit(Bytes),
+    /// No owner has it (or the newest version is a delete).
+    Miss,
+}
+
+/// Routes client operations to owner auxiliaries.
+pub struct Router<C: Connect = WireConnect> {
+    pub(crate) cfg: RouterConfig,
+    connect: C,
+    view: RwLock<Arc<View<C::Peer>>>,
+    hlc: Hlc,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) rebalance: Mutex<RebalanceStatus>,
+}
+
+/// An owner's answer to a read: its entry, and whether it counts toward the quorum.
+type Heard<P> = (Arc<AuxNode<P>>, Option<Found>, bool);
+
+/// The answers of every auxiliary to one request.
+pub type Answers<P> = Vec<(Arc<AuxNode<P>>, Result<Response, WireError>)>;
+
+impl<C: Connect> Router<C> {
+    /// A router with an empty view; `connect` makes the peer of each auxiliary that joins.
+    pub fn new(cfg: RouterConfig, connect: C, metrics: Arc<Metrics>) -> Self {
+        Router {
+            cfg,
+            connect,
+            view: RwLock::new(Arc::new(View::empty())),
+            hlc: Hlc::new(),
+            metrics,
+            rebalance: Mutex::new(RebalanceStatus::default()),
+        }
+    }
+
+    /// The routing settings.
+    pub fn config(&self) -> &RouterConfig {
+        &self.cfg
+    }
+
+    /// The current view.
+    pub fn view(&self) -> Arc<View<C::Peer>> {
+        self.view.read().clone()
+    }
+
+    /// Replaces the membership; peers of unchanged auxiliaries are kept.
+    pub fn set_members(&self, members: &[AuxAddr]) {
+        let timeout = self.cfg.request_timeout;
+        let view = self
+            .view()
+            .next(members, self.cfg.virtual_nodes, |m| AuxNode::new(m.clone(), self.connect.connect(m), timeout));
+        self.metrics.auxiliary_nodes.set(members.len() as i64);
+        tracing::info!(auxiliaries = ?view.ring.nodes(), "placement updated");
+        *self.view.write() = Arc::new(view);
+    }
+
+    /// Owners ordered for use: answering ones first, then recovering ones, suspects last.
+    fn ordered_owners(&self, view: &View<C::Peer>, key: &[u8]) -> Vec<Arc<AuxNode<C::Peer>>> {
+        let mut owners = view.owners(key, self.cfg.replicas);
+        owners.sort_by_key(|n| (n.status() == NodeStatus::Suspect, n.recovering()));
+        owners
+    }
+
+    /// Quorum read: asks owners until `READ_QUORUM` of them answered, returns the newest
+    /// version and repairs owners that answered an older one. An owner that is recovering (it
+    /// may have missed acknowledged writes) is heard but not counted: the next owner is asked
+    /// too. Only when every owner has been asked and too few counted is the newest of what
+    /// was heard returned (two faults at once: best effort).
+    pub async fn get(&self, key: Bytes) -> Result<ReadResult, MasterError> {
+        let view = self.view();
+        let owners = self.ordered_owners(&view, &key);
+        if owners.is_empty() {
+            return Err(MasterError::NoAuxiliaries);
+        }
+        let plan = Plan { need: self.cfg.read_quorum, all_at_once: false, sloppy: false };
+        let out = try_call_many(owners, Arc::new(Request::Get { key: key.clone() }), plan, |node, resp| match resp {
+            Response::Value(_) => {
+                node.set_recovering(false);
+                true
+            }
+            Response::Recovering(_) => {
+                node.set_recovering(true);
+                false
+            }
+            _ => false,
+        })
+        .await;
+        let (need, counted, errors) = (out.need, out.counted, out.errors);
+        let answers: Vec<Heard<C::Peer>> = out
+            .answers
+            .into_iter()
+            .filter_map(|(n, r)| match r {
+                Response::Value(f) => Some((n, f, true)),
+                Response::Recovering(f) => Some((n, f, false)),
+                _ => None,
+            })
+            .collect();
+        // With the quorum counted, only counted answers decide: a recovering owner may hold a
+        // value that was since overwritten by an expiring write or a purged delete. Without it,
+        // the newest of what was heard is returned only when every owner answered (all of them
+        // recovering, as after a whole-cluster restart); an owner that could not be reached
+        // might hold the write the recovering ones missed.
+        let decisive = counted >= need || (errors.is_empty() && answers.len() >= need);
+        if !decisive || answers.is_empty() {
+            return Err(MasterError::quorum(need, counted, &errors));
+        }
+        let newest = answers
+            .iter()
+            .filter(|(_, _, c)| *c || counted < need)
+            .filter_map(|(_, f, _)| f.as_ref())
+            .fold(None::<&Found>, |best, f| match best {
+                Some(b) if !last_write_wins(f.version, f.value.as_deref(), b.version, b.value.as_deref()) => Some(b),
+                _ => Some(f),
+            })
+            .cloned();
+        if let Some(newest) = &newest {
+            self.hlc.observe(newest.version);
+            for (node, f, _) in &answers {
+                if f.as_ref().is_none_or(|f| f.version != newest.version) {
+                    self.repair(node.clone(), &key, newest);
+                }
+            }
+        }
+        let newest = if newest.is_some() { newest } else { self.fallback(&view, &key, &answers).await };
+        Ok(match newest.and_then(|f| f.value) {
+            Some(v) => ReadResult::Hit(v),
+            None => ReadResult::Miss,
+        })
+    }
+
+    /// While keys move after a membership change, a key no current owner has is looked up on
+    /// its previous owners; when found it is copied to the current owners at once.
+    async fn fallback(&self, view: &View<C::Peer>, key: &Bytes, asked: &[Heard<C::Peer>]) -> Option<Found> {
+        let now = now_ms();
+        let prev = view.previous.as_ref().filter(|p| p.until_ms > now)?;
+        let departed_ok = now < prev.since_ms + DEPARTED_FALLBACK_MS;
+        let current = view.owners(key, self.cfg.replicas);
+        let req = Request::Get { key: key.clone() };
+        // A short budget: this only runs on a miss, and a dead previous owner must not turn
+        // every miss into a timeout.
+        let budget = self.cfg.request_timeout.min(Duration::from_millis(200));
+        for id in prev.ring.owners(key, self.cfg.replicas) {
+            if asked.iter().any(|(n, _, _)| n.addr.id == id) {
+                continue;
+            }
+            let node = match view.nodes.get(id) {
+                Some(n) => n,
+                None if departed_ok => match prev.nodes.get(id) {
+                    Some(n) => n,
+                    None => continue,
+                },
+                None => continue,
+            };
+            if node.status() == NodeStatus::Suspect {
+                continue;
+            }
+            if let Ok(Response::Value(Some(found)) | Response::Recovering(Some(found))) =
+                node.call_with_timeout(&req, budget).await
+            {
+                for owner in &current {
+                    self.repair(owner.clone(), key, &found);
+                }
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    fn repair(&self, node: Arc<AuxNode<C::Peer>>, key: &Bytes, f: &Found) {
+        let entry = WireEntry { key: key.clone(), value: f.value.clone(), version: f.version, ttl_ms: f.ttl_ms };
+        let metrics = self.metrics.clone();
+        // On the calling thread's runtime, through its own connections.
+        tokio::spawn(async move {
+            if let Ok(Response::Applied(n)) = node.call(&Request::PutBatch { entries: vec![entry] }).await {
+                metrics.read_repairs.inc_by(n);
+            }
+        });
+    }
+
+    /// Sends a versioned write to every answering owner; succeeds once `WRITE_QUORUM` of them
+    /// (capped at the owners reachable) confirmed. Returns the answers gathered by then.
+    async fn write(&self, key: &[u8], req: Request) -> Result<Vec<Response>, MasterError> {
+        let view = self.view();
+        let owners = self.ordered_owners(&view, key);
+        if owners.is_empty() {
+            return Err(MasterError::NoAuxiliaries);
+        }
+        let live: Vec<_> = owners.iter().filter(|n| n.status() == NodeStatus::Up).cloned().collect();
+        let targets = if live.is_empty() { owners } else { live };
+        let plan = Plan { need: self.cfg.write_quorum, all_at_once: true, sloppy: true };
+        let out = try_call_many(targets, Arc::new(req), plan, |_, _| true).await;
+        if !out.reached() {
+            return Err(MasterError::quorum(out.need, out.counted, &out.errors));
+        }
+        Ok(out.answers.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Writes a value with a new version.
+    pub async fn put(&self, key: Bytes, value: Bytes, ttl_ms: u64) -> Result<(), MasterError> {
+        let version = self.hlc.next();
+        self.write(&key.clone(), Request::Put { key, value, version, ttl_ms }).await.map(drop)
+    }
+
+    /// Deletes with a new version; true when some owner held a live value.
+    pub async fn delete(&self, key: Bytes) -> Result<bool, MasterError> {
+        let version = self.hlc.next();
+        let oks = self.write(&key.clone(), Request::Delete { key, version }).await?;
+        Ok(oks.iter().any(|r| matches!(r, Response::Deleted { existed: true })))
+    }
+
+    /// Sends one request to every auxiliary of the view concurrently, sorted by id.
+    pub async fn call_all(&self, req: Request, timeout: Duration) -> Answers<C::Peer> {
+        let view = self.view();
+        let mut nodes: Vec<_> = view.nodes.values().cloned().collect();
+        nodes.sort_by(|a, b| a.addr.id.cmp(&b.addr.id));
+        let req = &req;
+        futures::future::join_all(nodes.into_iter().map(|n| async move {
+            let r = n.call_with_timeout(req, timeout).await;
+            (n, r)
+        }))
+        .await
+    }
+}

@@ -1,0 +1,192 @@
+//! What a master knows of the auxiliaries: the current placement and its nodes (with their
+//! suspect and recovering marks), and the previous placement while keys move.
+
+use crate::peer::Peer;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tiercache_placement::Ring;
+use tiercache_protocol::version::now_ms;
+use tiercache_protocol::{Request, Response};
+use tiercache_wire::WireError;
+
+/// How long an auxiliary stays suspect after a failed request.
+pub const SUSPECT_FOR_MS: u64 = 3_000;
+
+/// How long a node that answered as recovering is asked last by reads before being tried
+/// first again (its catch-up usually takes a few seconds).
+pub const RECOVERING_FOR_MS: u64 = 1_000;
+
+/// How long after a membership change reads that miss fall back to the previous owners:
+/// long enough for the transfer of a large store to finish.
+pub const FALLBACK_MS: u64 = 60_000;
+
+/// How long after a change departed auxiliaries are still asked: a gracefully leaving one
+/// hands its keys over within a few seconds; after that only current members are asked.
+pub const DEPARTED_FALLBACK_MS: u64 = 5_000;
+
+/// An auxiliary as the membership lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuxAddr {
+    /// Its `NODE_ID`.
+    pub id: String,
+    /// host:port of its internal protocol.
+    pub data_addr: String,
+    /// host:port of its HTTP server.
+    pub http_addr: String,
+}
+
+/// Health of an auxiliary as this master sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// Member and answering.
+    Up,
+    /// Member but recent requests failed.
+    Suspect,
+}
+
+impl NodeStatus {
+    /// The word shown in `/nodes`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Up => "up",
+            NodeStatus::Suspect => "suspect",
+        }
+    }
+}
+
+/// One auxiliary in the view.
+pub struct AuxNode<P> {
+    /// Addresses.
+    pub addr: AuxAddr,
+    peer: P,
+    timeout: Duration,
+    suspect_until_ms: AtomicU64,
+    /// Until when reads ask this node last: it answered as recovering (may miss writes).
+    recovering_until_ms: AtomicU64,
+}
+
+impl<P: Peer> AuxNode<P> {
+    /// A node reached through `peer`, with `timeout` per request.
+    pub fn new(addr: AuxAddr, peer: P, timeout: Duration) -> Self {
+        AuxNode { addr, peer, timeout, suspect_until_ms: AtomicU64::new(0), recovering_until_ms: AtomicU64::new(0) }
+    }
+
+    /// Current status.
+    pub fn status(&self) -> NodeStatus {
+        if self.suspect_until_ms.load(Ordering::Relaxed) > now_ms() {
+            NodeStatus::Suspect
+        } else {
+            NodeStatus::Up
+        }
+    }
+
+    pub(crate) fn recovering(&self) -> bool {
+        self.recovering_until_ms.load(Ordering::Relaxed) > now_ms()
+    }
+
+    pub(crate) fn set_recovering(&self, yes: bool) {
+        let until = if yes { now_ms() + RECOVERING_FOR_MS } else { 0 };
+        self.recovering_until_ms.store(until, Ordering::Relaxed);
+    }
+
+    pub(crate) fn mark(&self, err: &WireError) {
+        if err.is_unreachable() {
+            self.suspect_until_ms.store(now_ms() + SUSPECT_FOR_MS, Ordering::Relaxed);
+        }
+    }
+
+    /// One request with the request timeout; success clears the suspect mark, a failure to
+    /// reach the node sets it.
+    pub async fn call(&self, req: &Request) -> Result<Response, WireError> {
+        self.call_with_timeout(req, self.timeout).await
+    }
+
+    /// Like [`AuxNode::call`] with an explicit timeout (snapshots and transfers take longer).
+    pub async fn call_with_timeout(&self, req: &Request, timeout: Duration) -> Result<Response, WireError> {
+        let r = self.peer.call(req, timeout).await;
+        match &r {
+            Ok(_) => self.suspect_until_ms.store(0, Ordering::Relaxed),
+            Err(e) => self.mark(e),
+        }
+        r
+    }
+}
+
+/// The placement before the last change, kept while keys move.
+pub struct Previous<P> {
+    /// The old ring.
+    pub ring: Ring,
+    /// The old auxiliaries (some may be leaving or gone).
+    pub nodes: HashMap<String, Arc<AuxNode<P>>>,
+    /// Unix ms after which the fallback stops.
+    pub until_ms: u64,
+    /// Unix ms of the change.
+    pub since_ms: u64,
+}
+
+impl<P> Clone for Previous<P> {
+    fn clone(&self) -> Self {
+        Previous {
+            ring: self.ring.clone(),
+            nodes: self.nodes.clone(),
+            until_ms: self.until_ms,
+            since_ms: self.since_ms,
+        }
+    }
+}
+
+/// A placement and the peers of its auxiliaries.
+pub struct View<P> {
+    /// The ring over the auxiliaries.
+    pub ring: Ring,
+    /// Auxiliaries by id.
+    pub nodes: HashMap<String, Arc<AuxNode<P>>>,
+    /// The previous placement while a rebalance may still be moving keys.
+    pub previous: Option<Previous<P>>,
+}
+
+impl<P: Peer> View<P> {
+    /// An empty view.
+    pub fn empty() -> Self {
+        View { ring: Ring::default(), nodes: HashMap::new(), previous: None }
+    }
+
+    /// The owners of `key`, in ring order.
+    pub fn owners(&self, key: &[u8], replicas: usize) -> Vec<Arc<AuxNode<P>>> {
+        self.ring.owners(key, replicas).into_iter().filter_map(|id| self.nodes.get(id).cloned()).collect()
+    }
+
+    /// The view after a membership change: nodes that did not change are kept (with their
+    /// connections and marks); when the set changed, this view becomes the previous one.
+    pub fn next(
+        &self,
+        members: &[AuxAddr],
+        virtual_nodes: u32,
+        mut connect: impl FnMut(&AuxAddr) -> AuxNode<P>,
+    ) -> Self {
+        let mut nodes = HashMap::new();
+        for m in members {
+            let node = match self.nodes.get(&m.id) {
+                Some(n) if n.addr == *m => n.clone(),
+                _ => Arc::new(connect(m)),
+            };
+            nodes.insert(m.id.clone(), node);
+        }
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let ring = Ring::new(&ids, virtual_nodes);
+        let previous = if self.ring.nodes() != ring.nodes() && !self.ring.is_empty() {
+            let now = now_ms();
+            Some(Previous {
+                ring: self.ring.clone(),
+                nodes: self.nodes.clone(),
+                until_ms: now + FALLBACK_MS,
+                since_ms: now,
+            })
+        } else {
+            self.previous.clone()
+        };
+        View { ring, nodes, previous }
+    }
+}

@@ -1,0 +1,36 @@
+//! Errors an auxiliary answers, typed on the wire so a master decides by variant, never by text.
+
+use serde::{Deserialize, Serialize};
+
+/// Why an auxiliary refused or failed a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RemoteError {
+    /// The entry alone is larger than what one shard of the store may hold.
+    #[error("entry of {size} bytes exceeds the per-shard byte limit of {limit}")]
+    TooLarge {
+        /// Size of the key plus the value.
+        size: u64,
+        /// The limit it exceeded.
+        limit: u64,
+    },
+    /// The first frame did not carry the right `INTERNAL_TOKEN`.
+    #[error("unauthorized: bad internal token")]
+    Unauthorized,
+    /// The frame could not be decoded.
+    #[error("bad frame: {0}")]
+    BadFrame(String),
+    /// This node does not do that (a data server without snapshots or transfers).
+    #[error("not supported by this node")]
+    NotSupported,
+    /// Writing the snapshot failed; the OS error as text.
+    #[error("{0}")]
+    Snapshot(String),
+    /// A transfer stopped part-way.
+    #[error("transfer to {target} failed: {message}")]
+    Transfer {
+        /// The auxiliary that did not take its batch.
+        target: String,
+        /// What it answered, or how the call failed.
+        message: String,
+    },
+}

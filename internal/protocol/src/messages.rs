@@ -1,0 +1,256 @@
+//! Request and response types and their binary frames.
+
+use crate::RemoteError;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Largest frame either side accepts (a rebalance batch included).
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// Protocol errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The frame is shorter than its id.
+    #[error("frame too short")]
+    Short,
+    /// The payload is not a valid message.
+    #[error("decode: {0}")]
+    Decode(String),
+    /// Encoding failed.
+    #[error("encode: {0}")]
+    Encode(String),
+}
+
+/// An entry as carried by transfers: TTL is relative so clocks need not agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireEntry {
+    /// The key.
+    pub key: Bytes,
+    /// The value, `None` for a tombstone.
+    pub value: Option<Bytes>,
+    /// Last-write-wins version.
+    pub version: u64,
+    /// Remaining time to live in ms, 0 = forever.
+    pub ttl_ms: u64,
+}
+
+/// A request from a master (or a peer auxiliary during a transfer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Authenticates the connection; must come first.
+    Hello {
+        /// The `INTERNAL_TOKEN`.
+        token: String,
+    },
+    /// Reads a key; the answer carries tombstones too so versions can be compared.
+    Get {
+        /// The key.
+        key: Bytes,
+    },
+    /// Writes a value if `version` supersedes the stored one.
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+        /// Last-write-wins version.
+        version: u64,
+        /// Time to live in ms, 0 = forever.
+        ttl_ms: u64,
+    },
+    /// Writes a tombstone at `version`.
+    Delete {
+        /// The key.
+        key: Bytes,
+        /// Last-write-wins version.
+        version: u64,
+    },
+    /// Applies many entries with last-write-wins (transfers, re-replication, repair).
+    PutBatch {
+        /// Entries to apply.
+        entries: Vec<WireEntry>,
+    },
+    /// Totals of the store.
+    Stats,
+    /// Writes a snapshot now.
+    Snapshot,
+    /// Liveness probe on an idle connection.
+    Ping,
+    /// Moves keys whose owners changed to their new owners under the given membership.
+    Rebalance {
+        /// Every auxiliary of the new view: (id, data address).
+        members: Vec<(String, String)>,
+        /// Virtual nodes per auxiliary used for placement.
+        virtual_nodes: u32,
+        /// Copies per key.
+        replicas: u32,
+        /// Also delete keys this node no longer owns once their owners have them.
+        drop_unowned: bool,
+        /// Ids of the previous view: only owners that are new relative to it receive a key.
+        /// Empty: send every key to every other owner (a full repair).
+        previous: Vec<String>,
+    },
+}
+
+/// A stored entry as answered to a `Get`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    /// The value, `None` for a tombstone.
+    pub value: Option<Bytes>,
+    /// Its version.
+    pub version: u64,
+    /// Remaining ttl in ms, 0 = forever.
+    pub ttl_ms: u64,
+}
+
+/// Store totals as answered to `Stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsReply {
+    /// Live keys.
+    pub keys: u64,
+    /// Bytes of keys and values.
+    pub bytes: u64,
+    /// Evictions since start.
+    pub evictions: u64,
+    /// Expirations since start.
+    pub expired: u64,
+}
+
+/// Result of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotReply {
+    /// Entries written.
+    pub entries: u64,
+    /// File size.
+    pub bytes: u64,
+    /// Path of the file.
+    pub file: String,
+    /// Time taken.
+    pub duration_ms: u64,
+}
+
+/// An auxiliary's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The connection is authenticated.
+    Welcome,
+    /// Answer to `Get`.
+    Value(Option<Found>),
+    /// Answer to `Get` from an auxiliary that may have missed writes (it is catching up after
+    /// a start, a freeze or a lost ZooKeeper session): the entry is newest-wins material but
+    /// must not count toward a read quorum.
+    Recovering(Option<Found>),
+    /// Answer to `Ping`.
+    Pong,
+    /// Answer to `Put` / `PutBatch`: how many were applied.
+    Applied(u64),
+    /// Answer to `Delete`.
+    Deleted {
+        /// A live value was there.
+        existed: bool,
+    },
+    /// Answer to `Stats`.
+    Stats(StatsReply),
+    /// Answer to `Snapshot`.
+    Snapshot(SnapshotReply),
+    /// Answer to `Rebalance`: keys sent away and keys dropped afterwards.
+    Rebalanced {
+        /// Keys sent to new owners.
+        moved: u64,
+        /// Keys removed locally because this node no longer owns them.
+        dropped: u64,
+    },
+    /// The request failed.
+    Error(RemoteError),
+}
+
+fn cfg() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encodes a message with its request id.
+pub fn encode<T: Serialize>(id: u64, msg: &T) -> Result<Vec<u8>, ProtocolError> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&id.to_le_bytes());
+    bincode::serde::encode_into_std_write(msg, &mut out, cfg()).map_err(|e| ProtocolError::Encode(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes a frame into its id and message.
+pub fn decode<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<(u64, T), ProtocolError> {
+    let (id, body) = frame.split_first_chunk::<8>().ok_or(ProtocolError::Short)?;
+    let (msg, _) = bincode::serde::decode_from_slice(body, cfg()).map_err(|e| ProtocolError::Decode(e.to_string()))?;
+    Ok((u64::from_le_bytes(*id), msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let reqs = vec![
+            Request::Hello { token: "secret".into() },
+            Request::Get { key: Bytes::from_static(b"k \xff/\x00") },
+            Request::Put {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from(vec![0u8, 255, 10]),
+                version: u64::MAX,
+                ttl_ms: 5,
+            },
+            Request::Delete { key: Bytes::from_static(b"k"), version: 7 },
+            Request::PutBatch {
+                entries: vec![WireEntry { key: Bytes::from_static(b"a"), value: None, version: 1, ttl_ms: 0 }],
+            },
+            Request::Stats,
+            Request::Snapshot,
+            Request::Ping,
+            Request::Rebalance {
+                members: vec![("a".into(), "127.0.0.1:1".into())],
+                virtual_nodes: 8,
+                replicas: 2,
+                drop_unowned: true,
+                previous: vec!["b".into()],
+            },
+        ];
+        for (i, r) in reqs.into_iter().enumerate() {
+            let frame = encode(i as u64, &r).unwrap();
+            let (id, back): (u64, Request) = decode(&frame).unwrap();
+            assert_eq!((id, back), (i as u64, r));
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let resps = vec![
+            Response::Welcome,
+            Response::Value(None),
+            Response::Value(Some(Found { value: Some(Bytes::from_static(b"v")), version: 3, ttl_ms: 0 })),
+            Response::Recovering(None),
+            Response::Pong,
+            Response::Applied(2),
+            Response::Deleted { existed: true },
+            Response::Stats(StatsReply { keys: 1, bytes: 2, evictions: 3, expired: 4 }),
+            Response::Snapshot(SnapshotReply { entries: 1, bytes: 2, file: "f".into(), duration_ms: 3 }),
+            Response::Rebalanced { moved: 5, dropped: 4 },
+            Response::Error(RemoteError::TooLarge { size: 5, limit: 4 }),
+            Response::Error(RemoteError::Transfer { target: "a".into(), message: "m".into() }),
+        ];
+        for r in resps {
+            let (id, back): (u64, Response) = decode(&encode(42, &r).unwrap()).unwrap();
+            assert_eq!((id, back), (42, r));
+        }
+    }
+
+    #[test]
+    fn small_get_frame_is_compact() {
+        let f = encode(1, &Request::Get { key: Bytes::from_static(b"0123456789abcdef") }).unwrap();
+        assert!(f.len() <= 8 + 1 + 1 + 16, "{} bytes", f.len());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode::<Request>(&[1, 2, 3]).is_err());
+        assert!(decode::<Request>(&[0, 0, 0, 0, 0, 0, 0, 0, 200, 1, 2]).is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! The transport between masters and auxiliaries, shared by both roles:
+//!
+//! - [`client`]: [`AuxClient`], a pool of persistent, authenticated connections to one
+//!   auxiliary, multiplexed by request id and pipelined; dead peers are detected by pings and
+//!   timeouts and their connections replaced.
+//! - [`codec`]: length-delimited framing with the protocol's frame limit.
+//! - [`WireError`]: why a call failed, typed (a remote refusal carries the auxiliary's
+//!   [`RemoteError`]).
+//! - [`metrics`]: the Prometheus series both roles export, on a registry passed in.
+
+pub mod client;
+pub mod metrics;
+
+pub use client::AuxClient;
+pub use metrics::Metrics;
+
+use tiercache_protocol::RemoteError;
+use tokio_util::codec::LengthDelimitedCodec;
+
+/// Why a call to an auxiliary failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// No connection to the auxiliary.
+    #[error("auxiliary {0} unreachable")]
+    Unreachable(String),
+    /// The auxiliary did not answer in time.
+    #[error("auxiliary {0} timed out")]
+    Timeout(String),
+    /// The auxiliary answered with an error.
+    #[error("auxiliary {0}: {1}")]
+    Remote(String, RemoteError),
+    /// The peer refused the token.
+    #[error("auxiliary {0} refused the internal token")]
+    Unauthorized(String),
+    /// Socket error.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// Undecodable frame.
+    #[error("protocol: {0}")]
+    Protocol(#[from] tiercache_protocol::ProtocolError),
+    /// The auxiliary answered something this request does not expect.
+    #[error("auxiliary {0}: unexpected answer {1}")]
+    Unexpected(String, String),
+}
+
+impl WireError {
+    /// True when the error means the peer could not be reached (worth marking it suspect).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, WireError::Unreachable(_) | WireError::Timeout(_) | WireError::Io(_))
+    }
+}
+
+/// Length-delimited framing bounded by the protocol's largest frame.
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder().max_frame_length(tiercache_protocol::MAX_FRAME_BYTES).new_codec()
+}
+
+/// Resolves once the flag turns true (or its sender is gone).
+pub async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
