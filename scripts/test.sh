@@ -9,6 +9,7 @@ need=()
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] || echo "installing missing packages: ${need[*]}"
 apt_install "${need[@]}"
 

@@ -157,10 +157,13 @@ fn workload(masters: &[&Node]) -> Workload {
                 let floor = acked[k].load(Ordering::SeqCst);
                 let url = &urls[n as usize % urls.len()];
                 let Ok(resp) = client.get(format!("{url}/cache/c{k}")).send() else { continue };
-                if resp.status() != StatusCode::OK {
-                    continue;
-                }
-                let got: u64 = resp.text().ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+                // A miss of a key with an acknowledged value is as wrong as an old value; a 503
+                // (no quorum) is an honest refusal.
+                let got: u64 = match resp.status() {
+                    StatusCode::OK => resp.text().ok().and_then(|t| t.parse().ok()).unwrap_or(0),
+                    StatusCode::NOT_FOUND => 0,
+                    _ => continue,
+                };
                 reads.fetch_add(1, Ordering::Relaxed);
                 if got < floor {
                     stale.fetch_add(1, Ordering::Relaxed);

@@ -69,7 +69,7 @@ impl DataServer {
 
     fn handle(&self, req: &Request) -> Handled {
         let answer = |r: Option<Response>| r.map_or(Handled::Slow, Handled::Answer);
-        if !matches!(req, Request::Put { .. } | Request::Delete { .. } | Request::PutBatch { .. }) {
+        if !req.is_write() {
             return answer(self.handle_fast(req));
         }
         let closed = self.writes_closed.read();
@@ -85,6 +85,10 @@ impl DataServer {
         Some(match req {
             Request::Hello { .. } => Response::Welcome,
             Request::Ping => Response::Pong,
+            Request::Recover => {
+                self.recovery.begin("a master wrote around it");
+                Response::Recovering(None)
+            }
             Request::Get { key } => {
                 self.recovery.check_stall();
                 let found = self.store.get(key).map(|e| Found {

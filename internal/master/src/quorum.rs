@@ -53,6 +53,10 @@ pub(crate) async fn try_call_many<P: Peer>(
         let req = req.clone();
         async move {
             let r = node.call(&req).await;
+            // Also for the calls that finish in the background after the quorum.
+            if r.is_err() && req.is_write() {
+                node.note_missed_write();
+            }
             (node, r)
         }
     };

@@ -92,7 +92,7 @@ impl<C: Connect> Router<C> {
     /// Owners ordered for use: answering ones first, then recovering ones, suspects last.
     fn ordered_owners(&self, view: &View<C::Peer>, key: &[u8]) -> Vec<Arc<AuxNode<C::Peer>>> {
         let mut owners = view.owners(key, self.cfg.replicas);
-        owners.sort_by_key(|n| (n.status() == NodeStatus::Suspect, n.recovering()));
+        owners.sort_by_key(|n| (n.status() == NodeStatus::Suspect, n.recovering() || n.missed_writes()));
         owners
     }
 
@@ -111,7 +111,7 @@ impl<C: Connect> Router<C> {
         let out = try_call_many(owners, Arc::new(Request::Get { key: key.clone() }), plan, |node, resp| match resp {
             Response::Value(_) => {
                 node.set_recovering(false);
-                true
+                !node.missed_writes()
             }
             Response::Recovering(_) => {
                 node.set_recovering(true);
@@ -220,8 +220,16 @@ impl<C: Connect> Router<C> {
         if owners.is_empty() {
             return Err(MasterError::NoAuxiliaries);
         }
-        let live: Vec<_> = owners.iter().filter(|n| n.status() == NodeStatus::Up).cloned().collect();
-        let targets = if live.is_empty() { owners } else { live };
+        let (live, suspects): (Vec<_>, Vec<_>) = owners.iter().cloned().partition(|n| n.status() == NodeStatus::Up);
+        let targets = if live.is_empty() {
+            owners
+        } else {
+            // Routed around: if this write is acknowledged, they miss it.
+            for n in &suspects {
+                n.note_missed_write();
+            }
+            live
+        };
         let plan = Plan { need: self.cfg.write_quorum, all_at_once: true, sloppy: true };
         let out = try_call_many(targets, Arc::new(req), plan, |_, _| true).await;
         if !out.reached() {

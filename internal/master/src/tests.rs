@@ -96,6 +96,10 @@ impl Peer for MemPeer {
                     .count();
                 Response::Applied(n as u64)
             }
+            Request::Recover => {
+                s.mode = Mode::Recovering;
+                Response::Recovering(None)
+            }
             _ => Response::Rebalanced { moved: 0, dropped: 0 },
         })
     }
@@ -359,4 +363,21 @@ async fn a_recovering_owner_alone_is_not_enough_when_another_owner_is_unreachabl
         matches!(r.get(b("k")).await, Err(MasterError::Quorum { .. })),
         "the unreachable owner may hold the newer write"
     );
+}
+
+#[tokio::test]
+async fn an_owner_written_around_is_told_to_catch_up_and_not_counted_meanwhile() {
+    let net = Net::default();
+    let r = router(&net, &["a", "b"], 2, 2, 1);
+    let o = owners(&r, "k");
+    r.put(b("k"), b("v1"), 0).await.unwrap();
+    // A blip too short for the node to notice: the write is acknowledged by the other owner.
+    net.set(&o[0], Mode::Down);
+    r.put(b("k"), b("v2"), 0).await.unwrap();
+    net.set(&o[0], Mode::Up);
+    assert_eq!(net.value(&o[0], "k").unwrap().value, Some(b("v1")), "it missed the write");
+    assert_eq!(r.get(b("k")).await.unwrap(), hit("v2"), "its old value does not count");
+    // Once reachable it is told, and answers as recovering to every master from then on.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(net.state(&o[0]).lock().mode, Mode::Recovering);
 }

@@ -3,7 +3,7 @@
 
 use crate::peer::Peer;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tiercache_placement::Ring;
@@ -65,12 +65,25 @@ pub struct AuxNode<P> {
     suspect_until_ms: AtomicU64,
     /// Until when reads ask this node last: it answered as recovering (may miss writes).
     recovering_until_ms: AtomicU64,
+    /// A write was acknowledged without this node and it has not yet been told to catch up.
+    missed_writes: AtomicBool,
 }
+
+/// How long a master keeps trying to tell an unreachable owner that it missed writes; past
+/// that its ZooKeeper session has expired, and its re-registration starts a recovery anyway.
+const TELL_MISSED_FOR: Duration = Duration::from_secs(60);
 
 impl<P: Peer> AuxNode<P> {
     /// A node reached through `peer`, with `timeout` per request.
     pub fn new(addr: AuxAddr, peer: P, timeout: Duration) -> Self {
-        AuxNode { addr, peer, timeout, suspect_until_ms: AtomicU64::new(0), recovering_until_ms: AtomicU64::new(0) }
+        AuxNode {
+            addr,
+            peer,
+            timeout,
+            suspect_until_ms: AtomicU64::new(0),
+            recovering_until_ms: AtomicU64::new(0),
+            missed_writes: AtomicBool::new(false),
+        }
     }
 
     /// Current status.
@@ -89,6 +102,31 @@ impl<P: Peer> AuxNode<P> {
     pub(crate) fn set_recovering(&self, yes: bool) {
         let until = if yes { now_ms() + RECOVERING_FOR_MS } else { 0 };
         self.recovering_until_ms.store(until, Ordering::Relaxed);
+    }
+
+    /// True until the node has been told that writes went around it: its reads do not count.
+    pub(crate) fn missed_writes(&self) -> bool {
+        self.missed_writes.load(Ordering::Acquire)
+    }
+
+    /// A write was acknowledged without this node: until it confirms it is catching up, this
+    /// master does not count its reads, and keeps telling it (every 250 ms, while it is
+    /// unreachable) so that every master stops counting them.
+    pub(crate) fn note_missed_write(self: &Arc<Self>) {
+        if self.missed_writes.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + TELL_MISSED_FOR;
+            while tokio::time::Instant::now() < until {
+                if node.peer.call(&Request::Recover, node.timeout).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            node.missed_writes.store(false, Ordering::Release);
+        });
     }
 
     pub(crate) fn mark(&self, err: &WireError) {

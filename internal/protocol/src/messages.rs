@@ -76,6 +76,9 @@ pub enum Request {
     Snapshot,
     /// Liveness probe on an idle connection.
     Ping,
+    /// A master acknowledged writes without this auxiliary (it was unreachable): it may have
+    /// missed them and must catch up before its reads count again.
+    Recover,
     /// Moves keys whose owners changed to their new owners under the given membership.
     Rebalance {
         /// Every auxiliary of the new view: (id, data address).
@@ -90,6 +93,13 @@ pub enum Request {
         /// Empty: send every key to every other owner (a full repair).
         previous: Vec<String>,
     },
+}
+
+impl Request {
+    /// A put, delete or batch: something a replica that misses it would be behind on.
+    pub fn is_write(&self) -> bool {
+        matches!(self, Request::Put { .. } | Request::Delete { .. } | Request::PutBatch { .. })
+    }
 }
 
 /// A stored entry as answered to a `Get`.
@@ -205,6 +215,7 @@ mod tests {
             Request::Stats,
             Request::Snapshot,
             Request::Ping,
+            Request::Recover,
             Request::Rebalance {
                 members: vec![("a".into(), "127.0.0.1:1".into())],
                 virtual_nodes: 8,

@@ -24,9 +24,24 @@ struct Conn {
     tx: mpsc::UnboundedSender<Bytes>,
     pending: Pending,
     next_id: AtomicU64,
-    /// Signalled by a call that timed out: the connection is replaced, not reused (a peer that
-    /// vanished without FIN or RST leaves it half-open for good).
+    /// Signalled by a call that timed out on a silent connection: it is replaced, not reused
+    /// (a peer that vanished without FIN or RST leaves it half-open for good).
     broken: tokio::sync::Notify,
+    /// When the connection came up; `heard_ms` counts from it.
+    base: tokio::time::Instant,
+    /// Milliseconds after `base` at which the last frame arrived (+1, so 0 means never).
+    heard_ms: AtomicU64,
+}
+
+impl Conn {
+    fn now_ms(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64 + 1
+    }
+
+    /// Nothing at all arrived on this connection since `since` (from [`Conn::now_ms`]).
+    fn silent_since(&self, since: u64) -> bool {
+        self.heard_ms.load(Ordering::Relaxed) <= since
+    }
 }
 
 /// An idle connection is pinged this often...
@@ -135,6 +150,7 @@ impl AuxClient {
                 self.pick().ok_or_else(|| WireError::Unreachable(self.shared.id.clone()))?
             }
         };
+        let sent_ms = conn.now_ms();
         let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = Bytes::from(encode(id, req)?);
         let (tx, rx) = oneshot::channel();
@@ -149,7 +165,11 @@ impl AuxClient {
             Ok(Err(_)) => Err(WireError::Unreachable(self.shared.id.clone())),
             Err(_) => {
                 conn.pending.lock().remove(&id);
-                conn.broken.notify_one();
+                // A slow answer on a connection that carries others is no reason to drop them
+                // all; a connection on which nothing came back since this request was sent is.
+                if conn.silent_since(sent_ms) {
+                    conn.broken.notify_one();
+                }
                 Err(WireError::Timeout(self.shared.id.clone()))
             }
         }
@@ -224,6 +244,8 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
             pending: pending.clone(),
             next_id: AtomicU64::new(1),
             broken: tokio::sync::Notify::new(),
+            base: tokio::time::Instant::now(),
+            heard_ms: AtomicU64::new(1),
         });
         *shared.slots[slot].lock() = Some(conn.clone());
         shared.ever_connected.store(true, Ordering::Relaxed);
@@ -238,13 +260,11 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
             }
             Ok::<(), std::io::Error>(())
         };
-        // Milliseconds after `base` at which the last frame arrived.
-        let base = tokio::time::Instant::now();
-        let heard = AtomicU64::new(0);
+
         let reader = async {
             while let Some(frame) = stream.next().await {
                 let frame = frame?;
-                heard.store(base.elapsed().as_millis() as u64, Ordering::Relaxed);
+                conn.heard_ms.store(conn.now_ms(), Ordering::Relaxed);
                 match decode::<Response>(&frame) {
                     Ok((id, resp)) => {
                         if let Some(tx) = pending.lock().remove(&id) {
@@ -258,9 +278,11 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
         };
         let watchdog = async {
             let mut tick = tokio::time::interval(PING_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let quiet = base.elapsed().saturating_sub(Duration::from_millis(heard.load(Ordering::Relaxed)));
+                let quiet =
+                    Duration::from_millis(conn.now_ms().saturating_sub(conn.heard_ms.load(Ordering::Relaxed).max(1)));
                 if quiet >= DEAD_AFTER {
                     return quiet;
                 }
@@ -271,8 +293,10 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
             }
         };
         let stopped = tokio::select! {
-            r = writer => { if let Err(e) = r { tracing::debug!(error = %e, "writer ended"); } false }
+            // Answers already received are read before the watchdog judges the connection.
+            biased;
             r = reader => { if let Err(e) = r { tracing::debug!(error = %e, "reader ended"); } false }
+            r = writer => { if let Err(e) = r { tracing::debug!(error = %e, "writer ended"); } false }
             quiet = watchdog => {
                 tracing::warn!(aux = shared.id, ?quiet, "auxiliary silent on a pooled connection; replacing it");
                 false
@@ -349,7 +373,7 @@ mod tests {
             }
         }
         assert!(answered, "still calling into the silent connection");
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert!(accepted.load(Ordering::SeqCst) >= 2);
     }
 
     #[tokio::test]
