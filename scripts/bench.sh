@@ -24,7 +24,7 @@ command -v perf >/dev/null 2>&1 || need+=(linux-perf)
 apt_install "${need[@]}"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --bins -q
+cargo build --release --workspace --bins -q
 TC=$ROOT/target/release/tiercache
 BENCH=$ROOT/target/release/tiercache-bench
 

@@ -17,7 +17,7 @@ need=()
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 apt_install "${need[@]}"
-cargo build --release --bins -q
+cargo build --release --workspace --bins -q
 
 WORK=$(mktemp -d /tmp/tiercache-profile.XXXXXX)
 PIDS=()

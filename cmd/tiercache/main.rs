@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use tiercache_config::LogFormat;
+use tiercache_node::config::LogFormat;
 
 /// A distributed in-memory cache. Configured only by environment variables (see README).
 #[derive(Parser)]
@@ -63,25 +63,25 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Validate every variable before any runtime starts or port opens.
-    let role = match cli.role {
-        RoleCmd::Master => tiercache_config::master_from(std::env::vars()).map(Role::Master),
-        RoleCmd::Auxiliary => tiercache_config::auxiliary_from(std::env::vars()).map(Role::Auxiliary),
-        RoleCmd::Local => tiercache_config::local_from(std::env::vars()).map(|(m, a)| Role::Local(m, a)),
+    let parsed = match cli.role {
+        RoleCmd::Master => tiercache_node::config::master_from(std::env::vars()).map(Parsed::Master),
+        RoleCmd::Auxiliary => tiercache_node::config::auxiliary_from(std::env::vars()).map(Parsed::Auxiliary),
+        RoleCmd::Local => tiercache_node::config::local_from(std::env::vars()).map(|(m, a)| Parsed::Local(m, a)),
     };
-    let role = match role {
+    let parsed = match parsed {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    init_tracing(role.log_format());
+    init_tracing(parsed.log_format());
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("tiercache").build() {
         Ok(rt) => rt,
         Err(e) => return fail(e),
     };
     let result = rt.block_on(async move {
-        match role {
-            Role::Master(c) => tiercache_node::run_master(c, shutdown_signal()).await,
-            Role::Auxiliary(c) => tiercache_node::run_auxiliary(c, shutdown_signal()).await,
-            Role::Local(m, a) => tiercache_node::run_local(m, a, shutdown_signal()).await,
+        match parsed {
+            Parsed::Master(c) => tiercache_node::run_master(c, shutdown_signal()).await,
+            Parsed::Auxiliary(c) => tiercache_node::run_auxiliary(c, shutdown_signal()).await,
+            Parsed::Local(m, a) => tiercache_node::run_local(m, a, shutdown_signal()).await,
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -92,17 +92,18 @@ fn main() -> ExitCode {
 }
 
 #[allow(clippy::large_enum_variant)] // built once at start
-enum Role {
-    Master(tiercache_config::MasterConfig),
-    Auxiliary(tiercache_config::AuxiliaryConfig),
-    Local(tiercache_config::MasterConfig, tiercache_config::AuxiliaryConfig),
+/// The configuration of the role to run.
+enum Parsed {
+    Master(tiercache_node::config::MasterConfig),
+    Auxiliary(tiercache_node::config::AuxiliaryConfig),
+    Local(tiercache_node::config::MasterConfig, tiercache_node::config::AuxiliaryConfig),
 }
 
-impl Role {
+impl Parsed {
     fn log_format(&self) -> LogFormat {
         match self {
-            Role::Master(c) | Role::Local(c, _) => c.common.log_format,
-            Role::Auxiliary(c) => c.common.log_format,
+            Parsed::Master(c) | Parsed::Local(c, _) => c.common.log_format,
+            Parsed::Auxiliary(c) => c.common.log_format,
         }
     }
 }

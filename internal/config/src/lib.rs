@@ -6,6 +6,7 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use tiercache_placement::DEFAULT_VIRTUAL_NODES;
 
 /// A configuration error: one line naming the variable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -143,13 +144,99 @@ struct Raw {
 
 /// Which role is being configured (defaults differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+enum Role {
     /// Client-facing master.
     Master,
     /// Data-holding auxiliary.
     Auxiliary,
     /// All-in-one local mode (no ZooKeeper, token optional).
     Local,
+}
+
+/// A variable's value without surrounding blanks; unset and blank are the same.
+fn trimmed(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn bind_addr(v: Option<&str>) -> Result<IpAddr, ConfigError> {
+    match v {
+        None => Ok(IpAddr::from([0, 0, 0, 0])),
+        Some(s) => s.parse().map_err(|_| ConfigError::Invalid {
+            var: "BIND_ADDR",
+            value: s.into(),
+            expected: "an IP address such as 0.0.0.0 or 127.0.0.1",
+        }),
+    }
+}
+
+fn advertise_host(v: Option<&str>) -> Result<String, ConfigError> {
+    match v {
+        None => Ok(hostname()),
+        Some(s) if s.contains(char::is_whitespace) || s.contains('/') => {
+            Err(ConfigError::Invalid { var: "ADVERTISE_HOST", value: s.into(), expected: "a host name or IP address" })
+        }
+        Some(s) => Ok(s.to_string()),
+    }
+}
+
+fn node_id(v: Option<&str>, advertise_host: &str, port: u16) -> Result<String, ConfigError> {
+    match v {
+        None => Ok(format!("{advertise_host}:{port}")),
+        Some(s) if s.contains('/') || s.len() > 200 => Err(ConfigError::Invalid {
+            var: "NODE_ID",
+            value: s.into(),
+            expected: "a name without '/' of at most 200 bytes",
+        }),
+        Some(s) => Ok(s.to_string()),
+    }
+}
+
+fn zk_servers(v: Option<&str>) -> Result<String, ConfigError> {
+    let Some(s) = v else { return Ok("127.0.0.1:2181".to_string()) };
+    let ok = s.split(',').all(|hp| {
+        let hp = hp.split('/').next().unwrap_or("");
+        hp.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+    });
+    if !ok {
+        return Err(ConfigError::Invalid { var: "ZK_SERVERS", value: s.into(), expected: "host:port[,host:port...]" });
+    }
+    Ok(s.to_string())
+}
+
+fn zk_root(v: Option<&str>) -> Result<String, ConfigError> {
+    match v {
+        None => Ok("/tiercache".to_string()),
+        Some(s) if s.starts_with('/') && s.len() > 1 && !s.ends_with('/') && !s.contains("//") => Ok(s.to_string()),
+        Some(s) => Err(ConfigError::Invalid {
+            var: "ZK_ROOT",
+            value: s.into(),
+            expected: "an absolute znode path such as /tiercache",
+        }),
+    }
+}
+
+fn internal_token(v: Option<&str>, role: Role) -> Result<String, ConfigError> {
+    match v {
+        Some(t) if t.len() >= 8 => Ok(t.to_string()),
+        Some(t) if !t.is_empty() => Err(ConfigError::Invalid {
+            var: "INTERNAL_TOKEN",
+            value: "<hidden>".into(),
+            expected: "a shared secret of at least 8 bytes",
+        }),
+        _ if role == Role::Local => Ok("local-only-token".to_string()),
+        _ => Err(ConfigError::Missing {
+            var: "INTERNAL_TOKEN",
+            expected: "a shared secret of at least 8 bytes, the same on every master and auxiliary",
+        }),
+    }
+}
+
+fn log_format(v: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match v {
+        None | Some("text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(s) => Err(ConfigError::Invalid { var: "LOG_FORMAT", value: s.into(), expected: "text or json" }),
+    }
 }
 
 fn parse_num<T: std::str::FromStr + PartialOrd + Copy>(
@@ -208,64 +295,7 @@ impl Raw {
     fn common(&self, role: Role) -> Result<CommonConfig, ConfigError> {
         let default_port = if role == Role::Auxiliary { 3001 } else { 8000 };
         let port = parse_num("PORT", &self.port, default_port, 1, "a TCP port 1-65535")?;
-        let bind_addr = match self.bind_addr.as_deref().map(str::trim) {
-            None | Some("") => IpAddr::from([0, 0, 0, 0]),
-            Some(s) => s.parse().map_err(|_| ConfigError::Invalid {
-                var: "BIND_ADDR",
-                value: s.into(),
-                expected: "an IP address such as 0.0.0.0 or 127.0.0.1",
-            })?,
-        };
-        let advertise_host = match self.advertise_host.as_deref().map(str::trim) {
-            None | Some("") => hostname(),
-            Some(s) if s.contains(char::is_whitespace) || s.contains('/') => {
-                return Err(ConfigError::Invalid {
-                    var: "ADVERTISE_HOST",
-                    value: s.into(),
-                    expected: "a host name or IP address",
-                })
-            }
-            Some(s) => s.to_string(),
-        };
-        let node_id = match self.node_id.as_deref().map(str::trim) {
-            None | Some("") => format!("{advertise_host}:{port}"),
-            Some(s) if s.contains('/') || s.len() > 200 => {
-                return Err(ConfigError::Invalid {
-                    var: "NODE_ID",
-                    value: s.into(),
-                    expected: "a name without '/' of at most 200 bytes",
-                })
-            }
-            Some(s) => s.to_string(),
-        };
-        let zk_servers = match self.zk_servers.as_deref().map(str::trim) {
-            None | Some("") => "127.0.0.1:2181".to_string(),
-            Some(s) => {
-                let ok = s.split(',').all(|hp| {
-                    let hp = hp.split('/').next().unwrap_or("");
-                    hp.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
-                });
-                if !ok {
-                    return Err(ConfigError::Invalid {
-                        var: "ZK_SERVERS",
-                        value: s.into(),
-                        expected: "host:port[,host:port...]",
-                    });
-                }
-                s.to_string()
-            }
-        };
-        let zk_root = match self.zk_root.as_deref().map(str::trim) {
-            None | Some("") => "/tiercache".to_string(),
-            Some(s) if s.starts_with('/') && s.len() > 1 && !s.ends_with('/') && !s.contains("//") => s.to_string(),
-            Some(s) => {
-                return Err(ConfigError::Invalid {
-                    var: "ZK_ROOT",
-                    value: s.into(),
-                    expected: "an absolute znode path such as /tiercache",
-                })
-            }
-        };
+        let advertise_host = advertise_host(trimmed(&self.advertise_host))?;
         let zk_ms = parse_num(
             "ZK_SESSION_TIMEOUT_MS",
             &self.zk_session_timeout_ms,
@@ -273,45 +303,28 @@ impl Raw {
             1000,
             "milliseconds, at least 1000",
         )?;
-        let internal_token = match self.internal_token.as_deref() {
-            Some(t) if t.len() >= 8 => t.to_string(),
-            Some(t) if !t.is_empty() => {
-                return Err(ConfigError::Invalid {
-                    var: "INTERNAL_TOKEN",
-                    value: "<hidden>".into(),
-                    expected: "a shared secret of at least 8 bytes",
-                })
-            }
-            _ if role == Role::Local => "local-only-token".to_string(),
-            _ => {
-                return Err(ConfigError::Missing {
-                    var: "INTERNAL_TOKEN",
-                    expected: "a shared secret of at least 8 bytes, the same on every master and auxiliary",
-                })
-            }
-        };
-        let log_format = match self.log_format.as_deref().map(str::trim) {
-            None | Some("") | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(s) => {
-                return Err(ConfigError::Invalid { var: "LOG_FORMAT", value: s.into(), expected: "text or json" })
-            }
-        };
         Ok(CommonConfig {
             port,
-            bind_addr,
-            node_id,
+            bind_addr: bind_addr(trimmed(&self.bind_addr))?,
+            node_id: node_id(trimmed(&self.node_id), &advertise_host, port)?,
             advertise_host,
-            zk_servers,
-            zk_root,
+            zk_servers: zk_servers(trimmed(&self.zk_servers))?,
+            zk_root: zk_root(trimmed(&self.zk_root))?,
             zk_session_timeout: Duration::from_millis(zk_ms),
-            internal_token,
-            log_format,
+            internal_token: internal_token(self.internal_token.as_deref(), role)?,
+            log_format: log_format(trimmed(&self.log_format))?,
         })
     }
 
     fn placement(&self) -> Result<(u32, usize), ConfigError> {
-        let vn = parse_range("VIRTUAL_NODES", &self.virtual_nodes, 512u32, 1, 65536, "an integer from 1 to 65536")?;
+        let vn = parse_range(
+            "VIRTUAL_NODES",
+            &self.virtual_nodes,
+            DEFAULT_VIRTUAL_NODES,
+            1,
+            65536,
+            "an integer from 1 to 65536",
+        )?;
         let replicas = parse_num("REPLICAS", &self.replicas, 2usize, 1, "an integer >= 1")?;
         Ok((vn, replicas))
     }

@@ -31,12 +31,37 @@ pub struct MasterInfo {
     pub address: String,
 }
 
+/// The master's ZooKeeper session, as `/health` and `zookeeper_connected` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZkState {
+    /// No ZooKeeper (local mode).
+    Disabled,
+    /// No session yet, or building a new one.
+    Connecting,
+    /// Session live and registered.
+    Connected,
+    /// Connection lost; serving with the last membership seen.
+    Disconnected,
+}
+
+impl ZkState {
+    /// The word shown in `/health`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZkState::Disabled => "disabled",
+            ZkState::Connecting => "connecting",
+            ZkState::Connected => "connected",
+            ZkState::Disconnected => "disconnected",
+        }
+    }
+}
+
 /// What the master knows about the cluster beyond its router (from discovery).
 pub trait ClusterInfo: Send + Sync + 'static {
     /// Registered masters.
     fn masters(&self) -> Vec<MasterInfo>;
-    /// ZooKeeper session state word ("connected", "disconnected", "connecting", "disabled").
-    fn zookeeper(&self) -> &'static str;
+    /// The ZooKeeper session.
+    fn zookeeper(&self) -> ZkState;
     /// Whether this master coordinates rebalances.
     fn is_coordinator(&self) -> bool;
     /// Id of the master that coordinates rebalances, if known.
@@ -261,7 +286,7 @@ async fn health(state: web::Data<MasterState>) -> HttpResponse {
         "status": if ready { "ok" } else { "unavailable" },
         "role": "master",
         "id": state.node_id,
-        "zookeeper": zk,
+        "zookeeper": zk.as_str(),
         "auxiliaries": auxiliaries,
         "coordinator": state.cluster.is_coordinator(),
     });
@@ -273,7 +298,7 @@ async fn health(state: web::Data<MasterState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<MasterState>) -> HttpResponse {
-    state.metrics.zookeeper_connected.set((state.cluster.zookeeper() == "connected") as i64);
+    state.metrics.zookeeper_connected.set((state.cluster.zookeeper() == ZkState::Connected) as i64);
     state.metrics.auxiliary_nodes.set(state.router.view().nodes.len() as i64);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }

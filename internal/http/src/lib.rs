@@ -6,7 +6,7 @@ mod admin;
 mod api;
 mod error;
 
-pub use api::{master_app_config, ClusterInfo, Limits, MasterInfo, MasterState};
+pub use api::{master_app_config, ClusterInfo, Limits, MasterInfo, MasterState, ZkState};
 pub use error::ApiError;
 
 use actix_web::{web, HttpResponse};

@@ -153,7 +153,7 @@ fn router(net: &Net, ids: &[&str], replicas: usize, write_quorum: usize, read_qu
         virtual_nodes: 64,
         request_timeout: Duration::from_millis(200),
     };
-    let metrics = Arc::new(Metrics::new(prometheus::Registry::new()).unwrap());
+    let metrics = Arc::new(Metrics::for_master(prometheus::Registry::new()).unwrap());
     let r = Router::new(cfg, net.clone(), metrics);
     r.set_members(&addrs(ids));
     r

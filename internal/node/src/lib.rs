@@ -7,6 +7,9 @@
 //! 4. (auxiliary) close the data port and take a final snapshot,
 //! 5. exit (non-zero when the final snapshot failed).
 
+/// The configuration the binary parses before starting a role.
+pub use tiercache_config as config;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +18,7 @@ use tiercache_auxiliary::{Auxiliary, ClusterFeed, Settings};
 use tiercache_config::{AuxiliaryConfig, MasterConfig};
 use tiercache_discovery::{Discovery, DiscoveryConfig, MemberInfo, Membership, Role, ZkStatus};
 use tiercache_http::master::{self, AuxAddr, Metrics, Router, RouterConfig, WireConnect};
-use tiercache_http::{AuxState, ClusterInfo, Limits, MasterInfo, MasterState};
+use tiercache_http::{AuxState, ClusterInfo, Limits, MasterInfo, MasterState, ZkState};
 use tokio::sync::watch;
 
 /// Errors that stop a node.
@@ -60,10 +63,12 @@ impl ClusterInfo for ZkInfo {
             None => self.static_masters.clone(),
         }
     }
-    fn zookeeper(&self) -> &'static str {
-        match &self.status {
-            Some(s) => s.borrow().as_str(),
-            None => "disabled",
+    fn zookeeper(&self) -> ZkState {
+        match self.status.as_ref().map(|s| *s.borrow()) {
+            None => ZkState::Disabled,
+            Some(ZkStatus::Connecting) => ZkState::Connecting,
+            Some(ZkStatus::Connected) => ZkState::Connected,
+            Some(ZkStatus::Disconnected) => ZkState::Disconnected,
         }
     }
     fn is_coordinator(&self) -> bool {
@@ -195,7 +200,7 @@ fn start_discovery(common: &tiercache_config::CommonConfig, role: Role, data_add
 
 /// Runs a master until `shutdown` resolves.
 pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
-    let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
+    let metrics = Arc::new(Metrics::for_master(prometheus::Registry::new())?);
     let router = router_for(&cfg, metrics.clone());
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
     let listener = bind_std(http_addr)?;
@@ -224,7 +229,7 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
 
 /// Runs an auxiliary until `shutdown` resolves.
 pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
-    let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
+    let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new())?);
     let data_addr = SocketAddr::new(cfg.common.bind_addr, cfg.data_port);
     let data_listener = bind_tcp(data_addr)?;
     let mut aux = Auxiliary::start(settings_for(&cfg), data_listener, metrics, true)
@@ -295,7 +300,7 @@ pub async fn run_local(
     aux: AuxiliaryConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
+    let metrics = Arc::new(Metrics::for_master(prometheus::Registry::new())?);
     let router = router_for(&master, metrics.clone());
     let mut auxes = Vec::new();
     let mut members = Vec::new();
@@ -304,7 +309,7 @@ pub async fn run_local(
         c.common.node_id = format!("local-aux-{i}");
         c.backup_dir = aux.backup_dir.join(format!("aux-{i}"));
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let m = Arc::new(Metrics::new(prometheus::Registry::new())?);
+        let m = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new())?);
         // Static membership in one process: no node can miss a write, nothing to recover.
         let a = Auxiliary::start(settings_for(&c), bind_tcp(addr)?, m, false)
             .await

@@ -57,8 +57,18 @@ fn result_index(result: &str) -> Option<usize> {
 }
 
 impl Metrics {
-    /// Registers every metric on `registry`.
-    pub fn new(registry: Registry) -> Result<Metrics, prometheus::Error> {
+    /// A master's series, registered on `registry`.
+    pub fn for_master(registry: Registry) -> Result<Metrics, prometheus::Error> {
+        Self::new(registry, false)
+    }
+
+    /// An auxiliary's series, registered on `registry`.
+    pub fn for_auxiliary(registry: Registry) -> Result<Metrics, prometheus::Error> {
+        Self::new(registry, true)
+    }
+
+    /// Registers the series of one role on `registry`: each process exports only its own.
+    fn new(registry: Registry, auxiliary: bool) -> Result<Metrics, prometheus::Error> {
         let operations = IntCounterVec::new(
             Opts::new("cache_operations_total", "Cache operations by operation and result"),
             &["operation", "result"],
@@ -98,22 +108,27 @@ impl Metrics {
             op_counters: Vec::new(),
             op_durations: Vec::new(),
         };
-        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+        let shared: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.operations.clone()),
             Box::new(m.duration.clone()),
-            Box::new(m.size.clone()),
-            Box::new(m.bytes.clone()),
-            Box::new(m.evictions.clone()),
-            Box::new(m.expired.clone()),
             Box::new(m.uptime.clone()),
-            Box::new(m.auxiliary_nodes.clone()),
             Box::new(m.zookeeper_connected.clone()),
             Box::new(m.rebalance_keys_moved.clone()),
-            Box::new(m.recovering.clone()),
-            Box::new(m.read_repairs.clone()),
-            Box::new(m.backup_last_success.clone()),
-            Box::new(m.backup_duration.clone()),
         ];
+        let own: Vec<Box<dyn prometheus::core::Collector>> = if auxiliary {
+            vec![
+                Box::new(m.size.clone()),
+                Box::new(m.bytes.clone()),
+                Box::new(m.evictions.clone()),
+                Box::new(m.expired.clone()),
+                Box::new(m.recovering.clone()),
+                Box::new(m.backup_last_success.clone()),
+                Box::new(m.backup_duration.clone()),
+            ]
+        } else {
+            vec![Box::new(m.auxiliary_nodes.clone()), Box::new(m.read_repairs.clone())]
+        };
+        let collectors = shared.into_iter().chain(own);
         for c in collectors {
             m.registry.register(c)?;
         }
@@ -166,8 +181,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_required_names() {
-        let m = Metrics::new(Registry::new()).unwrap();
+    fn each_role_renders_its_own_series() {
+        let m = Metrics::for_auxiliary(Registry::new()).unwrap();
         m.observe("get", "hit", Instant::now());
         Metrics::sync_counter(&m.evictions, 5);
         Metrics::sync_counter(&m.evictions, 5);
@@ -180,16 +195,22 @@ mod tests {
             "cache_evictions_total 5",
             "cache_expired_total",
             "server_uptime_seconds",
-            "cluster_auxiliary_nodes",
             "zookeeper_connected",
             "rebalance_keys_moved_total",
+            "auxiliary_recovering",
             "backup_last_success_timestamp_seconds",
             "backup_duration_seconds",
         ] {
             assert!(text.contains(name), "missing {name}");
         }
+        assert!(!text.contains("cluster_auxiliary_nodes"), "a master's series");
+        let master = Metrics::for_master(Registry::new()).unwrap().render();
+        for name in ["cache_operations_total", "cluster_auxiliary_nodes", "replication_keys_repaired_total"] {
+            assert!(master.contains(name), "master misses {name}");
+        }
+        assert!(!master.contains("cache_evictions_total") && !master.contains("backup_"), "an auxiliary's series");
         assert!(text.contains(r#"cache_operations_total{operation="get",result="hit"} 1"#));
         // Two nodes in one process (local mode) need separate registries, not a global one.
-        assert!(Metrics::new(Registry::new()).is_ok());
+        assert!(Metrics::for_auxiliary(Registry::new()).is_ok());
     }
 }
