@@ -61,8 +61,10 @@ pub(crate) async fn backup(req: HttpRequest, state: web::Data<MasterState>) -> R
     if failed == 0 {
         Ok(HttpResponse::Ok().json(serde_json::json!({ "backups": out })))
     } else {
-        Ok(HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({ "error": format!("{failed} auxiliaries failed to back up"), "backups": out })))
+        Err(ApiError::Partial {
+            message: format!("{failed} auxiliaries failed to back up"),
+            body: serde_json::json!({ "backups": out }),
+        })
     }
 }
 
@@ -85,11 +87,10 @@ pub(crate) async fn rebalance(req: HttpRequest, state: web::Data<MasterState>) -
         }
         _ => None,
     });
-    let mut body = serde_json::json!({ "moved": total, "nodes": out });
+    let body = serde_json::json!({ "moved": total, "nodes": out });
     if failed == 0 {
         Ok(HttpResponse::Ok().json(body))
     } else {
-        body["error"] = format!("{failed} auxiliaries failed to rebalance").into();
-        Ok(HttpResponse::ServiceUnavailable().json(body))
+        Err(ApiError::Partial { message: format!("{failed} auxiliaries failed to rebalance"), body })
     }
 }

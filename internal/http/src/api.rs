@@ -277,7 +277,7 @@ async fn read_body(req: &HttpRequest, mut body: web::Payload, max: usize) -> Res
     Ok(buf.freeze())
 }
 
-async fn health(state: web::Data<MasterState>) -> HttpResponse {
+async fn health(state: web::Data<MasterState>) -> Result<HttpResponse, ApiError> {
     let view = state.router.view();
     let auxiliaries = view.nodes.len();
     let zk = state.cluster.zookeeper();
@@ -291,9 +291,9 @@ async fn health(state: web::Data<MasterState>) -> HttpResponse {
         "coordinator": state.cluster.is_coordinator(),
     });
     if ready {
-        HttpResponse::Ok().json(body)
+        Ok(HttpResponse::Ok().json(body))
     } else {
-        HttpResponse::ServiceUnavailable().json(body)
+        Err(ApiError::NotReady(body))
     }
 }
 

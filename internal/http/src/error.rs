@@ -25,6 +25,18 @@ pub enum ApiError {
     /// Not enough auxiliaries reachable.
     #[error("{0}")]
     Unavailable(String),
+    /// An admin fan-out failed on some auxiliaries: the message, and the per-node results
+    /// that go into the body beside it.
+    #[error("{message}")]
+    Partial {
+        /// What failed.
+        message: String,
+        /// The rest of the body (per-node results).
+        body: serde_json::Value,
+    },
+    /// `/health` of a master that cannot serve: the health body itself.
+    #[error("not ready")]
+    NotReady(serde_json::Value),
 }
 
 impl From<MasterError> for ApiError {
@@ -46,12 +58,23 @@ impl ResponseError for ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Partial { .. } | ApiError::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(serde_json::json!({ "error": self.to_string() }))
+        let body = match self {
+            ApiError::Partial { message, body } => {
+                let mut body = body.clone();
+                body["error"] = message.clone().into();
+                body
+            }
+            ApiError::NotReady(body) => body.clone(),
+            other => serde_json::json!({ "error": other.to_string() }),
+        };
+        HttpResponse::build(self.status_code()).json(body)
     }
 }
 
