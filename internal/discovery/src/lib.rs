@@ -13,17 +13,6 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use zookeeper_client as zk;
 
-/// Errors of discovery.
-#[derive(Debug, thiserror::Error)]
-pub enum DiscoveryError {
-    /// ZooKeeper answered with an error.
-    #[error("zookeeper: {0}")]
-    Zk(#[from] zk::Error),
-    /// Registration did not happen in time.
-    #[error("not registered in ZooKeeper after {0:?}")]
-    Timeout(Duration),
-}
-
 /// Which directory a node registers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -128,16 +117,6 @@ impl Discovery {
     /// Watch of the session state.
     pub fn status(&self) -> watch::Receiver<ZkStatus> {
         self.status.clone()
-    }
-
-    /// Waits until this node is registered (or the timeout passes).
-    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), DiscoveryError> {
-        let mut rx = self.status.clone();
-        tokio::time::timeout(timeout, rx.wait_for(|s| *s == ZkStatus::Connected))
-            .await
-            .map_err(|_| DiscoveryError::Timeout(timeout))?
-            .map_err(|_| DiscoveryError::Timeout(timeout))?;
-        Ok(())
     }
 
     /// Deletes this node's znode and closes the session (bounded by `timeout`).

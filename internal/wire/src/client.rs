@@ -102,21 +102,6 @@ impl AuxClient {
         AuxClient { shared, timeout, stop }
     }
 
-    /// The auxiliary's id.
-    pub fn id(&self) -> &str {
-        &self.shared.id
-    }
-
-    /// The auxiliary's data address.
-    pub fn addr(&self) -> &str {
-        &self.shared.addr
-    }
-
-    /// Number of connections currently up.
-    pub fn live_connections(&self) -> usize {
-        *self.shared.live.borrow()
-    }
-
     fn pick(&self) -> Option<Arc<Conn>> {
         let n = self.shared.slots.len();
         let start = self.shared.next.fetch_add(1, Ordering::Relaxed);
