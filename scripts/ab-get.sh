@@ -47,7 +47,7 @@ run() { # run <label> <round>
   local port pid
   port=$(free_port)
   mkdir -p "$WORK/backup-$1"
-  (cd "$WORK/backup-$1" && exec env PORT="$port" BIND_ADDR=127.0.0.1 BACKUP_INTERVAL=0 RUST_LOG=warn \
+  (cd "$WORK/backup-$1" && exec env PORT="$port" REDIS_PORT=0 BIND_ADDR=127.0.0.1 BACKUP_INTERVAL=0 RUST_LOG=warn \
     "$WORK/tiercache-$1" local >>"$WORK/$1.log" 2>&1) &
   pid=$!
   PIDS+=("$pid")

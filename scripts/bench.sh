@@ -48,7 +48,7 @@ echo "$CPU, $NCPU cores"
 echo "== ZooKeeper"
 start_zookeeper "$WORK/zk"
 
-common_env=(INTERNAL_TOKEN=$TOKEN ZK_SERVERS=127.0.0.1:$ZKPORT BIND_ADDR=127.0.0.1 ADVERTISE_HOST=127.0.0.1 RUST_LOG=warn)
+common_env=(INTERNAL_TOKEN=$TOKEN ZK_SERVERS=127.0.0.1:$ZKPORT BIND_ADDR=127.0.0.1 ADVERTISE_HOST=127.0.0.1 RUST_LOG=warn REDIS_PORT=0)
 
 start_aux() { # start_aux <root> <id> <port> <dataport> <backupdir> -> pid
   env "${common_env[@]}" ZK_ROOT="$1" NODE_ID="$2" PORT="$3" DATA_PORT="$4" BACKUP_DIR="$5" BACKUP_INTERVAL=3600 \

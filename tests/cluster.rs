@@ -233,6 +233,7 @@ fn bad_environment_stops_with_one_line_naming_the_variable() {
         ("auxiliary", "CACHE_SIZE", "-3"),
         ("auxiliary", "ZK_SERVERS", "nohostport"),
         ("master", "LOG_FORMAT", "yaml"),
+        ("master", "REDIS_PORT", "70000"),
     ];
     for (role, var, val) in cases {
         let out =
@@ -250,13 +251,14 @@ fn bad_environment_stops_with_one_line_naming_the_variable() {
 #[test]
 fn local_mode_serves_without_zookeeper_and_restores_its_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let (port, redis_port) = (free_port(), free_port());
     let start = || {
         let mut cmd = std::process::Command::new(bin());
         cmd.arg("local")
             .current_dir(dir.path())
             .env_clear()
             .env("PORT", port.to_string())
+            .env("REDIS_PORT", redis_port.to_string())
             .env("BIND_ADDR", "127.0.0.1")
             .env("RUST_LOG", "info");
         let p = Proc::spawn("local", cmd, dir.path());
@@ -269,6 +271,9 @@ fn local_mode_serves_without_zookeeper_and_restores_its_snapshots() {
         assert_eq!(put(&n, &format!("k{i}"), &format!("v{i}")), StatusCode::OK);
     }
     assert_eq!(get(&n, "k7"), (StatusCode::OK, b"v7".to_vec()));
+    // The same keyspace over RESP.
+    let mut redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/")).unwrap().get_connection().unwrap();
+    assert_eq!(redis::cmd("GET").arg("k7").query::<String>(&mut redis).unwrap(), "v7");
     let nodes = json(http().get(format!("{}/nodes", n.url())).send().unwrap());
     assert_eq!(nodes["auxiliaries"].as_array().unwrap().len(), 3);
     // SIGTERM takes a final snapshot (default BACKUP_DIR=./backup); a restart restores it.

@@ -243,6 +243,8 @@ impl Cluster {
             .env("ZK_SESSION_TIMEOUT_MS", "4000")
             .env("INTERNAL_TOKEN", TOKEN)
             .env("BACKUP_INTERVAL", "0")
+            // Off unless a test asks for it: masters of parallel tests must not race for 6379.
+            .env("REDIS_PORT", "0")
             .env("BACKUP_DIR", self.dir.path().join(format!("backup-{id}")));
         for (k, v) in &self.env {
             cmd.env(k, v);

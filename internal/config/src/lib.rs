@@ -91,6 +91,8 @@ pub struct MasterConfig {
     pub request_timeout: Duration,
     /// Pooled connections per auxiliary and per worker thread.
     pub connections_per_auxiliary: usize,
+    /// Port of the Redis-protocol (RESP) front end; 0 = off.
+    pub redis_port: u16,
 }
 
 /// Settings of an auxiliary.
@@ -135,6 +137,7 @@ struct Raw {
     default_ttl: Option<String>,
     request_timeout_ms: Option<String>,
     connections_per_auxiliary: Option<String>,
+    redis_port: Option<String>,
     cache_size: Option<String>,
     cache_max_bytes: Option<String>,
     backup_dir: Option<String>,
@@ -364,6 +367,7 @@ impl Raw {
             default_ttl_secs,
             request_timeout: Duration::from_millis(rt),
             connections_per_auxiliary: conns,
+            redis_port: parse_num("REDIS_PORT", &self.redis_port, 6379u16, 0, "a TCP port 1-65535, or 0 for off")?,
         })
     }
 

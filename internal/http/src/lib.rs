@@ -5,6 +5,7 @@
 mod admin;
 mod api;
 mod error;
+pub mod resp;
 
 pub use api::{master_app_config, ClusterInfo, Limits, MasterInfo, MasterState, ZkState};
 pub use error::ApiError;
@@ -62,11 +63,11 @@ fn run(server: actix_web::dev::Server) -> RunningServer {
 /// Serves the master's API on `listener` with `workers` actix workers (signals are the
 /// node's business, not actix's).
 pub fn start_master(
-    state: MasterState,
+    state: Arc<MasterState>,
     listener: std::net::TcpListener,
     workers: usize,
 ) -> std::io::Result<RunningServer> {
-    let state = web::Data::new(state);
+    let state = web::Data::from(state);
     let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(master_app_config(state.clone())))
         .workers(workers)
         .backlog(4096)

@@ -102,6 +102,15 @@ impl<C: Connect> Router<C> {
     /// too. Only when every owner has been asked and too few counted is the newest of what
     /// was heard returned (two faults at once: best effort).
     pub async fn get(&self, key: Bytes) -> Result<ReadResult, MasterError> {
+        Ok(match self.read(key).await?.and_then(|f| f.value) {
+            Some(v) => ReadResult::Hit(v),
+            None => ReadResult::Miss,
+        })
+    }
+
+    /// Like [`Router::get`], with the entry's remaining time to live (`ttl_ms`, 0 = none).
+    /// `None` when the key is absent or deleted.
+    pub async fn read(&self, key: Bytes) -> Result<Option<Found>, MasterError> {
         let view = self.view();
         let owners = self.ordered_owners(&view, &key);
         if owners.is_empty() {
@@ -157,10 +166,7 @@ impl<C: Connect> Router<C> {
             }
         }
         let newest = if newest.is_some() { newest } else { self.fallback(&view, &key, &answers).await };
-        Ok(match newest.and_then(|f| f.value) {
-            Some(v) => ReadResult::Hit(v),
-            None => ReadResult::Miss,
-        })
+        Ok(newest.filter(|f| f.value.is_some()))
     }
 
     /// While keys move after a membership change, a key no current owner has is looked up on

@@ -25,8 +25,10 @@ use tokio::sync::watch;
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// A port could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("{var}: cannot listen on {addr}: {source}")]
     Bind {
+        /// The variable that chose the port.
+        var: &'static str,
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -114,13 +116,13 @@ fn settings_for(cfg: &AuxiliaryConfig) -> Settings {
 /// would pay a one-second SYN retransmit. The kernel caps it at `net.core.somaxconn`.
 const LISTEN_BACKLOG: i32 = 4096;
 
-fn bind_tcp(addr: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {
-    tokio::net::TcpListener::from_std(bind_std(addr)?).map_err(|source| NodeError::Bind { addr, source })
+fn bind_tcp(var: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {
+    tokio::net::TcpListener::from_std(bind_std(var, addr)?).map_err(|source| NodeError::Bind { var, addr, source })
 }
 
 /// Binds with the backlog set on the socket itself: a listener handed to actix is already
 /// listening, so its own backlog setting would not apply.
-fn bind_std(addr: SocketAddr) -> Result<std::net::TcpListener, NodeError> {
+fn bind_std(var: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, NodeError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let bind = || -> std::io::Result<std::net::TcpListener> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -130,7 +132,20 @@ fn bind_std(addr: SocketAddr) -> Result<std::net::TcpListener, NodeError> {
         socket.listen(LISTEN_BACKLOG)?;
         Ok(socket.into())
     };
-    bind().map_err(|source| NodeError::Bind { addr, source })
+    bind().map_err(|source| NodeError::Bind { var, addr, source })
+}
+
+/// The RESP front end, when `REDIS_PORT` is not 0; stopped by the returned sender.
+fn start_resp(cfg: &MasterConfig, state: &Arc<MasterState>) -> Result<Option<watch::Sender<bool>>, NodeError> {
+    if cfg.redis_port == 0 {
+        return Ok(None);
+    }
+    let addr = SocketAddr::new(cfg.common.bind_addr, cfg.redis_port);
+    let listener = bind_tcp("REDIS_PORT", addr)?;
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(tiercache_http::resp::serve(listener, state.clone(), stopped));
+    tracing::info!(%addr, "RESP serving");
+    Ok(Some(stop))
 }
 
 fn workers() -> usize {
@@ -203,7 +218,7 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
     let metrics = Arc::new(Metrics::for_master(prometheus::Registry::new())?);
     let router = router_for(&cfg, metrics.clone());
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
-    let listener = bind_std(http_addr)?;
+    let listener = bind_std("PORT", http_addr)?;
     let discovery = start_discovery(&cfg.common, Role::Master, String::new());
     let info = Arc::new(ZkInfo {
         status: Some(discovery.status()),
@@ -214,10 +229,14 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
     let members = derived(discovery.membership(), aux_addrs);
     let coordinator = info.clone();
     let follow = tokio::spawn(master::follow(members, router.clone(), Arc::new(move || coordinator.is_coordinator())));
-    let state = master_state(&cfg, router, metrics, info);
+    let state = Arc::new(master_state(&cfg, router, metrics, info));
+    let resp = start_resp(&cfg, &state)?;
     let server = tiercache_http::start_master(state, listener, workers()).map_err(NodeError::Http)?;
     tracing::info!(addr = %http_addr, id = cfg.common.node_id, zk = cfg.common.zk_servers, "master serving");
     shutdown.await;
+    if let Some(stop) = resp {
+        let _ = stop.send(true);
+    }
     tracing::info!("shutting down: leaving ZooKeeper");
     discovery.leave(Duration::from_secs(3)).await;
     tracing::info!("shutting down: draining HTTP requests");
@@ -231,12 +250,12 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
 pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new())?);
     let data_addr = SocketAddr::new(cfg.common.bind_addr, cfg.data_port);
-    let data_listener = bind_tcp(data_addr)?;
+    let data_listener = bind_tcp("DATA_PORT", data_addr)?;
     let mut aux = Auxiliary::start(settings_for(&cfg), data_listener, metrics, true)
         .await
-        .map_err(|source| NodeError::Bind { addr: data_addr, source })?;
+        .map_err(|source| NodeError::Bind { var: "DATA_PORT", addr: data_addr, source })?;
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
-    let listener = bind_std(http_addr)?;
+    let listener = bind_std("PORT", http_addr)?;
     let discovery =
         start_discovery(&cfg.common, Role::Auxiliary, format!("{}:{}", cfg.common.advertise_host, cfg.data_port));
     let mut status = discovery.status();
@@ -311,9 +330,9 @@ pub async fn run_local(
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let m = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new())?);
         // Static membership in one process: no node can miss a write, nothing to recover.
-        let a = Auxiliary::start(settings_for(&c), bind_tcp(addr)?, m, false)
+        let a = Auxiliary::start(settings_for(&c), bind_tcp("DATA_PORT", addr)?, m, false)
             .await
-            .map_err(|source| NodeError::Bind { addr, source })?;
+            .map_err(|source| NodeError::Bind { var: "DATA_PORT", addr, source })?;
         members.push(AuxAddr {
             id: c.common.node_id.clone(),
             data_addr: a.data_addr.to_string(),
@@ -323,17 +342,21 @@ pub async fn run_local(
     }
     router.set_members(&members);
     let http_addr = SocketAddr::new(master.common.bind_addr, master.common.port);
-    let listener = bind_std(http_addr)?;
+    let listener = bind_std("PORT", http_addr)?;
     let info = Arc::new(ZkInfo {
         status: None,
         membership: None,
         static_masters: vec![MasterInfo { id: master.common.node_id.clone(), address: http_addr.to_string() }],
         me: master.common.node_id.clone(),
     });
-    let state = master_state(&master, router, metrics, info);
+    let state = Arc::new(master_state(&master, router, metrics, info));
+    let resp = start_resp(&master, &state)?;
     let server = tiercache_http::start_master(state, listener, workers()).map_err(NodeError::Http)?;
     tracing::info!(addr = %http_addr, "local mode: one master and three auxiliaries serving");
     shutdown.await;
+    if let Some(stop) = resp {
+        let _ = stop.send(true);
+    }
     server.stop().await;
     for a in auxes {
         if let Err(e) = a.stop().await {

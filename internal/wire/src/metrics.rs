@@ -37,6 +37,8 @@ pub struct Metrics {
     pub rebalance_keys_moved: IntCounter,
     /// `auxiliary_recovering` (1/0): catching up, its reads not counted toward quorums.
     pub recovering: IntGauge,
+    /// `resp_connections_current`: open Redis-protocol client connections (master).
+    pub resp_connections: IntGauge,
     /// `replication_keys_repaired_total`: replicas fixed by read repair.
     pub read_repairs: IntCounter,
     /// `backup_last_success_timestamp_seconds`.
@@ -95,6 +97,7 @@ impl Metrics {
                 "auxiliary_recovering",
                 "1 while this auxiliary catches up after a start, a stall or a lost session",
             )?,
+            resp_connections: IntGauge::new("resp_connections_current", "Open Redis-protocol client connections")?,
             read_repairs: IntCounter::new("replication_keys_repaired_total", "Stale replicas fixed by read repair")?,
             backup_last_success: Gauge::new(
                 "backup_last_success_timestamp_seconds",
@@ -126,7 +129,11 @@ impl Metrics {
                 Box::new(m.backup_duration.clone()),
             ]
         } else {
-            vec![Box::new(m.auxiliary_nodes.clone()), Box::new(m.read_repairs.clone())]
+            vec![
+                Box::new(m.auxiliary_nodes.clone()),
+                Box::new(m.read_repairs.clone()),
+                Box::new(m.resp_connections.clone()),
+            ]
         };
         let collectors = shared.into_iter().chain(own);
         for c in collectors {

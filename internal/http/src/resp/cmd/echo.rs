@@ -1,0 +1,10 @@
+//! ECHO message.
+
+use super::{bulk, Ctx, Reply};
+use bytes::Bytes;
+
+pub(super) const ARITY: i32 = 2;
+
+pub(super) async fn run(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    bulk(args[1].clone())
+}

@@ -1,0 +1,17 @@
+//! EXISTS key [key ...]: how many of the keys exist (a key named twice counts twice).
+
+use super::{int, read, Ctx, Reply};
+use bytes::Bytes;
+
+pub(super) const ARITY: i32 = -2;
+
+pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let mut n = 0;
+    for key in &args[1..] {
+        match read(ctx, key).await {
+            Ok(found) => n += i64::from(found.is_some()),
+            Err(e) => return e,
+        }
+    }
+    int(n)
+}

@@ -1,0 +1,247 @@
+//! One file per command (a family such as TTL/PTTL shares one), dispatched by name. Each file
+//! has its `ARITY` (Redis's rule: n exactly, -n at least n, counting the name) and its `run`.
+//! Replies and errors use Redis's own types and words, so client libraries react as they do
+//! with Redis.
+
+mod auth;
+mod client;
+mod command;
+mod del;
+mod echo;
+mod exists;
+mod expire;
+mod get;
+mod hello;
+mod info;
+mod mget;
+mod mset;
+mod persist;
+mod ping;
+mod quit;
+mod reset;
+mod select;
+mod set;
+mod setex;
+mod strlen;
+mod time;
+mod ttl;
+mod type_;
+
+use super::Session;
+use crate::api::MasterState;
+use bytes::Bytes;
+use redis_protocol::resp2::types::BytesFrame;
+use std::time::Instant;
+use tiercache_master::protocol::RemoteError;
+use tiercache_master::MasterError;
+
+/// A reply.
+pub(crate) type Reply = BytesFrame;
+
+/// What a command works with.
+pub(crate) struct Ctx<'a> {
+    pub state: &'a MasterState,
+    pub session: &'a mut Session,
+}
+
+/// Runs one command.
+pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<Bytes>) -> Reply {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let mut ctx = Ctx { state, session };
+    macro_rules! call {
+        ($m:ident) => {{
+            if !arity_ok($m::ARITY, args.len()) {
+                return err(format!("wrong number of arguments for '{name}' command"));
+            }
+            $m::run(&mut ctx, &args).await
+        }};
+    }
+    match name.as_str() {
+        "auth" => call!(auth),
+        "client" => call!(client),
+        "command" => call!(command),
+        "del" | "unlink" => call!(del),
+        "echo" => call!(echo),
+        "exists" => call!(exists),
+        "expire" | "pexpire" | "expireat" | "pexpireat" => call!(expire),
+        "get" => call!(get),
+        "hello" => call!(hello),
+        "info" => call!(info),
+        "mget" => call!(mget),
+        "mset" => call!(mset),
+        "persist" => call!(persist),
+        "ping" => call!(ping),
+        "quit" => call!(quit),
+        "reset" => call!(reset),
+        "select" => call!(select),
+        "set" => call!(set),
+        "setex" | "psetex" => call!(setex),
+        "strlen" => call!(strlen),
+        "time" => call!(time),
+        "ttl" | "pttl" => call!(ttl),
+        "type" => call!(type_),
+        _ => unknown(&name, &args[1..]),
+    }
+}
+
+/// The names `COMMAND COUNT` counts.
+pub(crate) const NAMES: &[&str] = &[
+    "auth",
+    "client",
+    "command",
+    "del",
+    "unlink",
+    "echo",
+    "exists",
+    "expire",
+    "pexpire",
+    "expireat",
+    "pexpireat",
+    "get",
+    "hello",
+    "info",
+    "mget",
+    "mset",
+    "persist",
+    "ping",
+    "quit",
+    "reset",
+    "select",
+    "set",
+    "setex",
+    "psetex",
+    "strlen",
+    "time",
+    "ttl",
+    "pttl",
+    "type",
+];
+
+fn arity_ok(arity: i32, n: usize) -> bool {
+    if arity >= 0 {
+        n == arity as usize
+    } else {
+        n >= arity.unsigned_abs() as usize
+    }
+}
+
+fn unknown(name: &str, args: &[Bytes]) -> Reply {
+    let shown: String = args.iter().take(20).map(|a| format!("'{}' ", String::from_utf8_lossy(a))).collect();
+    err(format!("unknown command '{name}', with args beginning with: {shown}"))
+}
+
+pub(crate) fn ok() -> Reply {
+    BytesFrame::SimpleString(Bytes::from_static(b"OK"))
+}
+
+pub(crate) fn err(msg: impl std::fmt::Display) -> Reply {
+    BytesFrame::Error(format!("ERR {msg}").into())
+}
+
+pub(crate) fn syntax_error() -> Reply {
+    err("syntax error")
+}
+
+pub(crate) fn not_integer() -> Reply {
+    err("value is not an integer or out of range")
+}
+
+pub(crate) fn int(n: i64) -> Reply {
+    BytesFrame::Integer(n)
+}
+
+pub(crate) fn bulk(b: Bytes) -> Reply {
+    BytesFrame::BulkString(b)
+}
+
+pub(crate) fn nil() -> Reply {
+    BytesFrame::Null
+}
+
+/// An argument as an integer, or Redis's error for it.
+pub(crate) fn integer(arg: &[u8]) -> Result<i64, Reply> {
+    std::str::from_utf8(arg).ok().and_then(|s| s.parse().ok()).ok_or_else(not_integer)
+}
+
+/// A failure of the cluster, in words a Redis client shows to its user.
+pub(crate) fn cluster_error(e: MasterError) -> Reply {
+    match e {
+        MasterError::Refused { error: RemoteError::TooLarge { size, limit }, .. } => {
+            err(format!("entry of {size} bytes exceeds the per-shard limit of {limit}"))
+        }
+        // Like a Redis cluster that cannot serve the slot right now: clients may retry.
+        other => BytesFrame::Error(format!("TRYAGAIN {other}").into()),
+    }
+}
+
+/// Refuses a key over `KEY_MAX_BYTES`.
+pub(crate) fn check_key(ctx: &Ctx<'_>, key: &[u8]) -> Result<(), Reply> {
+    let max = ctx.state.limits.key_max_bytes;
+    if key.len() > max {
+        return Err(err(format!("key of {} bytes exceeds KEY_MAX_BYTES ({max})", key.len())));
+    }
+    Ok(())
+}
+
+/// Refuses a value over `VALUE_MAX_BYTES`.
+pub(crate) fn check_value(ctx: &Ctx<'_>, value: &[u8]) -> Result<(), Reply> {
+    let max = ctx.state.limits.value_max_bytes;
+    if value.len() > max {
+        return Err(err(format!("value of {} bytes exceeds VALUE_MAX_BYTES ({max})", value.len())));
+    }
+    Ok(())
+}
+
+/// Counts an operation in `cache_operations_total` and `cache_request_duration_seconds`.
+pub(crate) fn observe(ctx: &Ctx<'_>, operation: &str, result: &str, started: Instant) {
+    ctx.state.metrics.observe(operation, result, started);
+}
+
+/// The value and remaining ttl (ms, 0 = none) of a key, or a reply to send instead.
+pub(crate) async fn read(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<(Bytes, u64)>, Reply> {
+    let started = Instant::now();
+    match ctx.state.router.read(key.clone()).await {
+        Ok(found) => {
+            let hit = found.and_then(|f| Some((f.value?, f.ttl_ms)));
+            observe(ctx, "get", if hit.is_some() { "hit" } else { "miss" }, started);
+            Ok(hit)
+        }
+        Err(e) => {
+            observe(ctx, "get", "error", started);
+            Err(cluster_error(e))
+        }
+    }
+}
+
+/// Writes a value with a ttl in ms (0 = none).
+pub(crate) async fn write(ctx: &Ctx<'_>, key: &Bytes, value: Bytes, ttl_ms: u64) -> Result<(), Reply> {
+    let started = Instant::now();
+    let r = ctx.state.router.put(key.clone(), value, ttl_ms).await;
+    observe(ctx, "put", if r.is_ok() { "ok" } else { "error" }, started);
+    r.map_err(cluster_error)
+}
+
+/// Deletes; true when a live value was there.
+pub(crate) async fn delete(ctx: &Ctx<'_>, key: &Bytes) -> Result<bool, Reply> {
+    let started = Instant::now();
+    match ctx.state.router.delete(key.clone()).await {
+        Ok(existed) => {
+            observe(ctx, "delete", if existed { "hit" } else { "miss" }, started);
+            Ok(existed)
+        }
+        Err(e) => {
+            observe(ctx, "delete", "error", started);
+            Err(cluster_error(e))
+        }
+    }
+}
+
+/// The TTL a write without one gets (`DEFAULT_TTL`), in ms.
+pub(crate) fn default_ttl_ms(ctx: &Ctx<'_>) -> u64 {
+    ctx.state.limits.default_ttl_secs * 1000
+}
+
+/// Wall-clock milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    tiercache_master::protocol::version::now_ms()
+}

@@ -1,0 +1,12 @@
+//! RESET: forgets the connection's name.
+
+use super::{Ctx, Reply};
+use bytes::Bytes;
+use redis_protocol::resp2::types::BytesFrame;
+
+pub(super) const ARITY: i32 = 1;
+
+pub(super) async fn run(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
+    ctx.session.name = None;
+    BytesFrame::SimpleString(Bytes::from_static(b"RESET"))
+}

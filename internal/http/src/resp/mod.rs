@@ -1,0 +1,122 @@
+//! The Redis protocol (RESP2) front end: a second door to the same master core as the HTTP
+//! API, so routing, quorums, versions and TTLs are not written twice.
+//!
+//! - `frame`: requests off the wire, every announced length checked before it is buffered.
+//! - `cmd`: one file per command, dispatched by name with Redis's arity rules and error words.
+//!
+//! A connection runs its commands one after the other and answers in order; everything already
+//! received is answered before one write (pipelining). The server stops reading while it
+//! writes, so a client that sends faster than it reads meets TCP back-pressure, not a growing
+//! buffer here.
+
+mod cmd;
+mod frame;
+
+use crate::api::MasterState;
+use bytes::BytesMut;
+use frame::Parsed;
+use redis_protocol::resp2::encode::extend_encode;
+use redis_protocol::resp2::types::BytesFrame;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A connection with nothing pending is closed after this long without a request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A request that started arriving must be complete within this long.
+const SLOW_TIMEOUT: Duration = Duration::from_secs(30);
+/// Answers are written out once this many bytes are waiting, even mid-pipeline.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// What one client connection remembers between commands.
+pub(crate) struct Session {
+    /// `CLIENT ID`.
+    pub id: u64,
+    /// `CLIENT SETNAME`.
+    pub name: Option<bytes::Bytes>,
+    /// QUIT was received: answer, then close.
+    pub quit: bool,
+}
+
+/// Accepts RESP connections until `stop` turns true.
+pub async fn serve(listener: TcpListener, state: Arc<MasterState>, mut stop: watch::Receiver<bool>) {
+    let ids = Arc::new(AtomicU64::new(0));
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let (state, id) = (state.clone(), ids.fetch_add(1, Ordering::Relaxed) + 1);
+                    tokio::spawn(async move {
+                        state.metrics.resp_connections.inc();
+                        if let Err(e) = connection(stream, &state, id).await {
+                            tracing::debug!(%peer, error = %e, "RESP connection ended");
+                        }
+                        state.metrics.resp_connections.dec();
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "RESP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Resolves once the flag turns true (the guard `wait_for` returns is dropped inside).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+fn encode(out: &mut BytesMut, reply: &BytesFrame) {
+    if let Err(e) = extend_encode(out, reply, false) {
+        tracing::warn!(error = %e, "cannot encode a RESP reply");
+    }
+}
+
+async fn connection(mut stream: TcpStream, state: &MasterState, id: u64) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let max_bulk = state.limits.value_max_bytes.max(state.limits.key_max_bytes);
+    let mut session = Session { id, name: None, quit: false };
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    loop {
+        loop {
+            match frame::next(&mut input, max_bulk) {
+                Parsed::Command(args) => {
+                    let reply = cmd::run(state, &mut session, args).await;
+                    encode(&mut out, &reply);
+                    if session.quit {
+                        stream.write_all(&out).await?;
+                        return Ok(());
+                    }
+                    if out.len() >= FLUSH_AT {
+                        stream.write_all(&out).await?;
+                        out.clear();
+                    }
+                }
+                Parsed::Incomplete => break,
+                Parsed::Invalid(why) => {
+                    encode(&mut out, &BytesFrame::Error(format!("ERR Protocol error: {why}").into()));
+                    stream.write_all(&out).await?;
+                    return Ok(());
+                }
+            }
+        }
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+        let wait = if input.is_empty() { IDLE_TIMEOUT } else { SLOW_TIMEOUT };
+        input.reserve(16 * 1024);
+        match tokio::time::timeout(wait, stream.read_buf(&mut input)).await {
+            Ok(Ok(0)) | Err(_) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The Redis protocol front end with real processes: two masters over three auxiliaries,
+//! written through one and read through the other, with the `redis` crate, raw sockets and
+//! (when installed) redis-cli and redis-benchmark.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use redis::{Connection, RedisResult, Value};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+struct Masters {
+    _c: Cluster,
+    _auxes: Vec<Node>,
+    m1: Node,
+    p1: u16,
+    p2: u16,
+    _m2: Node,
+}
+
+fn cluster(zk: &ZooKeeper) -> Masters {
+    let c = Cluster::new(zk, &[("REPLICAS", "2")]);
+    let auxes: Vec<Node> = (0..3).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
+    let (p1, p2) = (free_port(), free_port());
+    let m1 = c.master("master-1", &[("REDIS_PORT", &p1.to_string())]);
+    let m2 = c.master("master-2", &[("REDIS_PORT", &p2.to_string())]);
+    wait_aux_count(&m1, 3, Duration::from_secs(15));
+    wait_aux_count(&m2, 3, Duration::from_secs(15));
+    Masters { _c: c, _auxes: auxes, m1, p1, p2, _m2: m2 }
+}
+
+fn conn(port: u16) -> Connection {
+    let c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let con = c.get_connection_with_timeout(Duration::from_secs(5)).unwrap();
+    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    con
+}
+
+fn q<T: redis::FromRedisValue>(con: &mut Connection, args: &[&[u8]]) -> RedisResult<T> {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(con)
+}
+
+/// The error text of a command that must fail.
+fn error(con: &mut Connection, args: &[&[u8]]) -> String {
+    match q::<Value>(con, args) {
+        Err(e) => e.to_string(),
+        Ok(v) => panic!("{:?} answered {v:?}", String::from_utf8_lossy(args[0])),
+    }
+}
+
+#[test]
+fn strings_and_keys_through_one_master_read_through_another() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let (mut a, mut b) = (conn(m.p1), conn(m.p2));
+
+    assert_eq!(q::<String>(&mut a, &[b"PING"]).unwrap(), "PONG");
+    assert_eq!(q::<String>(&mut a, &[b"PING", b"hi"]).unwrap(), "hi");
+    assert_eq!(q::<String>(&mut a, &[b"ECHO", b"x y"]).unwrap(), "x y");
+    assert_eq!(q::<String>(&mut a, &[b"SET", b"k", b"v"]).unwrap(), "OK");
+    assert_eq!(q::<String>(&mut b, &[b"GET", b"k"]).unwrap(), "v");
+    assert_eq!(q::<Option<String>>(&mut b, &[b"GET", b"missing"]).unwrap(), None);
+
+    // Binary keys and values, both ways, and the HTTP API sees the same keyspace.
+    let key: &[u8] = b"bin\x00\xff\r\nkey";
+    let value: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    assert_eq!(q::<String>(&mut a, &[b"SET", key, &value]).unwrap(), "OK");
+    assert_eq!(q::<Vec<u8>>(&mut b, &[b"GET", key]).unwrap(), value);
+    assert_eq!(put(&m.m1, "from-http", "h"), reqwest::StatusCode::OK);
+    assert_eq!(q::<String>(&mut b, &[b"GET", b"from-http"]).unwrap(), "h");
+    q::<String>(&mut a, &[b"SET", b"from-resp", b"r"]).unwrap();
+    assert_eq!(get(&m.m1, "from-resp"), (reqwest::StatusCode::OK, b"r".to_vec()));
+
+    // Expiry.
+    assert_eq!(q::<i64>(&mut b, &[b"TTL", b"k"]).unwrap(), -1);
+    assert_eq!(q::<i64>(&mut b, &[b"TTL", b"missing"]).unwrap(), -2);
+    assert_eq!(q::<String>(&mut a, &[b"SET", b"t", b"v", b"EX", b"100"]).unwrap(), "OK");
+    let ttl = q::<i64>(&mut b, &[b"TTL", b"t"]).unwrap();
+    assert!((98..=100).contains(&ttl), "{ttl}");
+    let pttl = q::<i64>(&mut b, &[b"PTTL", b"t"]).unwrap();
+    assert!((98_000..=100_000).contains(&pttl), "{pttl}");
+    assert_eq!(q::<i64>(&mut a, &[b"PERSIST", b"t"]).unwrap(), 1);
+    assert_eq!(q::<i64>(&mut b, &[b"TTL", b"t"]).unwrap(), -1);
+    assert_eq!(q::<i64>(&mut a, &[b"EXPIRE", b"t", b"50"]).unwrap(), 1);
+    assert!((48..=50).contains(&q::<i64>(&mut b, &[b"TTL", b"t"]).unwrap()));
+    assert_eq!(q::<i64>(&mut a, &[b"EXPIRE", b"missing", b"50"]).unwrap(), 0);
+    assert_eq!(q::<String>(&mut a, &[b"PSETEX", b"p", b"1000", b"v"]).unwrap(), "OK");
+    assert_eq!(q::<String>(&mut a, &[b"SET", b"short", b"v", b"PX", b"300"]).unwrap(), "OK");
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(q::<Option<String>>(&mut b, &[b"GET", b"short"]).unwrap(), None);
+    assert_eq!(q::<Option<String>>(&mut b, &[b"GET", b"p"]).unwrap(), None);
+    assert_eq!(q::<i64>(&mut a, &[b"PEXPIRE", b"k", b"-1"]).unwrap(), 1, "a time in the past deletes");
+    assert_eq!(q::<i64>(&mut b, &[b"EXISTS", b"k"]).unwrap(), 0);
+
+    // Many keys.
+    assert_eq!(q::<String>(&mut a, &[b"MSET", b"a", b"1", b"b", b"2", b"c", b"3"]).unwrap(), "OK");
+    let got: Vec<Option<String>> = q(&mut b, &[b"MGET", b"a", b"nope", b"c"]).unwrap();
+    assert_eq!(got, vec![Some("1".into()), None, Some("3".into())]);
+    assert_eq!(q::<i64>(&mut b, &[b"EXISTS", b"a", b"b", b"a", b"nope"]).unwrap(), 3);
+    assert_eq!(q::<i64>(&mut b, &[b"STRLEN", b"a"]).unwrap(), 1);
+    assert_eq!(q::<String>(&mut b, &[b"TYPE", b"a"]).unwrap(), "string");
+    assert_eq!(q::<String>(&mut b, &[b"TYPE", b"nope"]).unwrap(), "none");
+    assert_eq!(q::<i64>(&mut a, &[b"DEL", b"a", b"b", b"nope"]).unwrap(), 2);
+    assert_eq!(q::<i64>(&mut a, &[b"UNLINK", b"c"]).unwrap(), 1);
+    assert_eq!(q::<i64>(&mut b, &[b"EXISTS", b"a", b"b", b"c"]).unwrap(), 0);
+
+    // Connection commands.
+    assert_eq!(q::<String>(&mut a, &[b"SELECT", b"0"]).unwrap(), "OK");
+    assert_eq!(q::<String>(&mut a, &[b"CLIENT", b"SETNAME", b"me"]).unwrap(), "OK");
+    assert_eq!(q::<String>(&mut a, &[b"CLIENT", b"GETNAME"]).unwrap(), "me");
+    assert!(q::<i64>(&mut a, &[b"CLIENT", b"ID"]).unwrap() > 0);
+    assert!(q::<i64>(&mut a, &[b"COMMAND", b"COUNT"]).unwrap() > 20);
+    let hello: Vec<Value> = q(&mut a, &[b"HELLO", b"2"]).unwrap();
+    assert!(hello.len() >= 10);
+    let info: String = q(&mut a, &[b"INFO"]).unwrap();
+    for field in
+        ["redis_version:", "connected_clients:", "used_memory:", "keyspace_hits:", "keyspace_misses:", "db0:keys="]
+    {
+        assert!(info.contains(field), "INFO misses {field}: {info}");
+    }
+    let time: Vec<String> = q(&mut a, &[b"TIME"]).unwrap();
+    assert_eq!(time.len(), 2);
+}
+
+#[test]
+fn errors_in_redis_words_keep_the_connection() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let mut a = conn(m.p1);
+    let e = error(&mut a, &[b"NOSUCH", b"x", b"y"]);
+    assert!(e.contains("unknown command 'nosuch', with args beginning with: 'x' 'y'"), "{e}");
+    assert!(error(&mut a, &[b"GET"]).contains("wrong number of arguments for 'get' command"));
+    assert!(error(&mut a, &[b"SET", b"k", b"v", b"EX"]).contains("syntax error"));
+    assert!(error(&mut a, &[b"SET", b"k", b"v", b"EX", b"x"]).contains("value is not an integer or out of range"));
+    assert!(error(&mut a, &[b"SET", b"k", b"v", b"EX", b"0"]).contains("invalid expire time in 'set' command"));
+    assert!(error(&mut a, &[b"SET", b"k", b"v", b"FOO"]).contains("syntax error"));
+    assert!(error(&mut a, &[b"SELECT", b"1"]).contains("DB index is out of range"));
+    assert!(error(&mut a, &[b"SET", b"k", b"v", b"NX"]).contains("not supported yet"));
+    let long_key = vec![b'k'; 2000];
+    assert!(error(&mut a, &[b"GET", &long_key]).contains("KEY_MAX_BYTES"));
+    // The connection still serves after every error.
+    assert_eq!(q::<String>(&mut a, &[b"PING"]).unwrap(), "PONG");
+    let metrics = http().get(format!("{}/metrics", m.m1.url())).send().unwrap().text().unwrap();
+    assert!(metrics.contains("resp_connections_current 1"), "{metrics}");
+}
+
+/// Sends raw bytes and returns what came back before the server closed or went quiet.
+fn raw(port: u16, bytes: &[u8]) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn junk_and_huge_announcements_get_a_protocol_error_not_a_crash() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    // A bulk of 2 GB announced: refused at once, before any of it is sent.
+    assert!(raw(m.p1, b"*2\r\n$3\r\nGET\r\n$2000000000\r\n").starts_with("-ERR Protocol error: invalid bulk length"));
+    assert!(raw(m.p1, b"*3000000000\r\n").starts_with("-ERR Protocol error: invalid multibulk length"));
+    assert!(raw(m.p1, b"*1\r\n:12\r\n").starts_with("-ERR Protocol error: expected '$'"));
+    assert!(raw(m.p1, b"*1\r\n$-7\r\n").starts_with("-ERR Protocol error"));
+    let junk: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8 | 0x80).collect();
+    assert!(raw(m.p1, &junk).starts_with("-ERR Protocol error"));
+    // Inline commands work, as from telnet.
+    assert_eq!(raw(m.p1, b"PING\r\nQUIT\r\n"), "+PONG\r\n+OK\r\n");
+    // The master is still up.
+    assert_eq!(q::<String>(&mut conn(m.p1), &[b"PING"]).unwrap(), "PONG");
+}
+
+#[test]
+fn a_pipeline_of_ten_thousand_commands_is_answered_in_order() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let mut a = conn(m.p1);
+    let mut pipe = redis::pipe();
+    for i in 0..5000 {
+        pipe.cmd("SET").arg(format!("p{i}")).arg(i);
+        pipe.cmd("GET").arg(format!("p{i}"));
+    }
+    let replies: Vec<Value> = pipe.query(&mut a).unwrap();
+    assert_eq!(replies.len(), 10_000);
+    for (i, pair) in replies.chunks(2).enumerate() {
+        assert_eq!(pair[1], Value::BulkString(i.to_string().into_bytes()), "reply {i} out of order");
+    }
+}
+
+#[test]
+fn redis_cli_and_redis_benchmark_run_unmodified() {
+    let have = |bin: &str| std::process::Command::new(bin).arg("--version").output().is_ok();
+    assert!(
+        have("redis-cli") && have("redis-benchmark"),
+        "redis-cli and redis-benchmark are missing: apt-get install -y redis-tools (scripts/test.sh does it)"
+    );
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let port = m.p1.to_string();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli").args(["-p", &port]).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(cli(&["SET", "cli", "hello"]), "OK");
+    assert_eq!(cli(&["GET", "cli"]), "hello");
+    assert_eq!(cli(&["PING"]), "PONG");
+    let out = std::process::Command::new("redis-benchmark")
+        .args(["-p", &m.p2.to_string(), "-t", "set,get", "-n", "2000", "-c", "8", "-q"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("SET:") && text.contains("GET:"), "{text}");
+    println!("redis-benchmark through a tiercache master: {}", text.replace('\n', " "));
+}
