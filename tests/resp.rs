@@ -140,7 +140,11 @@ fn errors_in_redis_words_keep_the_connection() {
     assert!(error(&mut a, &[b"SET", b"k", b"v", b"EX", b"0"]).contains("invalid expire time in 'set' command"));
     assert!(error(&mut a, &[b"SET", b"k", b"v", b"FOO"]).contains("syntax error"));
     assert!(error(&mut a, &[b"SELECT", b"1"]).contains("DB index is out of range"));
-    assert!(error(&mut a, &[b"SET", b"k", b"v", b"NX"]).contains("not supported yet"));
+    q::<String>(&mut a, &[b"SET", b"text", b"abc"]).unwrap();
+    assert!(error(&mut a, &[b"INCR", b"text"]).contains("value is not an integer or out of range"));
+    q::<String>(&mut a, &[b"SET", b"big", b"9223372036854775807"]).unwrap();
+    assert!(error(&mut a, &[b"INCR", b"big"]).contains("increment or decrement would overflow"));
+    assert!(error(&mut a, &[b"INCRBY", b"big", b"x"]).contains("value is not an integer or out of range"));
     let long_key = vec![b'k'; 2000];
     assert!(error(&mut a, &[b"GET", &long_key]).contains("KEY_MAX_BYTES"));
     // The connection still serves after every error.
@@ -225,4 +229,55 @@ fn redis_cli_and_redis_benchmark_run_unmodified() {
     assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("SET:") && text.contains("GET:"), "{text}");
     println!("redis-benchmark through a tiercache master: {}", text.replace('\n', " "));
+}
+
+#[test]
+fn read_modify_write_commands_run_as_one_step() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let (mut a, mut b) = (conn(m.p1), conn(m.p2));
+    // Conditional SET.
+    assert_eq!(q::<Option<String>>(&mut a, &[b"SET", b"c", b"1", b"XX"]).unwrap(), None);
+    assert_eq!(q::<Option<String>>(&mut a, &[b"SET", b"c", b"1", b"NX"]).unwrap(), Some("OK".into()));
+    assert_eq!(q::<Option<String>>(&mut b, &[b"SET", b"c", b"2", b"NX"]).unwrap(), None);
+    assert_eq!(q::<Option<String>>(&mut b, &[b"SET", b"c", b"3", b"XX", b"GET"]).unwrap(), Some("1".into()));
+    assert_eq!(q::<String>(&mut a, &[b"GET", b"c"]).unwrap(), "3");
+    assert_eq!(q::<i64>(&mut a, &[b"SETNX", b"c", b"4"]).unwrap(), 0);
+    assert_eq!(q::<i64>(&mut a, &[b"SETNX", b"d", b"4"]).unwrap(), 1);
+    q::<String>(&mut a, &[b"SET", b"e", b"v", b"EX", b"100"]).unwrap();
+    q::<String>(&mut a, &[b"SET", b"e", b"w", b"KEEPTTL"]).unwrap();
+    assert!(q::<i64>(&mut b, &[b"TTL", b"e"]).unwrap() > 90, "KEEPTTL kept the expiry");
+    // INCR family, APPEND, GETDEL.
+    assert_eq!(q::<i64>(&mut a, &[b"INCR", b"n"]).unwrap(), 1);
+    assert_eq!(q::<i64>(&mut b, &[b"INCRBY", b"n", b"41"]).unwrap(), 42);
+    assert_eq!(q::<i64>(&mut a, &[b"DECR", b"n"]).unwrap(), 41);
+    assert_eq!(q::<i64>(&mut b, &[b"DECRBY", b"n", b"-9"]).unwrap(), 50);
+    assert_eq!(q::<String>(&mut b, &[b"GET", b"n"]).unwrap(), "50");
+    assert_eq!(q::<i64>(&mut a, &[b"APPEND", b"s", b"ab"]).unwrap(), 2);
+    assert_eq!(q::<i64>(&mut b, &[b"APPEND", b"s", b"cd"]).unwrap(), 4);
+    assert_eq!(q::<String>(&mut a, &[b"GETDEL", b"s"]).unwrap(), "abcd");
+    assert_eq!(q::<Option<String>>(&mut b, &[b"GETDEL", b"s"]).unwrap(), None);
+    assert_eq!(q::<Option<String>>(&mut b, &[b"GET", b"s"]).unwrap(), None);
+
+    // Two masters incrementing one key at once lose no increment.
+    const EACH: i64 = 300;
+    let threads: Vec<_> = [m.p1, m.p2]
+        .into_iter()
+        .map(|p| {
+            std::thread::spawn(move || {
+                let mut c = conn(p);
+                for _ in 0..EACH {
+                    q::<i64>(&mut c, &[b"INCR", b"counter"]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Replicas catch up in the background (WRITE_QUORUM=1); a lost increment never does.
+    wait_until(Duration::from_secs(5), "both masters to read every increment", || {
+        q::<i64>(&mut a, &[b"GET", b"counter"]).ok() == Some(2 * EACH)
+            && q::<i64>(&mut b, &[b"GET", b"counter"]).ok() == Some(2 * EACH)
+    });
 }

@@ -2,12 +2,14 @@
 //!
 //! - [`Auxiliary`]: one running auxiliary: its store (restored from the newest snapshot), data
 //!   server, active expiry and periodic snapshots; then its hand-off and stop.
-//! - [`server`]: the internal-protocol server ([`DataServer`]).
+//! - [`server`]: the internal-protocol server ([`DataServer`]); [`apply`]: the
+//!   read-modify-write operations it runs as one step when this node is a key's primary.
 //! - [`recovery`]: whether this node may have missed writes, and [`catch_up`]: the reasons to
 //!   recover and the pull from peers that ends it.
 //! - [`ops`]: transfers to new owners, the catch-up pull, snapshots on demand.
 //! - [`snapshot`]: the snapshot files.
 
+pub mod apply;
 pub mod catch_up;
 pub mod ops;
 pub mod recovery;
@@ -57,7 +59,7 @@ pub struct Auxiliary {
     ops: Arc<AuxOps>,
     settings: Settings,
     stop_data: watch::Sender<bool>,
-    background: Vec<JoinHandle<()>>,
+    background: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Auxiliary {
@@ -104,12 +106,12 @@ impl Auxiliary {
         if settings.backup_interval_secs > 0 {
             background.push(tokio::spawn(periodic_snapshots(ops.clone(), settings.backup_interval_secs)));
         }
-        Ok(Auxiliary { store, server, metrics, data_addr, ops, settings, stop_data, background })
+        Ok(Auxiliary { store, server, metrics, data_addr, ops, settings, stop_data, background: background.into() })
     }
 
     /// Follows the cluster: recovery on a stall or a lost session, and the catch-up.
-    pub fn follow_cluster(&mut self, feed: ClusterFeed) {
-        self.background.extend(catch_up::start(&self.server, &self.ops, feed));
+    pub fn follow_cluster(&self, feed: ClusterFeed) {
+        self.background.lock().extend(catch_up::start(&self.server, &self.ops, feed));
     }
 
     /// Why this node is catching up, while it is.
@@ -189,7 +191,7 @@ impl Auxiliary {
     /// are on) and ends the background tasks. The final snapshot must hold every write this
     /// node acknowledged (the last node of a cluster, or one whose hand-off failed, keeps its
     /// keys only there); its failure is returned so the process can exit non-zero.
-    pub async fn stop(self) -> Result<(), String> {
+    pub async fn stop(&self) -> Result<(), String> {
         self.server.close_writes();
         let _ = self.stop_data.send(true);
         let mut result = Ok(());
@@ -199,7 +201,7 @@ impl Auxiliary {
                 Err(e) => result = Err(e),
             }
         }
-        for t in self.background {
+        for t in self.background.lock().drain(..) {
             t.abort();
         }
         result

@@ -85,6 +85,15 @@ impl DataServer {
         Some(match req {
             Request::Hello { .. } => Response::Welcome,
             Request::Ping => Response::Pong,
+            Request::Apply { key, op, version } => {
+                let r = crate::apply::apply(&self.store, key, op, *version);
+                self.metrics.observe(
+                    "put",
+                    if matches!(r, Response::Updated { .. }) { "ok" } else { "error" },
+                    started,
+                );
+                r
+            }
             Request::Recover => {
                 self.recovery.begin("a master wrote around it");
                 Response::Recovering(None)

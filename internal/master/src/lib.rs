@@ -6,12 +6,15 @@
 //! - [`router`]: [`Router`], quorum reads (newest version wins, read repair, fallback to the
 //!   previous owners) and versioned writes and deletes.
 //! - `quorum`: the one fan-out helper every operation uses.
+//! - `atomic`: read-modify-write operations, one step on the key's primary owner, then
+//!   replicated.
 //! - [`rebalance`]: following the membership, transfers and the ownership sweep started by
 //!   the elected coordinator, and their progress.
 //! - [`peer`]: the seam in front of the network ([`Peer`], [`Connect`]); [`WireConnect`] in
 //!   production, in-memory peers in the unit tests.
 //! - [`MasterError`]: why an operation failed, typed to the end.
 
+mod atomic;
 pub mod peer;
 mod quorum;
 pub mod rebalance;

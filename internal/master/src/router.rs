@@ -44,7 +44,7 @@ pub struct Router<C: Connect = WireConnect> {
     pub(crate) cfg: RouterConfig,
     connect: C,
     view: RwLock<Arc<View<C::Peer>>>,
-    hlc: Hlc,
+    pub(crate) hlc: Hlc,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) rebalance: Mutex<RebalanceStatus>,
 }

@@ -96,6 +96,17 @@ impl Peer for MemPeer {
                     .count();
                 Response::Applied(n as u64)
             }
+            Request::Apply { key, op: tiercache_protocol::Op::IncrBy(d), version } => {
+                let old = s.data.get(key).cloned();
+                let n: i64 = old
+                    .as_ref()
+                    .and_then(|f| f.value.as_ref())
+                    .map_or(0, |v| String::from_utf8_lossy(v).parse().unwrap());
+                let version = (*version).max(old.map_or(0, |f| f.version) + 1);
+                let f = Found { value: Some(Bytes::from((n + d).to_string())), version, ttl_ms: 0 };
+                s.data.insert(key.clone(), f.clone());
+                Response::Updated { previous: None, written: Some(f) }
+            }
             Request::Recover => {
                 s.mode = Mode::Recovering;
                 Response::Recovering(None)
@@ -380,4 +391,25 @@ async fn an_owner_written_around_is_told_to_catch_up_and_not_counted_meanwhile()
     // Once reachable it is told, and answers as recovering to every master from then on.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(net.state(&o[0]).lock().mode, Mode::Recovering);
+}
+
+#[tokio::test]
+async fn increments_from_two_masters_run_on_the_primary_and_reach_the_replica() {
+    let net = Net::default();
+    let (m1, m2) = (router(&net, &["a", "b", "c"], 2, 2, 1), router(&net, &["a", "b", "c"], 2, 2, 1));
+    let o = owners(&m1, "n");
+    for _ in 0..50 {
+        let (x, y) = tokio::join!(
+            m1.apply(b("n"), tiercache_protocol::Op::IncrBy(1)),
+            m2.apply(b("n"), tiercache_protocol::Op::IncrBy(1))
+        );
+        x.unwrap();
+        y.unwrap();
+    }
+    assert_eq!(net.value(&o[0], "n").unwrap().value, Some(b("100")), "no increment lost on the primary");
+    assert_eq!(net.value(&o[1], "n").unwrap().value, Some(b("100")), "replicated with its version");
+    // The primary down: the next owner is the primary now.
+    net.set(&o[0], Mode::Down);
+    m1.apply(b("n"), tiercache_protocol::Op::IncrBy(1)).await.unwrap();
+    assert_eq!(net.value(&o[1], "n").unwrap().value, Some(b("101")));
 }

@@ -251,7 +251,7 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
     let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new())?);
     let data_addr = SocketAddr::new(cfg.common.bind_addr, cfg.data_port);
     let data_listener = bind_tcp("DATA_PORT", data_addr)?;
-    let mut aux = Auxiliary::start(settings_for(&cfg), data_listener, metrics, true)
+    let aux = Auxiliary::start(settings_for(&cfg), data_listener, metrics, true)
         .await
         .map_err(|source| NodeError::Bind { var: "DATA_PORT", addr: data_addr, source })?;
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
@@ -306,7 +306,6 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
     aux.server.close_writes();
     tracing::info!("shutting down: draining");
     server.stop().await;
-    let aux = Arc::into_inner(aux).ok_or_else(|| NodeError::FinalSnapshot("auxiliary still in use".into()))?;
     let result = aux.stop().await.map_err(NodeError::FinalSnapshot);
     tracing::info!("auxiliary stopped");
     result

@@ -13,6 +13,12 @@ pub enum RemoteError {
         /// The limit it exceeded.
         limit: u64,
     },
+    /// `INCRBY` on a value that is not a 64-bit integer.
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    /// `INCRBY` past the range of a 64-bit integer.
+    #[error("increment or decrement would overflow")]
+    Overflow,
     /// The first frame did not carry the right `INTERNAL_TOKEN`.
     #[error("unauthorized: bad internal token")]
     Unauthorized,

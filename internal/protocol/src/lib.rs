@@ -14,6 +14,7 @@ pub mod version;
 
 pub use error::RemoteError;
 pub use messages::{
-    decode, encode, Found, ProtocolError, Request, Response, SnapshotReply, StatsReply, WireEntry, MAX_FRAME_BYTES,
+    decode, encode, Condition, Found, Op, ProtocolError, Request, Response, SnapshotReply, StatsReply, WireEntry,
+    MAX_FRAME_BYTES,
 };
 pub use version::{last_write_wins, Hlc};

@@ -34,6 +34,39 @@ pub struct WireEntry {
     pub ttl_ms: u64,
 }
 
+/// When a conditional `SET` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Condition {
+    /// Always.
+    Always,
+    /// Only if the key holds no value (`NX`).
+    IfAbsent,
+    /// Only if the key holds a value (`XX`).
+    IfPresent,
+}
+
+/// A read-modify-write that the key's primary owner runs as one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// `SET` with a condition; `keep_ttl` keeps the current expiry (`KEEPTTL`).
+    Set {
+        /// The value.
+        value: Bytes,
+        /// Time to live in ms, 0 = forever (unless `keep_ttl`).
+        ttl_ms: u64,
+        /// Keep the expiry of the current value.
+        keep_ttl: bool,
+        /// When to write.
+        condition: Condition,
+    },
+    /// `INCRBY`: the value as a signed 64-bit integer (absent = 0) plus this; expiry kept.
+    IncrBy(i64),
+    /// `APPEND`: the value followed by these bytes; expiry kept.
+    Append(Bytes),
+    /// `GETDEL`: the value, and a delete.
+    GetDel,
+}
+
 /// A request from a master (or a peer auxiliary during a transfer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -76,6 +109,16 @@ pub enum Request {
     Snapshot,
     /// Liveness probe on an idle connection.
     Ping,
+    /// Runs `op` on `key` as one step; a write gets a version above both `version` and the
+    /// stored one, so concurrent operations from several masters all count.
+    Apply {
+        /// The key.
+        key: Bytes,
+        /// What to do.
+        op: Op,
+        /// The master's version for the write.
+        version: u64,
+    },
     /// A master acknowledged writes without this auxiliary (it was unreachable): it may have
     /// missed them and must catch up before its reads count again.
     Recover,
@@ -98,7 +141,7 @@ pub enum Request {
 impl Request {
     /// A put, delete or batch: something a replica that misses it would be behind on.
     pub fn is_write(&self) -> bool {
-        matches!(self, Request::Put { .. } | Request::Delete { .. } | Request::PutBatch { .. })
+        matches!(self, Request::Put { .. } | Request::Delete { .. } | Request::PutBatch { .. } | Request::Apply { .. })
     }
 }
 
@@ -152,6 +195,13 @@ pub enum Response {
     Recovering(Option<Found>),
     /// Answer to `Ping`.
     Pong,
+    /// Answer to `Apply`: the value before, and the entry written (to replicate), if any.
+    Updated {
+        /// The value before the operation.
+        previous: Option<Bytes>,
+        /// The entry written: a value, or a tombstone for `GETDEL`.
+        written: Option<Found>,
+    },
     /// Answer to `Put` / `PutBatch`: how many were applied.
     Applied(u64),
     /// Answer to `Delete`.
@@ -216,6 +266,7 @@ mod tests {
             Request::Snapshot,
             Request::Ping,
             Request::Recover,
+            Request::Apply { key: Bytes::from_static(b"k"), op: Op::IncrBy(-3), version: 9 },
             Request::Rebalance {
                 members: vec![("a".into(), "127.0.0.1:1".into())],
                 virtual_nodes: 8,

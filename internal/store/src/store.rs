@@ -189,7 +189,7 @@ impl Store {
 
     /// Deletes by writing a tombstone at `version` (one shard lock for the check and the write).
     pub fn delete(&self, key: Bytes, version: u64) -> DeleteOutcome {
-        let expires = self.clock.now_ms().saturating_add(self.tombstone_ttl_ms);
+        let expires = self.tombstone_expires_at();
         let (applied, existed) = self.apply_inner(&key, None, version, expires).unwrap_or((false, false));
         DeleteOutcome { existed, applied }
     }
@@ -238,10 +238,25 @@ impl Store {
                 }
             }
         }
+        self.insert_locked(&mut shard, key, value, version, expires_at_ms, now);
+        Ok((true, existed))
+    }
+
+    /// Inserts into a locked shard, then evicts least recently used entries until the shard is
+    /// within its bounds (the new entry fits: checked by the caller).
+    fn insert_locked(
+        &self,
+        shard: &mut Shard,
+        key: &[u8],
+        value: Option<&[u8]>,
+        version: u64,
+        expires_at_ms: u64,
+        now: u64,
+    ) {
         let packed = Packed::new(key, value, expires_at_ms);
-        self.account_add(&packed, &mut shard);
+        self.account_add(&packed, shard);
         if let Some((old, _)) = shard.lru.insert(packed, version) {
-            self.account_remove(&old, &mut shard);
+            self.account_remove(&old, shard);
         }
         while shard.lru.len() > self.shard_max_entries || shard.bytes > self.shard_max_bytes {
             match shard.lru.pop_lru() {
@@ -251,7 +266,7 @@ impl Store {
                     break;
                 }
                 Some((p, _)) => {
-                    self.account_remove(&p, &mut shard);
+                    self.account_remove(&p, shard);
                     if !p.is_tombstone() {
                         let counter = if p.is_expired(now) { &self.expired } else { &self.evictions };
                         counter.fetch_add(1, Ordering::Relaxed);
@@ -260,7 +275,32 @@ impl Store {
                 None => break,
             }
         }
-        Ok((true, existed))
+    }
+
+    /// A read-modify-write as one step under the key's shard lock: `f` sees the stored entry
+    /// (tombstones included, expired ones not) and returns the entry to write, if any, and its
+    /// answer. The entry is written only if it supersedes the stored one (last-write-wins).
+    pub fn update<T>(&self, key: &[u8], f: impl FnOnce(Option<Entry>) -> (Option<Entry>, T)) -> Result<T, StoreError> {
+        let now = self.clock.now_ms();
+        let i = self.shard_index(key);
+        let mut shard = self.lock(i);
+        let current = shard.lru.peek(key).filter(|(p, _)| !p.is_expired(now)).map(|(p, v)| unpack(p, v));
+        let (write, answer) = f(current.clone());
+        if let Some(e) = write {
+            let size = (key.len() + e.value.as_ref().map_or(0, Bytes::len)) as u64;
+            if size > self.shard_max_bytes {
+                return Err(StoreError::TooLarge { size, limit: self.shard_max_bytes });
+            }
+            if current.as_ref().is_none_or(|c| e.supersedes(c)) && !expired(e.expires_at_ms, now) {
+                self.insert_locked(&mut shard, key, e.value.as_deref(), e.version, e.expires_at_ms, now);
+            }
+        }
+        Ok(answer)
+    }
+
+    /// The expiry a delete marker written now gets.
+    pub fn tombstone_expires_at(&self) -> u64 {
+        self.clock.now_ms().saturating_add(self.tombstone_ttl_ms)
     }
 
     /// Removes the key only if its stored version is still `version`: used after a transfer so a

@@ -3,6 +3,7 @@
 //! Replies and errors use Redis's own types and words, so client libraries react as they do
 //! with Redis.
 
+mod append;
 mod auth;
 mod client;
 mod command;
@@ -11,7 +12,9 @@ mod echo;
 mod exists;
 mod expire;
 mod get;
+mod getdel;
 mod hello;
+mod incr;
 mod info;
 mod mget;
 mod mset;
@@ -22,6 +25,7 @@ mod reset;
 mod select;
 mod set;
 mod setex;
+mod setnx;
 mod strlen;
 mod time;
 mod ttl;
@@ -57,6 +61,7 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<By
         }};
     }
     match name.as_str() {
+        "append" => call!(append),
         "auth" => call!(auth),
         "client" => call!(client),
         "command" => call!(command),
@@ -65,7 +70,9 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<By
         "exists" => call!(exists),
         "expire" | "pexpire" | "expireat" | "pexpireat" => call!(expire),
         "get" => call!(get),
+        "getdel" => call!(getdel),
         "hello" => call!(hello),
+        "incr" | "decr" | "incrby" | "decrby" => call!(incr),
         "info" => call!(info),
         "mget" => call!(mget),
         "mset" => call!(mset),
@@ -76,6 +83,7 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<By
         "select" => call!(select),
         "set" => call!(set),
         "setex" | "psetex" => call!(setex),
+        "setnx" => call!(setnx),
         "strlen" => call!(strlen),
         "time" => call!(time),
         "ttl" | "pttl" => call!(ttl),
@@ -86,6 +94,13 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<By
 
 /// The names `COMMAND COUNT` counts.
 pub(crate) const NAMES: &[&str] = &[
+    "append",
+    "getdel",
+    "incr",
+    "decr",
+    "incrby",
+    "decrby",
+    "setnx",
     "auth",
     "client",
     "command",
@@ -166,6 +181,7 @@ pub(crate) fn integer(arg: &[u8]) -> Result<i64, Reply> {
 /// A failure of the cluster, in words a Redis client shows to its user.
 pub(crate) fn cluster_error(e: MasterError) -> Reply {
     match e {
+        MasterError::Refused { error: e @ (RemoteError::NotAnInteger | RemoteError::Overflow), .. } => err(e),
         MasterError::Refused { error: RemoteError::TooLarge { size, limit }, .. } => {
             err(format!("entry of {size} bytes exceeds the per-shard limit of {limit}"))
         }
@@ -219,6 +235,21 @@ pub(crate) async fn write(ctx: &Ctx<'_>, key: &Bytes, value: Bytes, ttl_ms: u64)
     let r = ctx.state.router.put(key.clone(), value, ttl_ms).await;
     observe(ctx, "put", if r.is_ok() { "ok" } else { "error" }, started);
     r.map_err(cluster_error)
+}
+
+/// Runs a read-modify-write on the key's primary owner: the value before and the one written.
+pub(crate) async fn apply(
+    ctx: &Ctx<'_>,
+    key: &Bytes,
+    op: tiercache_master::protocol::Op,
+) -> Result<(Option<Bytes>, Option<Bytes>), Reply> {
+    let started = Instant::now();
+    let r = ctx.state.router.apply(key.clone(), op).await;
+    observe(ctx, "put", if r.is_ok() { "ok" } else { "error" }, started);
+    match r {
+        Ok((previous, written)) => Ok((previous, written.and_then(|w| w.value))),
+        Err(e) => Err(cluster_error(e)),
+    }
 }
 
 /// Deletes; true when a live value was there.

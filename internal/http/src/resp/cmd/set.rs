@@ -1,33 +1,48 @@
-//! SET key value [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]. NX, XX and GET need one atomic
-//! step on the key's primary owner, which the cluster does not offer yet: they are refused
-//! rather than emulated with a race.
+//! SET key value [NX | XX] [GET] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]. A plain SET is a
+//! versioned quorum write; with NX, XX, GET or KEEPTTL it is one step on the key's primary
+//! owner (it reads what is there), then replicated.
 
-use super::{check_key, check_value, default_ttl_ms, err, integer, now_ms, ok, read, syntax_error, write, Ctx, Reply};
+use super::{apply, bulk, check_key, check_value, default_ttl_ms, err, integer, nil, now_ms, ok, syntax_error, write};
+use super::{Ctx, Reply};
 use bytes::Bytes;
+use tiercache_master::protocol::{Condition, Op};
 
 pub(super) const ARITY: i32 = -3;
 
 /// What the expiry options ask for.
+#[derive(Clone, Copy)]
 enum Expiry {
     Default,
     InMs(u64),
     Keep,
 }
 
-/// The expiry of `SET` options, or the reply to send instead.
-fn parse(options: &[Bytes]) -> Result<Expiry, Reply> {
-    let mut expiry = None;
+struct Options {
+    expiry: Expiry,
+    condition: Condition,
+    get: bool,
+}
+
+/// Sets an option that may be given once.
+fn once<T>(slot: &mut Option<T>, v: T) -> Result<(), Reply> {
+    if slot.replace(v).is_some() {
+        Err(syntax_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The options of `SET`, or the reply to send instead.
+fn parse(options: &[Bytes]) -> Result<Options, Reply> {
+    let (mut expiry, mut condition, mut get) = (None, None, false);
     let mut it = options.iter();
     while let Some(opt) = it.next() {
         let opt = opt.to_ascii_uppercase();
-        let when = match opt.as_slice() {
-            b"NX" | b"XX" | b"GET" => {
-                return Err(err(format!(
-                    "SET {} is not supported yet: it needs one atomic step on the key's primary owner",
-                    String::from_utf8_lossy(&opt)
-                )))
-            }
-            b"KEEPTTL" => Expiry::Keep,
+        match opt.as_slice() {
+            b"NX" => once(&mut condition, Condition::IfAbsent)?,
+            b"XX" => once(&mut condition, Condition::IfPresent)?,
+            b"GET" => get = true,
+            b"KEEPTTL" => once(&mut expiry, Expiry::Keep)?,
             b"EX" | b"PX" | b"EXAT" | b"PXAT" => {
                 let n = integer(it.next().ok_or_else(syntax_error)?)?;
                 if n <= 0 {
@@ -40,15 +55,12 @@ fn parse(options: &[Bytes]) -> Result<Expiry, Reply> {
                     b"EXAT" => n.saturating_mul(1000).saturating_sub(now_ms()).max(1),
                     _ => n.saturating_sub(now_ms()).max(1),
                 };
-                Expiry::InMs(ms)
+                once(&mut expiry, Expiry::InMs(ms))?;
             }
             _ => return Err(syntax_error()),
-        };
-        if expiry.replace(when).is_some() {
-            return Err(syntax_error());
         }
     }
-    Ok(expiry.unwrap_or(Expiry::Default))
+    Ok(Options { expiry: expiry.unwrap_or(Expiry::Default), condition: condition.unwrap_or(Condition::Always), get })
 }
 
 pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
@@ -56,18 +68,27 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if let Err(e) = check_key(ctx, key).and_then(|()| check_value(ctx, value)) {
         return e;
     }
-    let ttl_ms = match parse(&args[3..]) {
-        Ok(Expiry::Default) => default_ttl_ms(ctx),
-        Ok(Expiry::InMs(ms)) => ms,
-        // Not atomic with the write: a concurrent EXPIRE may be lost.
-        Ok(Expiry::Keep) => match read(ctx, key).await {
-            Ok(found) => found.map_or_else(|| default_ttl_ms(ctx), |(_, ttl)| ttl),
-            Err(e) => return e,
-        },
+    let o = match parse(&args[3..]) {
+        Ok(o) => o,
         Err(e) => return e,
     };
-    match write(ctx, key, value.clone(), ttl_ms).await {
-        Ok(()) => ok(),
+    let ttl_ms = match o.expiry {
+        Expiry::Default => default_ttl_ms(ctx),
+        Expiry::InMs(ms) => ms,
+        Expiry::Keep => 0,
+    };
+    let keep_ttl = matches!(o.expiry, Expiry::Keep);
+    if o.condition == Condition::Always && !o.get && !keep_ttl {
+        return match write(ctx, key, value.clone(), ttl_ms).await {
+            Ok(()) => ok(),
+            Err(e) => e,
+        };
+    }
+    let op = Op::Set { value: value.clone(), ttl_ms, keep_ttl, condition: o.condition };
+    match apply(ctx, key, op).await {
+        Ok((previous, _)) if o.get => previous.map_or_else(nil, bulk),
+        Ok((_, Some(_))) => ok(),
+        Ok((_, None)) => nil(),
         Err(e) => e,
     }
 }
