@@ -20,7 +20,13 @@ struct Masters {
 }
 
 fn cluster(zk: &ZooKeeper) -> Masters {
-    let c = Cluster::new(zk, &[("REPLICAS", "2")]);
+    cluster_with(zk, &[])
+}
+
+fn cluster_with(zk: &ZooKeeper, env: &[(&str, &str)]) -> Masters {
+    let mut all = vec![("REPLICAS", "2")];
+    all.extend_from_slice(env);
+    let c = Cluster::new(zk, &all);
     let auxes: Vec<Node> = (0..3).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
     let (p1, p2) = (free_port(), free_port());
     let m1 = c.master("master-1", &[("REDIS_PORT", &p1.to_string())]);
@@ -280,4 +286,45 @@ fn read_modify_write_commands_run_as_one_step() {
         q::<i64>(&mut a, &[b"GET", b"counter"]).ok() == Some(2 * EACH)
             && q::<i64>(&mut b, &[b"GET", b"counter"]).ok() == Some(2 * EACH)
     });
+}
+
+#[test]
+fn a_client_password_guards_both_doors_and_only_the_admin_flushes() {
+    let zk = ZooKeeper::start();
+    let m = cluster_with(&zk, &[("CLIENT_PASSWORD", "client-secret"), ("ADMIN_TOKEN", "admin-secret")]);
+    let mut a = conn(m.p1);
+    assert!(error(&mut a, &[b"GET", b"k"]).contains("Authentication required"));
+    assert!(error(&mut a, &[b"AUTH", b"wrong"]).contains("invalid username-password pair"));
+    assert!(error(&mut a, &[b"AUTH", b"admin", b"client-secret"]).contains("invalid username-password pair"));
+    assert_eq!(q::<String>(&mut a, &[b"AUTH", b"client-secret"]).unwrap(), "OK");
+    for i in 0..50 {
+        q::<String>(&mut a, &[b"SET", format!("k{i}").as_bytes(), b"v"]).unwrap();
+    }
+    // Each key once, though REPLICAS=2 (the second copies land in the background).
+    wait_until(Duration::from_secs(5), "DBSIZE 50", || q::<i64>(&mut a, &[b"DBSIZE"]).ok() == Some(50));
+    let info: String = q(&mut a, &[b"INFO", b"keyspace"]).unwrap();
+    assert!(info.contains("db0:keys=50"), "{info}");
+    assert!(error(&mut a, &[b"FLUSHALL"]).contains("no permissions to run the 'flushall' command"));
+
+    // HTTP: the client API wants the password, the admin API the token.
+    let url = format!("{}/cache/k1", m.m1.url());
+    let r = http().get(&url).send().unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert!(json(r)["error"].as_str().unwrap().contains("CLIENT_PASSWORD"));
+    assert_eq!(http().get(&url).bearer_auth("client-secret").send().unwrap().status(), reqwest::StatusCode::OK);
+    let flush = format!("{}/flush", m.m1.url());
+    assert_eq!(
+        http().post(&flush).bearer_auth("client-secret").send().unwrap().status(),
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+
+    let mut admin = conn(m.p2);
+    assert_eq!(q::<String>(&mut admin, &[b"AUTH", b"admin", b"admin-secret"]).unwrap(), "OK");
+    assert_eq!(q::<String>(&mut admin, &[b"FLUSHALL"]).unwrap(), "OK");
+    assert_eq!(q::<i64>(&mut a, &[b"DBSIZE"]).unwrap(), 0);
+    assert_eq!(q::<Option<String>>(&mut a, &[b"GET", b"k1"]).unwrap(), None);
+    q::<String>(&mut a, &[b"SET", b"after", b"v"]).unwrap();
+    let r = http().post(&flush).bearer_auth("admin-secret").send().unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    assert_eq!(q::<i64>(&mut a, &[b"DBSIZE"]).unwrap(), 0);
 }

@@ -6,11 +6,13 @@
 //!   read-modify-write operations it runs as one step when this node is a key's primary.
 //! - [`recovery`]: whether this node may have missed writes, and [`catch_up`]: the reasons to
 //!   recover and the pull from peers that ends it.
+//! - [`keyspace`]: `FLUSHALL` and the count behind `DBSIZE`.
 //! - [`ops`]: transfers to new owners, the catch-up pull, snapshots on demand.
 //! - [`snapshot`]: the snapshot files.
 
 pub mod apply;
 pub mod catch_up;
+pub mod keyspace;
 pub mod ops;
 pub mod recovery;
 pub mod server;

@@ -85,6 +85,11 @@ impl DataServer {
         Some(match req {
             Request::Hello { .. } => Response::Welcome,
             Request::Ping => Response::Pong,
+            Request::Flush { version } => Response::Count(crate::keyspace::flush(&self.store, *version)),
+            Request::CountPrimary { members, virtual_nodes } => {
+                let ring = tiercache_placement::Ring::new(members, *virtual_nodes);
+                Response::Count(crate::keyspace::count_primary(&self.store, &self.ops.node_id, &ring))
+            }
             Request::Apply { key, op, version } => {
                 let r = crate::apply::apply(&self.store, key, op, *version);
                 self.metrics.observe(

@@ -93,6 +93,8 @@ pub struct MasterConfig {
     pub connections_per_auxiliary: usize,
     /// Port of the Redis-protocol (RESP) front end; 0 = off.
     pub redis_port: u16,
+    /// Password of the client API (RESP `AUTH`, HTTP `Authorization: Bearer`), if set.
+    pub client_password: Option<String>,
 }
 
 /// Settings of an auxiliary.
@@ -138,6 +140,7 @@ struct Raw {
     request_timeout_ms: Option<String>,
     connections_per_auxiliary: Option<String>,
     redis_port: Option<String>,
+    client_password: Option<String>,
     cache_size: Option<String>,
     cache_max_bytes: Option<String>,
     backup_dir: Option<String>,
@@ -368,6 +371,7 @@ impl Raw {
             request_timeout: Duration::from_millis(rt),
             connections_per_auxiliary: conns,
             redis_port: parse_num("REDIS_PORT", &self.redis_port, 6379u16, 0, "a TCP port 1-65535, or 0 for off")?,
+            client_password: self.client_password.clone().filter(|p| !p.is_empty()),
         })
     }
 

@@ -8,15 +8,34 @@ use tiercache_master::protocol::{Request, Response};
 use tiercache_master::router::Answers;
 use tiercache_master::WirePeer;
 
+/// The `Authorization: Bearer …` token of a request.
+pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Byte-wise comparison that takes as long whatever the first difference.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn authorize(req: &HttpRequest, state: &MasterState) -> Result<(), ApiError> {
     let Some(token) = &state.admin_token else { return Ok(()) };
-    let given =
-        req.headers().get("authorization").and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("Bearer "));
-    if given.is_some_and(|g| g.trim() == token) {
+    if bearer(req).is_some_and(|g| same_secret(g, token)) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
     }
+}
+
+/// `POST /flush`: deletes every key of the cluster (admin token required when set).
+pub(crate) async fn flush(req: HttpRequest, state: web::Data<MasterState>) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let deleted = state.router.flush().await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "flushed": true, "deleted": deleted })))
 }
 
 /// One JSON object per auxiliary: `ok` with the fields `success` extracts from the expected

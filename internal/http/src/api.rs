@@ -78,8 +78,10 @@ pub struct MasterState {
     pub metrics: Arc<Metrics>,
     /// Limits.
     pub limits: Limits,
-    /// Token for `/backup` and `/rebalance`, if set.
+    /// Token for `/backup`, `/rebalance` and `/flush` (RESP: `AUTH admin <token>`), if set.
     pub admin_token: Option<String>,
+    /// Password of the client API, if set.
+    pub client_password: Option<String>,
     /// Discovery's view.
     pub cluster: Arc<dyn ClusterInfo>,
 }
@@ -93,6 +95,7 @@ pub fn master_app_config(state: web::Data<MasterState>) -> impl FnOnce(&mut web:
             .route("/nodes", web::get().to(nodes))
             .route("/backup", web::post().to(crate::admin::backup))
             .route("/rebalance", web::post().to(crate::admin::rebalance))
+            .route("/flush", web::post().to(crate::admin::flush))
             // `/cache` and everything under it is matched here by prefix: a `{tail:.*}` route
             // would run a regex on every request (5% of a GET's CPU in a profile).
             .default_service(web::to(cache_or_not_found));
@@ -175,6 +178,11 @@ async fn cache_inner(
     body: web::Payload,
     state: &MasterState,
 ) -> Result<(HttpResponse, &'static str), ApiError> {
+    if let Some(password) = &state.client_password {
+        if !crate::admin::bearer(req).is_some_and(|g| crate::admin::same_secret(g, password)) {
+            return Err(ApiError::ClientUnauthorized);
+        }
+    }
     let mut params = query_params(req.query_string());
     let tail = req.uri().path().strip_prefix("/cache").unwrap_or("");
     let tail = tail.strip_prefix('/').unwrap_or(tail);

@@ -19,6 +19,9 @@ pub enum ApiError {
     /// Admin call without the admin token.
     #[error("missing or wrong admin token (send Authorization: Bearer <ADMIN_TOKEN>)")]
     Unauthorized,
+    /// Client API call without the client password, when one is set.
+    #[error("missing or wrong client password (send Authorization: Bearer <CLIENT_PASSWORD>)")]
+    ClientUnauthorized,
     /// Method not supported on this route.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -56,7 +59,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::ClientUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) | ApiError::Partial { .. } | ApiError::NotReady(_) => {
                 StatusCode::SERVICE_UNAVAILABLE

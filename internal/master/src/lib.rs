@@ -15,6 +15,7 @@
 //! - [`MasterError`]: why an operation failed, typed to the end.
 
 mod atomic;
+mod keyspace;
 pub mod peer;
 mod quorum;
 pub mod rebalance;

@@ -194,6 +194,7 @@ fn master_state(
             default_ttl_secs: cfg.default_ttl_secs,
         },
         admin_token: cfg.admin_token.clone(),
+        client_password: cfg.client_password.clone(),
         cluster,
     }
 }

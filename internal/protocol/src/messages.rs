@@ -109,6 +109,19 @@ pub enum Request {
     Snapshot,
     /// Liveness probe on an idle connection.
     Ping,
+    /// `FLUSHALL`: every key older than `version` is deleted (a later write survives).
+    Flush {
+        /// The master's version of the flush.
+        version: u64,
+    },
+    /// `DBSIZE`: live keys whose first owner under this placement is the node asked, so that
+    /// the sum over all auxiliaries counts each key once.
+    CountPrimary {
+        /// Every auxiliary's id.
+        members: Vec<String>,
+        /// Virtual nodes per auxiliary.
+        virtual_nodes: u32,
+    },
     /// Runs `op` on `key` as one step; a write gets a version above both `version` and the
     /// stored one, so concurrent operations from several masters all count.
     Apply {
@@ -141,7 +154,14 @@ pub enum Request {
 impl Request {
     /// A put, delete or batch: something a replica that misses it would be behind on.
     pub fn is_write(&self) -> bool {
-        matches!(self, Request::Put { .. } | Request::Delete { .. } | Request::PutBatch { .. } | Request::Apply { .. })
+        matches!(
+            self,
+            Request::Put { .. }
+                | Request::Delete { .. }
+                | Request::PutBatch { .. }
+                | Request::Apply { .. }
+                | Request::Flush { .. }
+        )
     }
 }
 
@@ -195,6 +215,8 @@ pub enum Response {
     Recovering(Option<Found>),
     /// Answer to `Ping`.
     Pong,
+    /// Answer to `Flush` (keys deleted) and `CountPrimary` (keys counted).
+    Count(u64),
     /// Answer to `Apply`: the value before, and the entry written (to replicate), if any.
     Updated {
         /// The value before the operation.
@@ -266,6 +288,8 @@ mod tests {
             Request::Snapshot,
             Request::Ping,
             Request::Recover,
+            Request::Flush { version: 3 },
+            Request::CountPrimary { members: vec!["a".into()], virtual_nodes: 8 },
             Request::Apply { key: Bytes::from_static(b"k"), op: Op::IncrBy(-3), version: 9 },
             Request::Rebalance {
                 members: vec![("a".into(), "127.0.0.1:1".into())],
@@ -290,6 +314,7 @@ mod tests {
             Response::Value(Some(Found { value: Some(Bytes::from_static(b"v")), version: 3, ttl_ms: 0 })),
             Response::Recovering(None),
             Response::Pong,
+            Response::Count(7),
             Response::Applied(2),
             Response::Deleted { existed: true },
             Response::Stats(StatsReply { keys: 1, bytes: 2, evictions: 3, expired: 4 }),

@@ -31,8 +31,21 @@ const SLOW_TIMEOUT: Duration = Duration::from_secs(30);
 /// Answers are written out once this many bytes are waiting, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
 
+/// Who a connection has authenticated as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Identity {
+    /// Nothing yet, and a client password is set: only AUTH, HELLO and QUIT are served.
+    Nobody,
+    /// A client (or no password is set).
+    Client,
+    /// `AUTH admin <ADMIN_TOKEN>`: may also flush.
+    Admin,
+}
+
 /// What one client connection remembers between commands.
 pub(crate) struct Session {
+    /// Who it is.
+    pub identity: Identity,
     /// `CLIENT ID`.
     pub id: u64,
     /// `CLIENT SETNAME`.
@@ -81,7 +94,8 @@ fn encode(out: &mut BytesMut, reply: &BytesFrame) {
 async fn connection(mut stream: TcpStream, state: &MasterState, id: u64) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let max_bulk = state.limits.value_max_bytes.max(state.limits.key_max_bytes);
-    let mut session = Session { id, name: None, quit: false };
+    let identity = if state.client_password.is_some() { Identity::Nobody } else { Identity::Client };
+    let mut session = Session { identity, id, name: None, quit: false };
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     loop {

@@ -7,10 +7,12 @@ mod append;
 mod auth;
 mod client;
 mod command;
+mod dbsize;
 mod del;
 mod echo;
 mod exists;
 mod expire;
+mod flushall;
 mod get;
 mod getdel;
 mod hello;
@@ -51,6 +53,9 @@ pub(crate) struct Ctx<'a> {
 /// Runs one command.
 pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<Bytes>) -> Reply {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    if session.identity == super::Identity::Nobody && !matches!(name.as_str(), "auth" | "hello" | "quit" | "reset") {
+        return BytesFrame::Error("NOAUTH Authentication required.".into());
+    }
     let mut ctx = Ctx { state, session };
     macro_rules! call {
         ($m:ident) => {{
@@ -65,10 +70,12 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<By
         "auth" => call!(auth),
         "client" => call!(client),
         "command" => call!(command),
+        "dbsize" => call!(dbsize),
         "del" | "unlink" => call!(del),
         "echo" => call!(echo),
         "exists" => call!(exists),
         "expire" | "pexpire" | "expireat" | "pexpireat" => call!(expire),
+        "flushall" | "flushdb" => call!(flushall),
         "get" => call!(get),
         "getdel" => call!(getdel),
         "hello" => call!(hello),
