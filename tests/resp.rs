@@ -328,3 +328,42 @@ fn a_client_password_guards_both_doors_and_only_the_admin_flushes() {
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     assert_eq!(q::<i64>(&mut a, &[b"DBSIZE"]).unwrap(), 0);
 }
+
+#[test]
+fn scan_walks_the_whole_cluster() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let mut a = conn(m.p1);
+    const N: usize = 1000;
+    let mut pipe = redis::pipe();
+    for i in 0..N {
+        pipe.cmd("SET").arg(format!("scan:{i}")).arg("v").ignore();
+    }
+    pipe.cmd("SET").arg("other").arg("v").ignore();
+    pipe.query::<()>(&mut a).unwrap();
+    wait_until(Duration::from_secs(10), "every first owner to hold its keys", || {
+        q::<i64>(&mut a, &[b"DBSIZE"]).ok() == Some(N as i64 + 1)
+    });
+    let walk = |con: &mut Connection, pattern: &[u8]| {
+        let mut seen = std::collections::HashSet::new();
+        let (mut cursor, mut steps) = (0u64, 0);
+        loop {
+            let (next, keys): (u64, Vec<String>) =
+                q(con, &[b"SCAN", cursor.to_string().as_bytes(), b"MATCH", pattern, b"COUNT", b"50"]).unwrap();
+            seen.extend(keys);
+            steps += 1;
+            if next == 0 {
+                return (seen, steps);
+            }
+            cursor = next;
+        }
+    };
+    let (all, steps) = walk(&mut conn(m.p2), b"*");
+    assert_eq!(all.len(), N + 1, "every key at least once");
+    assert!(steps > 3, "a walk in steps, not one reply ({steps})");
+    let (some, _) = walk(&mut conn(m.p2), b"scan:1??");
+    assert_eq!(some.len(), 100, "{some:?}");
+    assert!(some.iter().all(|k| k.starts_with("scan:1") && k.len() == 8));
+    let (_, typed): (u64, Vec<String>) = q(&mut a, &[b"SCAN", b"0", b"TYPE", b"hash"]).unwrap();
+    assert!(typed.is_empty(), "every value is a string");
+}

@@ -12,8 +12,21 @@ use std::time::{Duration, Instant};
 pub const TOKEN: &str = "test-internal-token";
 const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, below the kernel's ephemeral range: a test
+/// that restarts a node on the same port must not find it taken by one of the thousands of
+/// outgoing connections the tests make (those get ephemeral ports, 32768 and up).
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        ^ (u64::from(std::process::id()) << 20);
+    for i in 0..1000u64 {
+        let x = seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)).wrapping_add(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let port = 20_000 + (x >> 33) as u16 % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

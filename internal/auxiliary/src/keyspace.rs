@@ -1,5 +1,6 @@
-//! Operations over the whole keyspace of one auxiliary: `FLUSHALL` and the count behind
-//! `DBSIZE`.
+//! Operations over the whole keyspace of one auxiliary: `FLUSHALL`, and the counts and walks
+//! behind `DBSIZE` and `SCAN` (each key counted on its first owner only, so the sum over all
+//! auxiliaries has each key once).
 
 use tiercache_placement::Ring;
 use tiercache_store::Store;
@@ -31,12 +32,84 @@ pub fn count_primary(store: &Store, me: &str, ring: &Ring) -> u64 {
     n
 }
 
+/// The live keys of `shard` whose first owner on `ring` is `me`, matching `pattern`.
+pub fn scan_shard(store: &Store, shard: usize, me: &str, ring: &Ring, pattern: Option<&[u8]>) -> Vec<bytes::Bytes> {
+    if shard >= store.shard_count() {
+        return Vec::new();
+    }
+    store
+        .shard_entries(shard)
+        .into_iter()
+        .filter(|(key, e)| e.value.is_some() && ring.owners(key, 1).first().is_some_and(|o| *o == me))
+        .filter(|(key, _)| pattern.is_none_or(|p| glob(p, key)))
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// Redis's glob: `*`, `?`, `[abc]`, `[^a-z]`, and `\` to escape.
+pub fn glob(pattern: &[u8], s: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
+        Some((b'?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
+        Some((b'[', rest)) => {
+            let Some((&c, tail)) = s.split_first() else { return false };
+            let (negate, mut class) = match rest.split_first() {
+                Some((b'^', r)) => (true, r),
+                _ => (false, rest),
+            };
+            let mut matched = false;
+            loop {
+                match class {
+                    [] => return false,
+                    [b']', after @ ..] => {
+                        return matched != negate && glob(after, tail);
+                    }
+                    [b'\\', x, after @ ..] => {
+                        matched |= *x == c;
+                        class = after;
+                    }
+                    [lo, b'-', hi, after @ ..] if *hi != b']' => {
+                        matched |= (*lo.min(hi)..=*lo.max(hi)).contains(&c);
+                        class = after;
+                    }
+                    [x, after @ ..] => {
+                        matched |= *x == c;
+                        class = after;
+                    }
+                }
+            }
+        }
+        Some((b'\\', rest)) if !rest.is_empty() => s.first() == Some(&rest[0]) && glob(&rest[1..], &s[1..]),
+        Some((&p, rest)) => s.first() == Some(&p) && glob(rest, &s[1..]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
     use std::sync::Arc;
     use tiercache_store::{ManualClock, StoreConfig};
+
+    #[test]
+    fn globs_match_like_redis() {
+        for (p, s, want) in [
+            ("*", "anything", true),
+            ("user:*", "user:42", true),
+            ("user:*", "session:1", false),
+            ("h?llo", "hello", true),
+            ("h?llo", "hllo", false),
+            ("h[ae]llo", "hallo", true),
+            ("h[^e]llo", "hello", false),
+            ("h[a-c]llo", "hbllo", true),
+            ("a\\*b", "a*b", true),
+            ("a\\*b", "axb", false),
+            ("*:*:x", "a:b:x", true),
+        ] {
+            assert_eq!(glob(p.as_bytes(), s.as_bytes()), want, "{p} ~ {s}");
+        }
+    }
 
     #[test]
     fn flush_spares_newer_writes_and_counts_split_keys_once() {

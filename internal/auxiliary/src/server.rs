@@ -86,6 +86,17 @@ impl DataServer {
             Request::Hello { .. } => Response::Welcome,
             Request::Ping => Response::Pong,
             Request::Flush { version } => Response::Count(crate::keyspace::flush(&self.store, *version)),
+            Request::ScanShard { shard, members, virtual_nodes, pattern } => {
+                let ring = tiercache_placement::Ring::new(members, *virtual_nodes);
+                let keys = crate::keyspace::scan_shard(
+                    &self.store,
+                    *shard as usize,
+                    &self.ops.node_id,
+                    &ring,
+                    pattern.as_deref(),
+                );
+                Response::Keys { keys, shards: self.store.shard_count() as u32 }
+            }
             Request::CountPrimary { members, virtual_nodes } => {
                 let ring = tiercache_placement::Ring::new(members, *virtual_nodes);
                 Response::Count(crate::keyspace::count_primary(&self.store, &self.ops.node_id, &ring))

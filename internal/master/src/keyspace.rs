@@ -1,8 +1,9 @@
-//! Operations over the whole cluster's keyspace: `FLUSHALL` and `DBSIZE`.
+//! Operations over the whole cluster's keyspace: `FLUSHALL`, `DBSIZE` and `SCAN`.
 
 use crate::peer::Connect;
 use crate::router::Router;
 use crate::MasterError;
+use bytes::Bytes;
 use std::time::Duration;
 use tiercache_protocol::{Request, Response};
 use tiercache_wire::WireError;
@@ -20,6 +21,48 @@ impl<C: Connect> Router<C> {
         let members = self.view().ring.nodes().to_vec();
         self.sum_all(Request::CountPrimary { members, virtual_nodes: self.cfg.virtual_nodes }, Duration::from_secs(30))
             .await
+    }
+
+    /// One step of a cluster-wide `SCAN` from `cursor` (0 to start): at least `count` keys
+    /// unless the walk ends, and the next cursor (0 at the end). The cursor names an auxiliary
+    /// (by rank of id) and one of its shards; each key is returned by its first owner, so a
+    /// key present for the whole walk comes back at least once while the membership stays.
+    pub async fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        pattern: Option<Bytes>,
+    ) -> Result<(u64, Vec<Bytes>), MasterError> {
+        let view = self.view();
+        let mut members = view.ring.nodes().to_vec();
+        members.sort();
+        let (mut rank, mut shard) = ((cursor >> 16) as usize, (cursor & 0xffff) as u32);
+        let mut keys = Vec::new();
+        while rank < members.len() && keys.len() < count.max(1) {
+            let Some(node) = view.nodes.get(&members[rank]) else { break };
+            let req = Request::ScanShard {
+                shard,
+                members: members.clone(),
+                virtual_nodes: self.cfg.virtual_nodes,
+                pattern: pattern.clone(),
+            };
+            match node.call_with_timeout(&req, Duration::from_secs(10)).await {
+                Ok(Response::Keys { keys: found, shards }) => {
+                    keys.extend(found);
+                    shard += 1;
+                    if shard >= shards {
+                        (rank, shard) = (rank + 1, 0);
+                    }
+                }
+                Ok(other) => {
+                    let e = WireError::Unexpected(node.addr.id.clone(), format!("{other:?}"));
+                    return Err(MasterError::quorum(1, 0, &[e]));
+                }
+                Err(e) => return Err(MasterError::quorum(1, 0, &[e])),
+            }
+        }
+        let next = if rank >= members.len() { 0 } else { (rank as u64) << 16 | u64::from(shard) };
+        Ok((next, keys))
     }
 
     async fn sum_all(&self, req: Request, timeout: Duration) -> Result<u64, MasterError> {

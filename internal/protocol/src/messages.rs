@@ -114,6 +114,18 @@ pub enum Request {
         /// The master's version of the flush.
         version: u64,
     },
+    /// `SCAN`: the live keys of one shard whose first owner under this placement is the node
+    /// asked, matching `pattern` (a Redis glob) when given.
+    ScanShard {
+        /// The shard.
+        shard: u32,
+        /// Every auxiliary's id.
+        members: Vec<String>,
+        /// Virtual nodes per auxiliary.
+        virtual_nodes: u32,
+        /// `MATCH` pattern.
+        pattern: Option<Bytes>,
+    },
     /// `DBSIZE`: live keys whose first owner under this placement is the node asked, so that
     /// the sum over all auxiliaries counts each key once.
     CountPrimary {
@@ -217,6 +229,13 @@ pub enum Response {
     Pong,
     /// Answer to `Flush` (keys deleted) and `CountPrimary` (keys counted).
     Count(u64),
+    /// Answer to `ScanShard`: the keys, and how many shards this node has.
+    Keys {
+        /// Keys found.
+        keys: Vec<Bytes>,
+        /// Shards of this node's store.
+        shards: u32,
+    },
     /// Answer to `Apply`: the value before, and the entry written (to replicate), if any.
     Updated {
         /// The value before the operation.
@@ -289,6 +308,7 @@ mod tests {
             Request::Ping,
             Request::Recover,
             Request::Flush { version: 3 },
+            Request::ScanShard { shard: 1, members: vec!["a".into()], virtual_nodes: 8, pattern: None },
             Request::CountPrimary { members: vec!["a".into()], virtual_nodes: 8 },
             Request::Apply { key: Bytes::from_static(b"k"), op: Op::IncrBy(-3), version: 9 },
             Request::Rebalance {

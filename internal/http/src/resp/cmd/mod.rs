@@ -24,6 +24,7 @@ mod persist;
 mod ping;
 mod quit;
 mod reset;
+mod scan;
 mod select;
 mod set;
 mod setex;
@@ -87,6 +88,7 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<By
         "ping" => call!(ping),
         "quit" => call!(quit),
         "reset" => call!(reset),
+        "scan" => call!(scan),
         "select" => call!(select),
         "set" => call!(set),
         "setex" | "psetex" => call!(setex),
