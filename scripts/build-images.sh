@@ -231,7 +231,7 @@ else
   # nginx -g 'daemon off;', SIGQUIT to stop gracefully.
   cat >"$ctx/Dockerfile" <<EOF
 FROM $BASE_IMAGE
-RUN $APT_INSTALL nginx curl ca-certificates && $APT_CLEAN \\
+RUN $APT_INSTALL nginx libnginx-mod-stream curl ca-certificates && $APT_CLEAN \\
  && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nginx \\
  && rm -f /etc/nginx/sites-enabled/default \\
  && mkdir -p /var/lib/nginx /var/cache/nginx && chown -R nginx:nginx /var/lib/nginx /var/cache/nginx \\

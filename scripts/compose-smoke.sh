@@ -8,7 +8,8 @@
 # 2. builds the tiercache image (CARGO_BUILD_JOBS=1 by default, low CPU priority)
 # 3. `docker-compose up --build -d` (project tiercache-smoke), waits until every container is
 #    healthy and prints how long that took
-# 4. PUT + GET (query and raw-body forms, a %2F key) + DELETE through NGINX on :8081;
+# 4. PUT + GET (query and raw-body forms, a %2F key) + DELETE through NGINX on :8081, and
+#    redis-cli SET/GET and a short redis-benchmark through NGINX's RESP port (:6379);
 #    /nodes through NGINX lists 3 masters and 3 auxiliaries, all up
 # 5. Prometheus has all 6 tiercache targets up and every metric the dashboard uses
 # 6. Grafana: when its image is present, it must come up with the data source and dashboard
@@ -98,6 +99,10 @@ trap 'exit 143' TERM
 command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "compose-smoke: no Docker engine" >&2; exit 1; }
 command -v docker-compose >/dev/null || { echo "compose-smoke: no docker-compose" >&2; exit 1; }
 command -v curl >/dev/null || { echo "compose-smoke: needs curl" >&2; exit 1; }
+if ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  . "$(dirname "$0")/lib.sh"
+  apt_install redis-tools
+fi
 
 # Work on a snapshot of the tree (tracked and untracked, not ignored, files): edits made while
 # the test runs cannot change what is built or mounted halfway through.
@@ -202,6 +207,18 @@ check "GET deleted" code "$NGINX/cache/?key=smoke:1"
 check "oversized value" code -X PUT --data-binary @<(head -c 1100000 /dev/zero) "$NGINX/cache/smoke:big"
 [ "$OUT" = 413 ] || fail "a 1.1 MB value answered $OUT, wanted 413"
 log "PUT/GET/DELETE through NGINX ok (binary 64 KiB value with a %2F key, 413 above 1 MiB)"
+
+# RESP through NGINX's stream balancer: the same keyspace as HTTP.
+REDIS_PUBLISH_PORT=${REDIS_PUBLISH_PORT:-6379}
+rcli() { timeout 10 redis-cli -h 127.0.0.1 -p "$REDIS_PUBLISH_PORT" "$@"; }
+[ "$(rcli SET smoke:resp hello)" = OK ] || fail "redis-cli SET through NGINX"
+[ "$(rcli GET smoke:resp)" = hello ] || fail "redis-cli GET through NGINX"
+check "GET over HTTP of a key set over RESP" code "$NGINX/cache/smoke:resp"
+[ "$OUT" = 200 ] && [ "$(cat "$TMP/body")" = hello ] || fail "RESP and HTTP do not share the keyspace ($OUT)"
+timeout 60 redis-benchmark -h 127.0.0.1 -p "$REDIS_PUBLISH_PORT" -t set,get -n 2000 -c 10 -q >"$TMP/rb" 2>&1 ||
+  { cat "$TMP/rb" >&2; fail "redis-benchmark through NGINX"; }
+grep -q "GET:" "$TMP/rb" || { cat "$TMP/rb" >&2; fail "redis-benchmark printed no GET line"; }
+log "RESP through NGINX ok: redis-cli SET/GET, $(tr '\r' '\n' <"$TMP/rb" | grep -E '^(SET|GET):' | tr '\n' ' ')"
 
 # retry_until <seconds> <what> <file> <command...>: runs the command every second until it
 # succeeds; past the deadline, fails with <what> and the file's content (the last answer).
