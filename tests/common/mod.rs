@@ -21,7 +21,8 @@ pub fn free_port() -> u16 {
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
         ^ (u64::from(std::process::id()) << 20);
     for i in 0..1000u64 {
-        let x = seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)).wrapping_add(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let x =
+            seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)).wrapping_add(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let port = 20_000 + (x >> 33) as u16 % 12_000;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
