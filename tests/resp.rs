@@ -100,6 +100,12 @@ fn strings_and_keys_through_one_master_read_through_another() {
     std::thread::sleep(Duration::from_millis(1300));
     assert_eq!(q::<Option<String>>(&mut b, &[b"GET", b"short"]).unwrap(), None);
     assert_eq!(q::<Option<String>>(&mut b, &[b"GET", b"p"]).unwrap(), None);
+    assert_eq!(q::<String>(&mut a, &[b"GETEX", b"k", b"EX", b"200"]).unwrap(), "v");
+    assert!((198..=200).contains(&q::<i64>(&mut b, &[b"TTL", b"k"]).unwrap()));
+    assert_eq!(q::<String>(&mut a, &[b"GETEX", b"k", b"PERSIST"]).unwrap(), "v");
+    assert_eq!(q::<i64>(&mut b, &[b"TTL", b"k"]).unwrap(), -1);
+    assert_eq!(q::<Option<String>>(&mut a, &[b"GETEX", b"missing"]).unwrap(), None);
+    assert_eq!(q::<i64>(&mut a, &[b"TOUCH", b"k", b"missing", b"k"]).unwrap(), 2);
     assert_eq!(q::<i64>(&mut a, &[b"PEXPIRE", b"k", b"-1"]).unwrap(), 1, "a time in the past deletes");
     assert_eq!(q::<i64>(&mut b, &[b"EXISTS", b"k"]).unwrap(), 0);
 

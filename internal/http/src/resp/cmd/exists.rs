@@ -3,9 +3,9 @@
 use super::{int, read, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) const ARITY: i32 = -2;
+pub(crate) const ARITY: i32 = -2;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+pub(crate) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let mut n = 0;
     for key in &args[1..] {
         match read(ctx, key).await {

@@ -15,6 +15,7 @@ mod expire;
 mod flushall;
 mod get;
 mod getdel;
+mod getex;
 mod hello;
 mod incr;
 mod info;
@@ -31,6 +32,7 @@ mod setex;
 mod setnx;
 mod strlen;
 mod time;
+mod touch;
 mod ttl;
 mod type_;
 
@@ -79,6 +81,7 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<By
         "flushall" | "flushdb" => call!(flushall),
         "get" => call!(get),
         "getdel" => call!(getdel),
+        "getex" => call!(getex),
         "hello" => call!(hello),
         "incr" | "decr" | "incrby" | "decrby" => call!(incr),
         "info" => call!(info),
@@ -95,6 +98,7 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<By
         "setnx" => call!(setnx),
         "strlen" => call!(strlen),
         "time" => call!(time),
+        "touch" => call!(touch),
         "ttl" | "pttl" => call!(ttl),
         "type" => call!(type_),
         _ => unknown(&name, &args[1..]),
