@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# RESP throughput in one run: `redis-benchmark -c 64 -d 100` (SET, GET, and GET with -P 16)
+# against one tiercache master over three auxiliaries (REPLICAS=1, then 2), Redis directly, and
+# twemproxy (Debian's nutcracker, ketama) in front of three Redis servers: the same two-tier
+# shape. Writes docs/benchmarks-resp.md and the chart docs/benchmarks-resp.svg. Everything runs
+# on loopback and stops by itself.
+#
+#   scripts/bench-resp.sh            # N=200000 requests per line
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ROOT=$(pwd)
+N=${N:-200000}
+OUT=${OUT:-docs/benchmarks-resp.md}
+SVG=${SVG:-docs/benchmarks-resp.svg}
+TOKEN=bench-internal-token
+
+need=()
+[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
+command -v nutcracker >/dev/null 2>&1 || [ -x /usr/sbin/nutcracker ] || need+=(nutcracker)
+apt_install "${need[@]}"
+NUTCRACKER=$(command -v nutcracker || echo /usr/sbin/nutcracker)
+
+cargo build --release --workspace --bins -q
+TC=$ROOT/target/release/tiercache
+
+WORK=$(mktemp -d /tmp/tiercache-bench-resp.XXXXXX)
+PIDS=()
+cleanup() {
+  { for p in "${PIDS[@]}"; do kill -9 "$p" || true; done; wait; } 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_redis() { # start_redis <port>
+  mkdir -p "$WORK/redis-$1"
+  redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/redis-$1" --daemonize no \
+    >"$WORK/redis-$1.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 10 redis-cli -p "$1" ping
+}
+
+RESULTS=$WORK/results.csv
+: >"$RESULTS"
+bench() { # bench <label> <port>: three lines of "label,test,rps,p50,p99"
+  local label=$1 port=$2
+  for args in "-t set" "-t get" "-t get -P 16"; do
+    # shellcheck disable=SC2086
+    redis-benchmark -p "$port" -c 64 -d 100 -n "$N" -r 100000 $args -q --csv 2>/dev/null |
+      python3 -c '
+import csv, sys
+label, pipelined = sys.argv[1], sys.argv[2] == "1"
+for row in csv.reader(sys.stdin):
+    if not row or row[0] == "test":
+        continue
+    name = row[0] + (" -P 16" if pipelined else "")
+    print(f"{label},{name},{float(row[1]):.0f},{row[4]},{row[6]}")
+' "$label" "$([ "${args#*-P}" != "$args" ] && echo 1 || echo 0)" | tee -a "$RESULTS"
+  done
+}
+
+echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+
+echo "== Redis directly"
+RP=$(free_port)
+start_redis "$RP"
+bench "Redis" "$RP"
+
+echo "== twemproxy (ketama) over three Redis servers"
+cat >"$WORK/nutcracker.yml" <<YML
+pool:
+  listen: 127.0.0.1:$(free_port | tee "$WORK/np")
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  servers:
+YML
+for _ in 1 2 3; do
+  p=$(free_port)
+  start_redis "$p"
+  echo "    - 127.0.0.1:$p:1" >>"$WORK/nutcracker.yml"
+done
+"$NUTCRACKER" -c "$WORK/nutcracker.yml" >"$WORK/nutcracker.log" 2>&1 &
+PIDS+=($!)
+NP=$(cat "$WORK/np")
+wait_for 10 redis-cli -p "$NP" set probe 1
+bench "twemproxy" "$NP"
+
+echo "== ZooKeeper"
+start_zookeeper "$WORK/zk"
+for replicas in 1 2; do
+  echo "== tiercache: one master over three auxiliaries, REPLICAS=$replicas"
+  env_common=(INTERNAL_TOKEN=$TOKEN ZK_SERVERS=127.0.0.1:$ZKPORT ZK_ROOT=/r$replicas BIND_ADDR=127.0.0.1
+    ADVERTISE_HOST=127.0.0.1 RUST_LOG=warn REPLICAS=$replicas BACKUP_INTERVAL=0)
+  run_pids=()
+  for i in 0 1 2; do
+    env "${env_common[@]}" NODE_ID=aux-$i PORT="$(free_port)" DATA_PORT="$(free_port)" BACKUP_DIR="$WORK/b$replicas-$i" \
+      "$TC" auxiliary >>"$WORK/aux-$replicas-$i.log" 2>&1 &
+    run_pids+=($!)
+  done
+  MP=$(free_port)
+  TP=$(free_port)
+  env "${env_common[@]}" NODE_ID=master-1 PORT="$MP" REDIS_PORT="$TP" "$TC" master >>"$WORK/master-$replicas.log" 2>&1 &
+  run_pids+=($!)
+  PIDS+=("${run_pids[@]}")
+  wait_for 30 bash -c "curl -s http://127.0.0.1:$MP/health | grep -q '\"auxiliaries\":3'"
+  bench "tiercache R=$replicas" "$TP"
+  kill "${run_pids[@]}" 2>/dev/null || true
+  wait "${run_pids[@]}" 2>/dev/null || true
+done
+
+python3 - "$RESULTS" "$OUT" "$SVG" "$N" <<'PY'
+import csv, sys, datetime
+results, out, svg, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+rows = [r for r in csv.reader(open(results)) if r]
+labels = list(dict.fromkeys(r[0] for r in rows))
+tests = list(dict.fromkeys(r[1] for r in rows))
+val = {(r[0], r[1]): (float(r[2]), r[3], r[4]) for r in rows}
+twem = {t: val.get(("twemproxy", t)) for t in tests}
+redis = {t: val.get(("Redis", t)) for t in tests}
+lines = [
+    "# RESP benchmark",
+    "",
+    f"`scripts/bench-resp.sh`, {datetime.date.today()}: `redis-benchmark -c 64 -d 100 -n {n} -r 100000`, one run, "
+    "every target on this machine's loopback. twemproxy is Debian's nutcracker (ketama) over three Redis servers; "
+    "tiercache is one master over three auxiliaries (release build).",
+    "",
+    "| target | test | requests/s | p50 ms | p99 ms | vs twemproxy | vs Redis |",
+    "|---|---|---:|---:|---:|---:|---:|",
+]
+for l in labels:
+    for t in tests:
+        if (l, t) not in val:
+            continue
+        rps, p50, p99 = val[(l, t)]
+        vt = f"{rps / twem[t][0]:.2f}x" if twem.get(t) else ""
+        vr = f"{rps / redis[t][0]:.2f}x" if redis.get(t) else ""
+        lines.append(f"| {l} | {t} | {rps:,.0f} | {p50} | {p99} | {vt} | {vr} |")
+lines += ["", "Targets (issue 12): tiercache ≥ 1.2× twemproxy on every line with a p99 no worse; GET -P 16 ≥ 0.5× Redis.", "",
+          f"![requests per second]({svg.split('/')[-1]})", ""]
+open(out, "w").write("\n".join(lines))
+# A grouped bar chart: one group per test, one bar per target.
+colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2"]
+w, h, pad, bar = 760, 360, 60, 22
+top = max(v[0] for v in val.values())
+group = bar * len(labels) + 30
+parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 60}" font-family="sans-serif" font-size="12">',
+         f'<text x="{pad}" y="20" font-size="14">requests/s, redis-benchmark -c 64 -d 100</text>']
+for gi, t in enumerate(tests):
+    x0 = pad + gi * (group + 20)
+    parts.append(f'<text x="{x0}" y="{h + 20}">{t}</text>')
+    for li, l in enumerate(labels):
+        if (l, t) not in val:
+            continue
+        rps = val[(l, t)][0]
+        bh = (h - 60) * rps / top
+        x = x0 + li * bar
+        parts.append(f'<rect x="{x}" y="{h - bh}" width="{bar - 4}" height="{bh}" fill="{colors[li % len(colors)]}"/>')
+        parts.append(f'<text x="{x}" y="{h - bh - 4}" font-size="9">{rps / 1000:.0f}k</text>')
+for li, l in enumerate(labels):
+    parts.append(f'<rect x="{pad + li * 150}" y="{h + 35}" width="12" height="12" fill="{colors[li % len(colors)]}"/>')
+    parts.append(f'<text x="{pad + li * 150 + 16}" y="{h + 46}">{l}</text>')
+parts.append("</svg>")
+open(svg, "w").write("\n".join(parts))
+print(open(out).read())
+PY
