@@ -4,8 +4,9 @@
 //! - `frame`: requests off the wire, every announced length checked before it is buffered.
 //! - `cmd`: one file per command, dispatched by name with Redis's arity rules and error words.
 //!
-//! A connection runs its commands one after the other and answers in order; everything already
-//! received is answered before one write (pipelining). The server stops reading while it
+//! A connection answers its commands in order; everything already received is answered before
+//! one write (pipelining), and within it a run of consecutive reads is sent to the cluster
+//! together while any other command runs alone, so a read after a write sees the write. The server stops reading while it
 //! writes, so a client that sends faster than it reads meets TCP back-pressure, not a growing
 //! buffer here.
 
@@ -28,6 +29,8 @@ use tokio::sync::watch;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// A request that started arriving must be complete within this long.
 const SLOW_TIMEOUT: Duration = Duration::from_secs(30);
+/// Commands taken from the input at once.
+const MAX_BATCH: usize = 1024;
 /// Answers are written out once this many bytes are waiting, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -43,6 +46,7 @@ pub(crate) enum Identity {
 }
 
 /// What one client connection remembers between commands.
+#[derive(Clone)]
 pub(crate) struct Session {
     /// Who it is.
     pub identity: Identity,
@@ -98,28 +102,59 @@ async fn connection(mut stream: TcpStream, state: &MasterState, id: u64) -> std:
     let mut session = Session { identity, id, name: None, quit: false };
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut batch: Vec<Vec<bytes::Bytes>> = Vec::new();
     loop {
-        loop {
+        // Everything already received, up to a bound, is one batch: answered with one write.
+        let mut invalid = None;
+        while batch.len() < MAX_BATCH {
             match frame::next(&mut input, max_bulk) {
-                Parsed::Command(args) => {
-                    let reply = cmd::run(state, &mut session, args).await;
-                    encode(&mut out, &reply);
-                    if session.quit {
-                        stream.write_all(&out).await?;
-                        return Ok(());
-                    }
-                    if out.len() >= FLUSH_AT {
-                        stream.write_all(&out).await?;
-                        out.clear();
-                    }
-                }
+                Parsed::Command(args) => batch.push(args),
                 Parsed::Incomplete => break,
                 Parsed::Invalid(why) => {
-                    encode(&mut out, &BytesFrame::Error(format!("ERR Protocol error: {why}").into()));
+                    invalid = Some(why);
+                    break;
+                }
+            }
+        }
+        let full = batch.len() == MAX_BATCH;
+        let mut at = 0;
+        while at < batch.len() {
+            // A run of reads goes out together (their answers keep their order); anything
+            // else runs alone, so a read after a write sees it.
+            let reads = batch[at..].iter().take_while(|args| cmd::is_read(args)).count();
+            if reads > 1 {
+                let replies = futures::future::join_all(batch[at..at + reads].iter().map(|args| {
+                    let mut s = session.clone();
+                    async move { cmd::run(state, &mut s, args.clone()).await }
+                }))
+                .await;
+                for reply in &replies {
+                    encode(&mut out, reply);
+                }
+                at += reads;
+            } else {
+                let reply = cmd::run(state, &mut session, batch[at].clone()).await;
+                encode(&mut out, &reply);
+                at += 1;
+                if session.quit {
                     stream.write_all(&out).await?;
                     return Ok(());
                 }
             }
+            if out.len() >= FLUSH_AT {
+                stream.write_all(&out).await?;
+                out.clear();
+            }
+        }
+        batch.clear();
+        if let Some(why) = invalid {
+            encode(&mut out, &BytesFrame::Error(format!("ERR Protocol error: {why}").into()));
+            stream.write_all(&out).await?;
+            return Ok(());
+        }
+        if full {
+            // More complete commands may be waiting: take them before reading.
+            continue;
         }
         if !out.is_empty() {
             stream.write_all(&out).await?;

@@ -105,6 +105,12 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<By
     }
 }
 
+/// Commands that only read the keyspace: a run of them may go to the cluster together.
+pub(crate) fn is_read(args: &[Bytes]) -> bool {
+    const READS: [&[u8]; 8] = [b"get", b"mget", b"exists", b"strlen", b"type", b"ttl", b"pttl", b"touch"];
+    args.first().is_some_and(|n| READS.iter().any(|r| n.eq_ignore_ascii_case(r)))
+}
+
 /// The names `COMMAND COUNT` counts.
 pub(crate) const NAMES: &[&str] = &[
     "append",
