@@ -46,42 +46,65 @@ pub fn scan_shard(store: &Store, shard: usize, me: &str, ring: &Ring, pattern: O
         .collect()
 }
 
-/// Redis's glob: `*`, `?`, `[abc]`, `[^a-z]`, and `\` to escape.
+/// Redis's glob: `*`, `?`, `[abc]`, `[^a-z]`, and `\\` to escape. Iterative, backtracking only
+/// to the last `*`: linear in the key times the pattern, whatever a client sends in `MATCH`.
 pub fn glob(pattern: &[u8], s: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        Some((b'?', rest)) => !s.is_empty() && glob(rest, &s[1..]),
-        Some((b'[', rest)) => {
-            let Some((&c, tail)) = s.split_first() else { return false };
-            let (negate, mut class) = match rest.split_first() {
-                Some((b'^', r)) => (true, r),
-                _ => (false, rest),
-            };
+    let (mut p, mut i) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            p += 1;
+            star = Some((p, i));
+            continue;
+        }
+        if let Some(len) = one(&pattern[p..], s[i]) {
+            p += len;
+            i += 1;
+            continue;
+        }
+        match star {
+            // Let the last `*` take one more byte and try again from there.
+            Some((sp, si)) => {
+                p = sp;
+                i = si + 1;
+                star = Some((sp, si + 1));
+            }
+            None => return false,
+        }
+    }
+    pattern[p..].iter().all(|b| *b == b'*')
+}
+
+/// Whether the pattern's first token (not `*`) matches byte `c`; the token's length if so.
+fn one(pattern: &[u8], c: u8) -> Option<usize> {
+    match pattern {
+        [] => None,
+        [b'?', ..] => Some(1),
+        [b'\\', x, ..] => (*x == c).then_some(2),
+        [b'[', rest @ ..] => {
+            let (negate, start) = if rest.first() == Some(&b'^') { (true, 2) } else { (false, 1) };
+            let mut k = start;
             let mut matched = false;
             loop {
-                match class {
-                    [] => return false,
-                    [b']', after @ ..] => {
-                        return matched != negate && glob(after, tail);
-                    }
-                    [b'\\', x, after @ ..] => {
+                match &pattern[k..] {
+                    [] => return None,
+                    [b']', ..] => return (matched != negate).then_some(k + 1),
+                    [b'\\', x, ..] => {
                         matched |= *x == c;
-                        class = after;
+                        k += 2;
                     }
-                    [lo, b'-', hi, after @ ..] if *hi != b']' => {
+                    [lo, b'-', hi, ..] if *hi != b']' => {
                         matched |= (*lo.min(hi)..=*lo.max(hi)).contains(&c);
-                        class = after;
+                        k += 3;
                     }
-                    [x, after @ ..] => {
+                    [x, ..] => {
                         matched |= *x == c;
-                        class = after;
+                        k += 1;
                     }
                 }
             }
         }
-        Some((b'\\', rest)) if !rest.is_empty() => s.first() == Some(&rest[0]) && glob(&rest[1..], &s[1..]),
-        Some((&p, rest)) => s.first() == Some(&p) && glob(rest, &s[1..]),
+        [x, ..] => (*x == c).then_some(1),
     }
 }
 
@@ -106,9 +129,23 @@ mod tests {
             ("a\\*b", "a*b", true),
             ("a\\*b", "axb", false),
             ("*:*:x", "a:b:x", true),
+            ("", "", true),
+            ("", "a", false),
+            ("a*", "a", true),
+            ("*a", "ba", true),
+            ("[", "a", false),
         ] {
             assert_eq!(glob(p.as_bytes(), s.as_bytes()), want, "{p} ~ {s}");
         }
+    }
+
+    #[test]
+    fn a_hostile_pattern_is_not_exponential() {
+        let pattern = [b"*a".repeat(30), b"*b".to_vec()].concat();
+        let key = vec![b'a'; 1024];
+        let started = std::time::Instant::now();
+        assert!(!glob(&pattern, &key));
+        assert!(started.elapsed() < std::time::Duration::from_millis(500), "{:?}", started.elapsed());
     }
 
     #[test]
