@@ -279,6 +279,11 @@ impl Cluster {
         n
     }
 
+    /// A master process without waiting for it to serve (for one expected to stop).
+    pub fn master_process(&self, id: &str, extra: &[(&str, &str)]) -> Proc {
+        Proc::spawn(id, self.command("master", id, free_port(), extra), self.dir.path())
+    }
+
     pub fn auxiliary(&self, id: &str, extra: &[(&str, &str)]) -> Node {
         self.auxiliary_on(id, free_port(), free_port(), extra)
     }

@@ -25,8 +25,9 @@ pub struct ClusterFeed {
     pub members: watch::Receiver<Vec<(String, String)>>,
     /// True while this node's session is live and registered.
     pub registered: watch::Receiver<bool>,
-    /// Placement settings: virtual nodes per auxiliary and copies per key.
-    pub placement: (u32, usize),
+    /// Placement settings from the cluster configuration (virtual nodes per auxiliary, copies
+    /// per key); `None` until a master has published them.
+    pub placement: watch::Receiver<Option<(u32, usize)>>,
 }
 
 /// Starts the heartbeat, the session watcher and the catch-up loop.
@@ -57,7 +58,6 @@ pub fn start(server: &Arc<DataServer>, ops: &Arc<AuxOps>, feed: ClusterFeed) -> 
 }
 
 async fn catch_up_loop(server: Arc<DataServer>, ops: Arc<AuxOps>, mut feed: ClusterFeed) {
-    let (virtual_nodes, replicas) = feed.placement;
     loop {
         server.recovery.needed().await;
         let epoch = server.recovery.epoch();
@@ -65,6 +65,11 @@ async fn catch_up_loop(server: Arc<DataServer>, ops: Arc<AuxOps>, mut feed: Clus
         if feed.registered.wait_for(|r| *r).await.is_err() {
             return;
         }
+        if feed.placement.borrow().is_none() {
+            tracing::info!("waiting for the cluster configuration (published by the first master) to catch up");
+        }
+        let Ok(placement) = feed.placement.wait_for(Option::is_some).await.map(|p| *p) else { return };
+        let Some((virtual_nodes, replicas)) = placement else { continue };
         tokio::time::sleep(SETTLE).await;
         if server.recovery.epoch() != epoch {
             continue;

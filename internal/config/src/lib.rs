@@ -75,6 +75,11 @@ pub struct MasterConfig {
     pub virtual_nodes: u32,
     /// Copies of each key.
     pub replicas: usize,
+    /// Whether `REPLICAS` was set (else `replicas` is the default, and the cluster's stored
+    /// value wins without complaint).
+    pub replicas_from_env: bool,
+    /// Whether `VIRTUAL_NODES` was set.
+    pub virtual_nodes_from_env: bool,
     /// Acknowledgements needed for a write.
     pub write_quorum: usize,
     /// Answers needed for a read.
@@ -112,11 +117,43 @@ pub struct AuxiliaryConfig {
     pub backup_dir: PathBuf,
     /// Seconds between snapshots (0 = off).
     pub backup_interval_secs: u64,
-    /// Virtual nodes per auxiliary (for transfers computed on the auxiliary).
-    pub virtual_nodes: u32,
-    /// Copies of each key (for transfers computed on the auxiliary).
-    pub replicas: usize,
+    /// Variables that are set but that an auxiliary does not read (placement comes from the
+    /// cluster configuration in ZooKeeper), so it can say so at start.
+    pub ignored: Vec<&'static str>,
 }
+
+/// Every environment variable the binary reads (`HOSTNAME` only as the fallback of
+/// `ADVERTISE_HOST`; `RUST_LOG` by the log filter).
+pub const VARIABLES: &[&str] = &[
+    "PORT",
+    "DATA_PORT",
+    "BIND_ADDR",
+    "NODE_ID",
+    "ADVERTISE_HOST",
+    "ZK_SERVERS",
+    "ZK_ROOT",
+    "ZK_SESSION_TIMEOUT_MS",
+    "INTERNAL_TOKEN",
+    "VIRTUAL_NODES",
+    "REPLICAS",
+    "WRITE_QUORUM",
+    "READ_QUORUM",
+    "ADMIN_TOKEN",
+    "KEY_MAX_BYTES",
+    "VALUE_MAX_BYTES",
+    "DEFAULT_TTL",
+    "REQUEST_TIMEOUT_MS",
+    "CONNECTIONS_PER_AUXILIARY",
+    "REDIS_PORT",
+    "CLIENT_PASSWORD",
+    "CACHE_SIZE",
+    "CACHE_MAX_BYTES",
+    "BACKUP_DIR",
+    "BACKUP_INTERVAL",
+    "LOG_FORMAT",
+    "HOSTNAME",
+    "RUST_LOG",
+];
 
 #[derive(Debug, Default, Deserialize)]
 struct Raw {
@@ -370,6 +407,8 @@ impl Raw {
             default_ttl_secs,
             request_timeout: Duration::from_millis(rt),
             connections_per_auxiliary: conns,
+            replicas_from_env: trimmed(&self.replicas).is_some(),
+            virtual_nodes_from_env: trimmed(&self.virtual_nodes).is_some(),
             redis_port: parse_num("REDIS_PORT", &self.redis_port, 6379u16, 0, "a TCP port 1-65535, or 0 for off")?,
             client_password: self.client_password.clone().filter(|p| !p.is_empty()),
         })
@@ -377,7 +416,11 @@ impl Raw {
 
     fn auxiliary(&self, role: Role) -> Result<AuxiliaryConfig, ConfigError> {
         let common = self.common(role)?;
-        let (virtual_nodes, replicas) = self.placement()?;
+        let ignored = [("REPLICAS", &self.replicas), ("VIRTUAL_NODES", &self.virtual_nodes)]
+            .into_iter()
+            .filter(|(_, v)| role == Role::Auxiliary && trimmed(v).is_some())
+            .map(|(name, _)| name)
+            .collect();
         let default_data = common.port.checked_add(1000).unwrap_or(common.port.wrapping_sub(1000));
         let data_port = parse_num("DATA_PORT", &self.data_port, default_data, 1, "a TCP port 1-65535")?;
         if role == Role::Auxiliary && data_port == common.port {
@@ -401,8 +444,7 @@ impl Raw {
             cache_max_bytes,
             backup_dir,
             backup_interval_secs,
-            virtual_nodes,
-            replicas,
+            ignored,
         })
     }
 }
@@ -472,5 +514,24 @@ mod tests {
         assert!(err.to_string().contains("CACHE_SIZE"));
         let err = master_from(vars(&[])).unwrap_err();
         assert!(err.to_string().contains("INTERNAL_TOKEN"));
+    }
+
+    #[test]
+    fn variables_lists_exactly_what_is_read() {
+        let all: Vec<(String, String)> = VARIABLES.iter().map(|v| (v.to_string(), "x".to_string())).collect();
+        let raw = format!("{:?}", Raw::from_iter(all).unwrap());
+        assert!(!raw.contains("None"), "a variable read is missing from VARIABLES: {raw}");
+        // HOSTNAME and RUST_LOG are read outside `Raw`.
+        assert_eq!(raw.matches("Some(").count(), VARIABLES.len() - 2, "{raw}");
+    }
+
+    #[test]
+    fn placement_set_or_defaulted_is_told_apart() {
+        let m = master_from(vars(&[("INTERNAL_TOKEN", "12345678")])).unwrap();
+        assert!(!m.replicas_from_env && !m.virtual_nodes_from_env);
+        let m = master_from(vars(&[("INTERNAL_TOKEN", "12345678"), ("REPLICAS", "3")])).unwrap();
+        assert!(m.replicas_from_env && !m.virtual_nodes_from_env);
+        let a = auxiliary_from(vars(&[("INTERNAL_TOKEN", "12345678"), ("VIRTUAL_NODES", "8")])).unwrap();
+        assert_eq!(a.ignored, vec!["VIRTUAL_NODES"]);
     }
 }

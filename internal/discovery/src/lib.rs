@@ -2,6 +2,10 @@
 //! `${ZK_ROOT}/masters` or `${ZK_ROOT}/auxiliaries` holding its addresses as JSON, and watches
 //! both directories. The only crate that talks to ZooKeeper.
 //!
+//! The cluster configuration (placement settings every process must agree on) lives in
+//! `${ZK_ROOT}/config` as JSON: the first master to find it missing publishes its own, every
+//! node watches it, and `PUT /config` rewrites it.
+//!
 //! A supervisor task owns the session. While ZooKeeper is unreachable the last membership seen
 //! stays published (nodes keep serving); when a session expires a new client is built, the
 //! ephemeral znode re-created and the watches set again, without a restart.
@@ -54,6 +58,26 @@ pub struct Membership {
     pub coordinator: Option<String>,
 }
 
+/// Placement settings shared by the whole cluster, stored in `${ZK_ROOT}/config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    /// Copies of each key (`REPLICAS`).
+    pub replicas: usize,
+    /// Virtual nodes per auxiliary on the ring (`VIRTUAL_NODES`).
+    pub virtual_nodes: u32,
+}
+
+/// Why the cluster configuration could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigWriteError {
+    /// No ZooKeeper session right now.
+    #[error("ZooKeeper is not connected")]
+    NotConnected,
+    /// ZooKeeper refused or failed the write.
+    #[error("ZooKeeper: {0}")]
+    ZooKeeper(#[from] zk::Error),
+}
+
 /// State of the ZooKeeper session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ZkStatus {
@@ -89,12 +113,41 @@ pub struct DiscoveryConfig {
     pub role: Role,
     /// This node.
     pub me: MemberInfo,
+    /// The cluster configuration to publish when none is stored yet (masters), or `None` to
+    /// only read it (auxiliaries).
+    pub publish: Option<ClusterConfig>,
+}
+
+/// Rewrites the stored cluster configuration through the live session.
+#[derive(Clone)]
+pub struct ConfigWriter {
+    client: Arc<parking_lot::Mutex<Option<zk::Client>>>,
+    path: String,
+}
+
+impl ConfigWriter {
+    /// Stores a new cluster configuration; every node's watch sees it.
+    pub async fn set(&self, cfg: ClusterConfig) -> Result<(), ConfigWriteError> {
+        let client = self.client.lock().clone().ok_or(ConfigWriteError::NotConnected)?;
+        let data = serde_json::to_vec(&cfg).unwrap_or_default();
+        match client.set_data(&self.path, &data, None).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NoNode) => {
+                client.create(&self.path, &data, &opts(zk::CreateMode::Persistent)).await?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// Handle on the running supervisor.
 pub struct Discovery {
     membership: watch::Receiver<Arc<Membership>>,
     status: watch::Receiver<ZkStatus>,
+    config: watch::Receiver<Option<ClusterConfig>>,
+    config_path: String,
+    client: Arc<parking_lot::Mutex<Option<zk::Client>>>,
     leave: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -104,9 +157,31 @@ impl Discovery {
     pub fn start(cfg: DiscoveryConfig) -> Discovery {
         let (m_tx, m_rx) = watch::channel(Arc::new(Membership::default()));
         let (s_tx, s_rx) = watch::channel(ZkStatus::Connecting);
+        let (c_tx, c_rx) = watch::channel(None);
         let (l_tx, l_rx) = oneshot::channel();
-        let task = tokio::spawn(supervise(cfg, m_tx, s_tx, l_rx));
-        Discovery { membership: m_rx, status: s_rx, leave: Some(l_tx), task: Some(task) }
+        let client = Arc::new(parking_lot::Mutex::new(None));
+        let config_path = format!("{}/config", cfg.root);
+        let chans = Channels { membership: m_tx, status: s_tx, config: c_tx, client: client.clone() };
+        let task = tokio::spawn(supervise(cfg, chans, l_rx));
+        Discovery {
+            membership: m_rx,
+            status: s_rx,
+            config: c_rx,
+            config_path,
+            client,
+            leave: Some(l_tx),
+            task: Some(task),
+        }
+    }
+
+    /// Watch of the stored cluster configuration (`None` until one is read).
+    pub fn cluster_config(&self) -> watch::Receiver<Option<ClusterConfig>> {
+        self.config.clone()
+    }
+
+    /// A handle that rewrites the cluster configuration (for `PUT /config`).
+    pub fn config_writer(&self) -> ConfigWriter {
+        ConfigWriter { client: self.client.clone(), path: self.config_path.clone() }
     }
 
     /// Watch of the membership.
@@ -142,12 +217,17 @@ enum SessionEnd {
     Lost(String),
 }
 
-async fn supervise(
-    cfg: DiscoveryConfig,
-    m_tx: watch::Sender<Arc<Membership>>,
-    s_tx: watch::Sender<ZkStatus>,
-    mut leave: oneshot::Receiver<()>,
-) {
+/// Where the supervisor publishes what it sees.
+struct Channels {
+    membership: watch::Sender<Arc<Membership>>,
+    status: watch::Sender<ZkStatus>,
+    config: watch::Sender<Option<ClusterConfig>>,
+    /// The live session's client, for writes made on behalf of the node (`PUT /config`).
+    client: Arc<parking_lot::Mutex<Option<zk::Client>>>,
+}
+
+async fn supervise(cfg: DiscoveryConfig, chans: Channels, mut leave: oneshot::Receiver<()>) {
+    let s_tx = &chans.status;
     let mut backoff = Duration::from_millis(200);
     loop {
         s_tx.send_replace(ZkStatus::Connecting);
@@ -170,7 +250,9 @@ async fn supervise(
             }
         };
         backoff = Duration::from_millis(200);
-        match session(&cfg, &client, &m_tx, &s_tx, &mut leave).await {
+        let end = session(&cfg, &client, &chans, &mut leave).await;
+        *chans.client.lock() = None;
+        match end {
             SessionEnd::Leave => {
                 let path = format!("{}/{}/{}", cfg.root, cfg.role.dir(), cfg.me.id);
                 if let Err(e) = client.delete(&path, None).await {
@@ -246,17 +328,58 @@ async fn elected(client: &zk::Client, dir: &str) -> Result<(Option<String>, zk::
     Ok((None, watcher))
 }
 
+/// Reads the cluster configuration and watches it; publishes `publish` when none is stored.
+async fn read_config(
+    client: &zk::Client,
+    path: &str,
+    publish: Option<&ClusterConfig>,
+) -> Result<(Option<ClusterConfig>, zk::OneshotWatcher), zk::Error> {
+    loop {
+        match client.get_and_watch_data(path).await {
+            Ok((data, _, watcher)) => {
+                let cfg = serde_json::from_slice::<ClusterConfig>(&data)
+                    .inspect_err(|e| tracing::error!(path, error = %e, "unreadable cluster configuration"))
+                    .ok();
+                return Ok((cfg, watcher));
+            }
+            Err(zk::Error::NoNode) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(p) = publish {
+            let data = serde_json::to_vec(p).unwrap_or_default();
+            match client.create(path, &data, &opts(zk::CreateMode::Persistent)).await {
+                Ok(_) => tracing::info!(
+                    path,
+                    replicas = p.replicas,
+                    virtual_nodes = p.virtual_nodes,
+                    "published the cluster configuration"
+                ),
+                Err(zk::Error::NodeExists) => {}
+                Err(e) => return Err(e),
+            }
+            continue;
+        }
+        // Nothing stored and nothing to publish: wait for a master to create it.
+        let (stat, watcher) = client.check_and_watch_stat(path).await?;
+        if stat.is_none() {
+            return Ok((None, watcher));
+        }
+    }
+}
+
 async fn session(
     cfg: &DiscoveryConfig,
     client: &zk::Client,
-    m_tx: &watch::Sender<Arc<Membership>>,
-    s_tx: &watch::Sender<ZkStatus>,
+    chans: &Channels,
     leave: &mut oneshot::Receiver<()>,
 ) -> SessionEnd {
+    let (m_tx, s_tx) = (&chans.membership, &chans.status);
     let mut state = client.state_watcher();
     if let Err(e) = register(cfg, client).await {
         return SessionEnd::Lost(format!("register: {e}"));
     }
+    *chans.client.lock() = Some(client.clone());
+    let config_path = format!("{}/config", cfg.root);
     tracing::info!(id = cfg.me.id, role = cfg.role.dir(), "registered in ZooKeeper");
     let masters_dir = format!("{}/masters", cfg.root);
     let aux_dir = format!("{}/auxiliaries", cfg.root);
@@ -266,9 +389,10 @@ async fn session(
             let (masters, mw) = list(client, &masters_dir).await?;
             let (auxiliaries, aw) = list(client, &aux_dir).await?;
             let (coordinator, ew) = elected(client, &election_dir).await?;
-            Ok::<_, zk::Error>((Membership { masters, auxiliaries, coordinator }, mw, aw, ew))
+            let (config, cw) = read_config(client, &config_path, cfg.publish.as_ref()).await?;
+            Ok::<_, zk::Error>((Membership { masters, auxiliaries, coordinator }, config, mw, aw, ew, cw))
         };
-        let (membership, mw, aw, ew) = match listed.await {
+        let (membership, config, mw, aw, ew, cw) = match listed.await {
             Ok(x) => x,
             Err(e) if !client.state().is_terminated() => {
                 tracing::debug!(error = %e, "listing failed; retrying");
@@ -278,6 +402,14 @@ async fn session(
             Err(e) => return SessionEnd::Lost(format!("list: {e}")),
         };
         s_tx.send_replace(ZkStatus::Connected);
+        // An unreadable value keeps the last good one.
+        if config.is_some() {
+            chans.config.send_if_modified(|cur| {
+                let changed = *cur != config;
+                *cur = config;
+                changed
+            });
+        }
         m_tx.send_if_modified(|cur| {
             if **cur != membership {
                 *cur = Arc::new(membership);
@@ -290,6 +422,7 @@ async fn session(
             _ = mw.changed() => {}
             _ = aw.changed() => {}
             _ = ew.changed() => {}
+            _ = cw.changed() => {}
             _ = &mut *leave => return SessionEnd::Leave,
             s = state.changed() => {
                 if let Some(end) = on_state(s, &mut state, s_tx, leave).await {

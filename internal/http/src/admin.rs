@@ -1,7 +1,7 @@
-//! Admin routes of a master: `POST /backup` and `POST /rebalance`, guarded by `ADMIN_TOKEN`
-//! when one is set.
+//! Admin routes of a master: `POST /backup`, `POST /rebalance`, `POST /flush` and
+//! `PUT /config`, guarded by `ADMIN_TOKEN` when one is set.
 
-use crate::{error::ApiError, MasterState};
+use crate::{error::ApiError, ConfigChangeError, MasterState};
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::time::Duration;
 use tiercache_master::protocol::{Request, Response};
@@ -112,4 +112,57 @@ pub(crate) async fn rebalance(req: HttpRequest, state: web::Data<MasterState>) -
     } else {
         Err(ApiError::Partial { message: format!("{failed} auxiliaries failed to rebalance"), body })
     }
+}
+
+/// Most copies `PUT /config` accepts: more would only multiply every write.
+const MAX_REPLICAS: usize = 16;
+
+/// `PUT /config?replicas=N`: changes `REPLICAS` for the running cluster. Every node follows
+/// the stored value; the coordinator then copies keys to their new owners (or drops the
+/// copies no longer owned), as `POST /rebalance` does.
+pub(crate) async fn put_config(req: HttpRequest, state: web::Data<MasterState>) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let mut replicas = None;
+    for part in req.query_string().split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = part.split_once('=').unwrap_or((part, ""));
+        match name.to_ascii_lowercase().as_str() {
+            "replicas" => replicas = Some(value.to_string()),
+            "virtual_nodes" => {
+                return Err(ApiError::BadRequest(
+                    "VIRTUAL_NODES cannot change on a running cluster: every key would move".into(),
+                ))
+            }
+            other => return Err(ApiError::BadRequest(format!("unknown setting {other:?}; PUT /config?replicas=N"))),
+        }
+    }
+    let Some(raw) = replicas else {
+        return Err(ApiError::BadRequest("nothing to change; PUT /config?replicas=N".into()));
+    };
+    let n: usize = raw.parse().ok().filter(|n| (1..=MAX_REPLICAS).contains(n)).ok_or_else(|| {
+        ApiError::BadRequest(format!("replicas={raw:?}: expected an integer from 1 to {MAX_REPLICAS}"))
+    })?;
+    let cfg = state.router.config();
+    for (var, quorum) in [("WRITE_QUORUM", cfg.write_quorum), ("READ_QUORUM", cfg.read_quorum)] {
+        if quorum > n {
+            return Err(ApiError::BadRequest(format!(
+                "replicas={n} is below this master's {var}={quorum}: lower {var} first"
+            )));
+        }
+    }
+    let before = state.cluster.placement();
+    state.cluster.set_replicas(n).await.map_err(|e| match e {
+        ConfigChangeError::NoZooKeeper => ApiError::BadRequest(e.to_string()),
+        ConfigChangeError::Store(_) => ApiError::Unavailable(e.to_string()),
+    })?;
+    // The stored value comes back through this master's own watch; wait for it (bounded) so
+    // the answer shows what the cluster now runs with.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while state.router.replicas() != n && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "previous": before,
+        "config": state.cluster.placement(),
+        "rebalance": format!("started by the coordinator ({}); see GET /nodes", state.cluster.coordinator().unwrap_or_default()),
+    })))
 }

@@ -56,8 +56,35 @@ impl ZkState {
     }
 }
 
+/// The placement settings the whole cluster shares (stored in ZooKeeper).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Placement {
+    /// Copies of each key.
+    pub replicas: usize,
+    /// Virtual nodes per auxiliary.
+    pub virtual_nodes: u32,
+}
+
+/// Why `PUT /config` could not store the change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigChangeError {
+    /// Local mode keeps no cluster configuration.
+    #[error("local mode has no cluster configuration: set REPLICAS in the environment")]
+    NoZooKeeper,
+    /// ZooKeeper did not take the write.
+    #[error("could not store the cluster configuration: {0}")]
+    Store(String),
+}
+
 /// What the master knows about the cluster beyond its router (from discovery).
 pub trait ClusterInfo: Send + Sync + 'static {
+    /// The cluster configuration as stored, once read.
+    fn placement(&self) -> Option<Placement>;
+    /// Stores a new `REPLICAS` for the whole cluster.
+    fn set_replicas(
+        &self,
+        replicas: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ConfigChangeError>> + Send + 'static>>;
     /// Registered masters.
     fn masters(&self) -> Vec<MasterInfo>;
     /// The ZooKeeper session.
@@ -95,6 +122,8 @@ pub fn master_app_config(state: web::Data<MasterState>) -> impl FnOnce(&mut web:
             .route("/nodes", web::get().to(nodes))
             .route("/backup", web::post().to(crate::admin::backup))
             .route("/rebalance", web::post().to(crate::admin::rebalance))
+            .route("/config", web::put().to(crate::admin::put_config))
+            .route("/config", web::get().to(config))
             .route("/flush", web::post().to(crate::admin::flush))
             // `/cache` and everything under it is matched here by prefix: a `{tail:.*}` route
             // would run a regex on every request (5% of a GET's CPU in a profile).
@@ -285,11 +314,17 @@ async fn read_body(req: &HttpRequest, mut body: web::Payload, max: usize) -> Res
     Ok(buf.freeze())
 }
 
-async fn health(state: web::Data<MasterState>) -> Result<HttpResponse, ApiError> {
+async fn health(req: HttpRequest, state: web::Data<MasterState>) -> Result<HttpResponse, ApiError> {
     let view = state.router.view();
     let auxiliaries = view.nodes.len();
     let zk = state.cluster.zookeeper();
-    let ready = auxiliaries > 0;
+    let probe = crate::Probe::of(&req);
+    // Readiness also waits for the cluster configuration: until then the placement is a guess.
+    let ready = match probe {
+        crate::Probe::Live => true,
+        crate::Probe::Status => auxiliaries > 0,
+        crate::Probe::Ready => auxiliaries > 0 && state.cluster.placement().is_some(),
+    };
     let body = serde_json::json!({
         "status": if ready { "ok" } else { "unavailable" },
         "role": "master",
@@ -297,6 +332,7 @@ async fn health(state: web::Data<MasterState>) -> Result<HttpResponse, ApiError>
         "zookeeper": zk.as_str(),
         "auxiliaries": auxiliaries,
         "coordinator": state.cluster.is_coordinator(),
+        "placement": state.cluster.placement(),
     });
     if ready {
         Ok(HttpResponse::Ok().json(body))
@@ -309,6 +345,14 @@ async fn metrics(state: web::Data<MasterState>) -> HttpResponse {
     state.metrics.zookeeper_connected.set((state.cluster.zookeeper() == ZkState::Connected) as i64);
     state.metrics.auxiliary_nodes.set(state.router.view().nodes.len() as i64);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+}
+
+/// `GET /config`: the cluster configuration as stored in ZooKeeper.
+async fn config(state: web::Data<MasterState>) -> Result<HttpResponse, ApiError> {
+    match state.cluster.placement() {
+        Some(p) => Ok(HttpResponse::Ok().json(p)),
+        None => Err(ApiError::Unavailable("the cluster configuration has not been read from ZooKeeper yet".into())),
+    }
 }
 
 async fn nodes(state: web::Data<MasterState>) -> HttpResponse {
@@ -341,6 +385,7 @@ async fn nodes(state: web::Data<MasterState>) -> HttpResponse {
         .map(|m| serde_json::json!({"id": m.id, "address": m.address, "status": "up"}))
         .collect();
     HttpResponse::Ok().json(serde_json::json!({
+        "config": state.cluster.placement(),
         "masters": masters,
         "auxiliaries": auxiliaries,
         "coordinator": state.cluster.coordinator(),

@@ -7,7 +7,7 @@ mod api;
 mod error;
 pub mod resp;
 
-pub use api::{master_app_config, ClusterInfo, Limits, MasterInfo, MasterState, ZkState};
+pub use api::{master_app_config, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Placement, ZkState};
 pub use error::ApiError;
 
 use actix_web::{web, HttpResponse};
@@ -18,12 +18,43 @@ use std::sync::Arc;
 pub struct AuxState {
     /// The `/health` body.
     pub health: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
+    /// Whether the auxiliary has restored, caught up and read the cluster configuration: the
+    /// answer of `/health?ready=1` (a Kubernetes readiness probe).
+    pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
     /// The `/metrics` text.
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }
 
-async fn aux_health(state: web::Data<AuxState>) -> HttpResponse {
-    HttpResponse::Ok().json((state.health)())
+/// The probe a `/health` query asks for: `?ready=1` (serve traffic?) or `?live=1` (is the
+/// process alive?); plain `/health` is each role's own status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Probe {
+    Status,
+    Ready,
+    Live,
+}
+
+impl Probe {
+    pub(crate) fn of(req: &actix_web::HttpRequest) -> Probe {
+        let asked = |name: &str| req.query_string().split('&').any(|p| p.split_once('=').map_or(p, |(k, _)| k) == name);
+        if asked("live") {
+            Probe::Live
+        } else if asked("ready") {
+            Probe::Ready
+        } else {
+            Probe::Status
+        }
+    }
+}
+
+async fn aux_health(req: actix_web::HttpRequest, state: web::Data<AuxState>) -> Result<HttpResponse, ApiError> {
+    let mut body = (state.health)();
+    let ready = (state.ready)();
+    body["ready"] = ready.into();
+    match Probe::of(&req) {
+        Probe::Ready if !ready => Err(ApiError::NotReady(body)),
+        _ => Ok(HttpResponse::Ok().json(body)),
+    }
 }
 
 async fn aux_metrics(state: web::Data<AuxState>) -> HttpResponse {

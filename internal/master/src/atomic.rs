@@ -20,7 +20,7 @@ impl<C: Connect> Router<C> {
     /// owners (the primary included) hold it. Returns the value before and the entry written.
     pub async fn apply(&self, key: Bytes, op: Op) -> Result<(Option<Bytes>, Option<Found>), MasterError> {
         let view = self.view();
-        let owners = view.owners(&key, self.cfg.replicas);
+        let owners = view.owners(&key, self.replicas());
         if owners.is_empty() {
             return Err(MasterError::NoAuxiliaries);
         }
@@ -55,7 +55,7 @@ impl<C: Connect> Router<C> {
             n.note_missed_write();
         }
         let entry = WireEntry { key, value: w.value.clone(), version: w.version, ttl_ms: w.ttl_ms };
-        let plan = Plan { need: self.cfg.write_quorum.saturating_sub(1), all_at_once: true, sloppy: true };
+        let plan = Plan { need: self.write_quorum().saturating_sub(1), all_at_once: true, sloppy: true };
         let out = try_call_many(live, Arc::new(Request::PutBatch { entries: vec![entry] }), plan, |_, _| true).await;
         if out.counted < out.need {
             return Err(MasterError::quorum(out.need + 1, out.counted + 1, &out.errors));

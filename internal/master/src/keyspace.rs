@@ -19,7 +19,7 @@ impl<C: Connect> Router<C> {
     /// Live keys in the cluster, each counted once (on its first owner).
     pub async fn dbsize(&self) -> Result<u64, MasterError> {
         let members = self.view().ring.nodes().to_vec();
-        self.sum_all(Request::CountPrimary { members, virtual_nodes: self.cfg.virtual_nodes }, Duration::from_secs(30))
+        self.sum_all(Request::CountPrimary { members, virtual_nodes: self.virtual_nodes() }, Duration::from_secs(30))
             .await
     }
 
@@ -43,7 +43,7 @@ impl<C: Connect> Router<C> {
             let req = Request::ScanShard {
                 shard,
                 members: members.clone(),
-                virtual_nodes: self.cfg.virtual_nodes,
+                virtual_nodes: self.virtual_nodes(),
                 pattern: pattern.clone(),
             };
             match node.call_with_timeout(&req, Duration::from_secs(10)).await {

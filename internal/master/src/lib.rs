@@ -26,7 +26,7 @@ pub mod view;
 mod tests;
 
 pub use peer::{Connect, Peer, WireConnect};
-pub use rebalance::{follow, RebalanceStatus};
+pub use rebalance::{follow, rebalance_with_retries, RebalanceStatus};
 pub use router::{ReadResult, Router, RouterConfig};
 pub use tiercache_wire::{Metrics, WireError};
 pub use view::{AuxAddr, AuxNode, NodeStatus, View};

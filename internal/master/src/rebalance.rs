@@ -47,8 +47,8 @@ impl<C: Connect> Router<C> {
         self.rebalance.lock().running = true;
         let req = Request::Rebalance {
             members,
-            virtual_nodes: self.cfg.virtual_nodes,
-            replicas: self.cfg.replicas as u32,
+            virtual_nodes: self.virtual_nodes(),
+            replicas: self.replicas() as u32,
             drop_unowned: true,
             previous,
         };
@@ -108,7 +108,7 @@ pub async fn follow<C: Connect>(
             }
             applied = next;
             if start_transfer {
-                tokio::spawn(transfer_with_retries(router.clone(), previous));
+                tokio::spawn(rebalance_with_retries(router.clone(), previous));
             }
         }
         if rx.changed().await.is_err() {
@@ -117,7 +117,9 @@ pub async fn follow<C: Connect>(
     }
 }
 
-async fn transfer_with_retries<C: Connect>(router: Arc<Router<C>>, previous: Vec<String>) {
+/// Runs [`Router::rebalance`] after a moment for every master's view to catch up, again (with
+/// back-off, up to 5 times) until every auxiliary has done its part.
+pub async fn rebalance_with_retries<C: Connect>(router: Arc<Router<C>>, previous: Vec<String>) {
     // Let every master's view catch up before moving keys.
     tokio::time::sleep(Duration::from_secs(1)).await;
     // A transfer that failed part-way (a target restarting, a timeout) is run again: until it

@@ -9,13 +9,15 @@ use crate::view::{AuxAddr, AuxNode, NodeStatus, View, DEPARTED_FALLBACK_MS};
 use crate::MasterError;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tiercache_protocol::version::now_ms;
 use tiercache_protocol::{last_write_wins, Found, Hlc, Request, Response, WireEntry};
 use tiercache_wire::{Metrics, WireError};
 
-/// Routing settings (from the master's configuration).
+/// Routing settings (from the master's configuration). `replicas` and `virtual_nodes` are the
+/// starting placement; the cluster configuration replaces them (`Router::set_placement`).
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
     /// Copies of each key.
@@ -42,6 +44,10 @@ pub enum ReadResult {
 /// Routes client operations to owner auxiliaries.
 pub struct Router<C: Connect = WireConnect> {
     pub(crate) cfg: RouterConfig,
+    /// The cluster's current `REPLICAS`: changed at run time by `PUT /config`.
+    replicas: AtomicUsize,
+    /// The cluster's `VIRTUAL_NODES`.
+    virtual_nodes: AtomicU32,
     connect: C,
     view: RwLock<Arc<View<C::Peer>>>,
     pub(crate) hlc: Hlc,
@@ -59,6 +65,8 @@ impl<C: Connect> Router<C> {
     /// A router with an empty view; `connect` makes the peer of each auxiliary that joins.
     pub fn new(cfg: RouterConfig, connect: C, metrics: Arc<Metrics>) -> Self {
         Router {
+            replicas: AtomicUsize::new(cfg.replicas.max(1)),
+            virtual_nodes: AtomicU32::new(cfg.virtual_nodes.max(1)),
             cfg,
             connect,
             view: RwLock::new(Arc::new(View::empty())),
@@ -73,6 +81,38 @@ impl<C: Connect> Router<C> {
         &self.cfg
     }
 
+    /// Copies of each key, as the cluster configuration says now.
+    pub fn replicas(&self) -> usize {
+        self.replicas.load(Ordering::Relaxed)
+    }
+
+    /// Virtual nodes per auxiliary, as the cluster configuration says.
+    pub fn virtual_nodes(&self) -> u32 {
+        self.virtual_nodes.load(Ordering::Relaxed)
+    }
+
+    /// Acknowledgements a write needs: `WRITE_QUORUM`, at most the copies there are.
+    pub(crate) fn write_quorum(&self) -> usize {
+        self.cfg.write_quorum.min(self.replicas())
+    }
+
+    fn read_quorum(&self) -> usize {
+        self.cfg.read_quorum.min(self.replicas())
+    }
+
+    /// Adopts the cluster configuration; a new `virtual_nodes` rebuilds the ring.
+    pub fn set_placement(&self, replicas: usize, virtual_nodes: u32) {
+        let old_replicas = self.replicas.swap(replicas.max(1), Ordering::Relaxed);
+        let old_vn = self.virtual_nodes.swap(virtual_nodes.max(1), Ordering::Relaxed);
+        if old_vn != virtual_nodes {
+            let members: Vec<AuxAddr> = self.view().nodes.values().map(|n| n.addr.clone()).collect();
+            self.set_members(&members);
+        }
+        if (old_replicas, old_vn) != (replicas, virtual_nodes) {
+            tracing::info!(replicas, virtual_nodes, "cluster configuration adopted");
+        }
+    }
+
     /// The current view.
     pub fn view(&self) -> Arc<View<C::Peer>> {
         self.view.read().clone()
@@ -83,7 +123,7 @@ impl<C: Connect> Router<C> {
         let timeout = self.cfg.request_timeout;
         let view = self
             .view()
-            .next(members, self.cfg.virtual_nodes, |m| AuxNode::new(m.clone(), self.connect.connect(m), timeout));
+            .next(members, self.virtual_nodes(), |m| AuxNode::new(m.clone(), self.connect.connect(m), timeout));
         self.metrics.auxiliary_nodes.set(members.len() as i64);
         tracing::info!(auxiliaries = ?view.ring.nodes(), "placement updated");
         *self.view.write() = Arc::new(view);
@@ -91,7 +131,7 @@ impl<C: Connect> Router<C> {
 
     /// Owners ordered for use: answering ones first, then recovering ones, suspects last.
     fn ordered_owners(&self, view: &View<C::Peer>, key: &[u8]) -> Vec<Arc<AuxNode<C::Peer>>> {
-        let mut owners = view.owners(key, self.cfg.replicas);
+        let mut owners = view.owners(key, self.replicas());
         owners.sort_by_key(|n| (n.status() == NodeStatus::Suspect, n.recovering() || n.missed_writes()));
         owners
     }
@@ -116,7 +156,7 @@ impl<C: Connect> Router<C> {
         if owners.is_empty() {
             return Err(MasterError::NoAuxiliaries);
         }
-        let plan = Plan { need: self.cfg.read_quorum, all_at_once: false, sloppy: false };
+        let plan = Plan { need: self.read_quorum(), all_at_once: false, sloppy: false };
         let out = try_call_many(owners, Arc::new(Request::Get { key: key.clone() }), plan, |node, resp| match resp {
             Response::Value(_) => {
                 node.set_recovering(false);
@@ -175,12 +215,12 @@ impl<C: Connect> Router<C> {
         let now = now_ms();
         let prev = view.previous.as_ref().filter(|p| p.until_ms > now)?;
         let departed_ok = now < prev.since_ms + DEPARTED_FALLBACK_MS;
-        let current = view.owners(key, self.cfg.replicas);
+        let current = view.owners(key, self.replicas());
         let req = Request::Get { key: key.clone() };
         // A short budget: this only runs on a miss, and a dead previous owner must not turn
         // every miss into a timeout.
         let budget = self.cfg.request_timeout.min(Duration::from_millis(200));
-        for id in prev.ring.owners(key, self.cfg.replicas) {
+        for id in prev.ring.owners(key, self.replicas()) {
             if asked.iter().any(|(n, _, _)| n.addr.id == id) {
                 continue;
             }
@@ -236,7 +276,7 @@ impl<C: Connect> Router<C> {
             }
             live
         };
-        let plan = Plan { need: self.cfg.write_quorum, all_at_once: true, sloppy: true };
+        let plan = Plan { need: self.write_quorum(), all_at_once: true, sloppy: true };
         let out = try_call_many(targets, Arc::new(req), plan, |_, _| true).await;
         if !out.reached() {
             return Err(MasterError::quorum(out.need, out.counted, &out.errors));

@@ -172,7 +172,7 @@ fn router(net: &Net, ids: &[&str], replicas: usize, write_quorum: usize, read_qu
 
 /// The owners of `key` in ring order.
 fn owners(r: &Router<Net>, key: &str) -> Vec<String> {
-    r.view().owners(key.as_bytes(), r.config().replicas).iter().map(|n| n.addr.id.clone()).collect()
+    r.view().owners(key.as_bytes(), r.replicas()).iter().map(|n| n.addr.id.clone()).collect()
 }
 
 fn b(s: &str) -> Bytes {

@@ -16,9 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tiercache_auxiliary::{Auxiliary, ClusterFeed, Settings};
 use tiercache_config::{AuxiliaryConfig, MasterConfig};
-use tiercache_discovery::{Discovery, DiscoveryConfig, MemberInfo, Membership, Role, ZkStatus};
+use tiercache_discovery::{
+    ClusterConfig, ConfigWriter, Discovery, DiscoveryConfig, MemberInfo, Membership, Role, ZkStatus,
+};
 use tiercache_http::master::{self, AuxAddr, Metrics, Router, RouterConfig, WireConnect};
-use tiercache_http::{AuxState, ClusterInfo, Limits, MasterInfo, MasterState, ZkState};
+use tiercache_http::{AuxState, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Placement, ZkState};
 use tokio::sync::watch;
 
 /// Errors that stop a node.
@@ -40,6 +42,34 @@ pub enum NodeError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(std::io::Error),
+    /// This master's environment disagrees with the cluster configuration stored in
+    /// ZooKeeper: one of them is a mistake, and guessing would put keys on the wrong owners.
+    #[error(
+        "{var}={env} in this master's environment, but the cluster configuration ({path} in ZooKeeper) has \
+         {var}={stored}: unset {var} or set it to {stored} (PUT /config changes REPLICAS for the whole cluster)"
+    )]
+    ClusterConfig {
+        /// The variable.
+        var: &'static str,
+        /// Its value here.
+        env: String,
+        /// The cluster's value.
+        stored: String,
+        /// The znode.
+        path: String,
+    },
+    /// A quorum of this master's environment is larger than the cluster's `REPLICAS`.
+    #[error("{var}={quorum} is more than the cluster's REPLICAS={replicas} ({path} in ZooKeeper): lower {var}")]
+    QuorumAboveReplicas {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        quorum: usize,
+        /// The cluster's copies per key.
+        replicas: usize,
+        /// The znode.
+        path: String,
+    },
     /// The final snapshot of a stopping auxiliary failed: keys it did not hand off are lost,
     /// and the exit code tells the orchestrator so.
     #[error("final snapshot failed: {0}")]
@@ -51,9 +81,35 @@ struct ZkInfo {
     membership: Option<watch::Receiver<Arc<tiercache_discovery::Membership>>>,
     static_masters: Vec<MasterInfo>,
     me: String,
+    /// The stored cluster configuration, and the handle that rewrites it (None in local mode,
+    /// whose placement is `local`).
+    config: Option<(watch::Receiver<Option<ClusterConfig>>, ConfigWriter)>,
+    local: Placement,
 }
 
 impl ClusterInfo for ZkInfo {
+    fn placement(&self) -> Option<Placement> {
+        match &self.config {
+            Some((rx, _)) => rx.borrow().map(|c| Placement { replicas: c.replicas, virtual_nodes: c.virtual_nodes }),
+            None => Some(self.local),
+        }
+    }
+    fn set_replicas(
+        &self,
+        replicas: usize,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ConfigChangeError>> + Send + 'static>> {
+        let Some((rx, discovery)) = self.config.clone() else {
+            return Box::pin(async { Err(ConfigChangeError::NoZooKeeper) });
+        };
+        Box::pin(async move {
+            let current = (*rx.borrow())
+                .ok_or_else(|| ConfigChangeError::Store("the cluster configuration has not been read yet".into()))?;
+            discovery
+                .set(ClusterConfig { replicas, ..current })
+                .await
+                .map_err(|e| ConfigChangeError::Store(e.to_string()))
+        })
+    }
     fn masters(&self) -> Vec<MasterInfo> {
         match &self.membership {
             Some(m) => m
@@ -199,9 +255,16 @@ fn master_state(
     }
 }
 
-/// Registers this node in ZooKeeper (in the background) and follows the membership.
-fn start_discovery(common: &tiercache_config::CommonConfig, role: Role, data_addr: String) -> Discovery {
+/// Registers this node in ZooKeeper (in the background) and follows the membership; a master
+/// publishes `publish` as the cluster configuration when none is stored.
+fn start_discovery(
+    common: &tiercache_config::CommonConfig,
+    role: Role,
+    data_addr: String,
+    publish: Option<ClusterConfig>,
+) -> Discovery {
     Discovery::start(DiscoveryConfig {
+        publish,
         servers: common.zk_servers.clone(),
         root: common.zk_root.clone(),
         session_timeout: common.zk_session_timeout,
@@ -220,30 +283,101 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
     let router = router_for(&cfg, metrics.clone());
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
     let listener = bind_std("PORT", http_addr)?;
-    let discovery = start_discovery(&cfg.common, Role::Master, String::new());
+    let publish = ClusterConfig { replicas: cfg.replicas, virtual_nodes: cfg.virtual_nodes };
+    let discovery = start_discovery(&cfg.common, Role::Master, String::new(), Some(publish));
     let info = Arc::new(ZkInfo {
         status: Some(discovery.status()),
         membership: Some(discovery.membership()),
         static_masters: vec![],
         me: cfg.common.node_id.clone(),
+        config: Some((discovery.cluster_config(), discovery.config_writer())),
+        local: Placement { replicas: cfg.replicas, virtual_nodes: cfg.virtual_nodes },
     });
     let members = derived(discovery.membership(), aux_addrs);
     let coordinator = info.clone();
-    let follow = tokio::spawn(master::follow(members, router.clone(), Arc::new(move || coordinator.is_coordinator())));
+    let is_coordinator: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || coordinator.is_coordinator());
+    let (fatal_tx, fatal) = tokio::sync::oneshot::channel();
+    let follow = tokio::spawn(follow_cluster_config(
+        cfg.clone(),
+        discovery.cluster_config(),
+        router.clone(),
+        members,
+        is_coordinator,
+        fatal_tx,
+    ));
     let state = Arc::new(master_state(&cfg, router, metrics, info));
     let resp = start_resp(&cfg, &state)?;
     let server = tiercache_http::start_master(state, listener, workers()).map_err(NodeError::Http)?;
     tracing::info!(addr = %http_addr, id = cfg.common.node_id, zk = cfg.common.zk_servers, "master serving");
-    shutdown.await;
+    let fatal = tokio::select! {
+        _ = shutdown => None,
+        Ok(e) = fatal => Some(e),
+    };
     if let Some(stop) = resp {
         let _ = stop.send(true);
     }
     tracing::info!("shutting down: leaving ZooKeeper");
+    follow.abort();
     discovery.leave(Duration::from_secs(3)).await;
     tracing::info!("shutting down: draining HTTP requests");
     server.stop().await;
-    follow.abort();
     tracing::info!("master stopped");
+    fatal.map_or(Ok(()), Err)
+}
+
+/// Checks this master's environment against the stored cluster configuration, adopts it, then
+/// follows the membership (rebalancing as the coordinator) and later changes of the
+/// configuration (`PUT /config`: the coordinator re-replicates).
+async fn follow_cluster_config(
+    cfg: MasterConfig,
+    mut config: watch::Receiver<Option<ClusterConfig>>,
+    router: Arc<Router>,
+    members: watch::Receiver<Vec<AuxAddr>>,
+    is_coordinator: Arc<dyn Fn() -> bool + Send + Sync>,
+    fatal: tokio::sync::oneshot::Sender<NodeError>,
+) {
+    let path = format!("{}/config", cfg.common.zk_root);
+    let Ok(first) = config.wait_for(Option::is_some).await.map(|c| *c) else { return };
+    let Some(first) = first else { return };
+    if let Err(e) = check_environment(&cfg, &first, &path) {
+        let _ = fatal.send(e);
+        return;
+    }
+    router.set_placement(first.replicas, first.virtual_nodes);
+    let mut current = first;
+    let changes = async {
+        while config.changed().await.is_ok() {
+            let Some(next) = *config.borrow_and_update() else { continue };
+            if next == current {
+                continue;
+            }
+            router.set_placement(next.replicas, next.virtual_nodes);
+            if next.replicas != current.replicas && is_coordinator() {
+                tracing::info!(from = current.replicas, to = next.replicas, "REPLICAS changed: re-replicating");
+                tokio::spawn(master::rebalance_with_retries(router.clone(), vec![]));
+            }
+            current = next;
+        }
+    };
+    tokio::select! {
+        _ = master::follow(members, router.clone(), is_coordinator.clone()) => {}
+        _ = changes => {}
+    }
+}
+
+fn check_environment(cfg: &MasterConfig, stored: &ClusterConfig, path: &str) -> Result<(), NodeError> {
+    let mismatch = |var, env: String, stored: String| NodeError::ClusterConfig { var, env, stored, path: path.into() };
+    if cfg.replicas_from_env && cfg.replicas != stored.replicas {
+        return Err(mismatch("REPLICAS", cfg.replicas.to_string(), stored.replicas.to_string()));
+    }
+    if cfg.virtual_nodes_from_env && cfg.virtual_nodes != stored.virtual_nodes {
+        return Err(mismatch("VIRTUAL_NODES", cfg.virtual_nodes.to_string(), stored.virtual_nodes.to_string()));
+    }
+    for (var, quorum) in [("WRITE_QUORUM", cfg.write_quorum), ("READ_QUORUM", cfg.read_quorum)] {
+        if quorum > stored.replicas {
+            return Err(NodeError::QuorumAboveReplicas { var, quorum, replicas: stored.replicas, path: path.into() });
+        }
+    }
     Ok(())
 }
 
@@ -257,8 +391,22 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
         .map_err(|source| NodeError::Bind { var: "DATA_PORT", addr: data_addr, source })?;
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
     let listener = bind_std("PORT", http_addr)?;
+    for var in &cfg.ignored {
+        tracing::warn!(var, "ignored: an auxiliary takes placement from the cluster configuration in ZooKeeper");
+    }
     let discovery =
-        start_discovery(&cfg.common, Role::Auxiliary, format!("{}:{}", cfg.common.advertise_host, cfg.data_port));
+        start_discovery(&cfg.common, Role::Auxiliary, format!("{}:{}", cfg.common.advertise_host, cfg.data_port), None);
+    let placement = {
+        let mut rx = discovery.cluster_config();
+        let (tx, out) = watch::channel(rx.borrow_and_update().map(|c| (c.virtual_nodes, c.replicas)));
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let next = rx.borrow_and_update().map(|c| (c.virtual_nodes, c.replicas));
+                tx.send_replace(next);
+            }
+        });
+        out
+    };
     let mut status = discovery.status();
     let (registered_tx, registered) = watch::channel(false);
     tokio::spawn(async move {
@@ -274,7 +422,7 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
             m.auxiliaries.iter().map(|a| (a.id.clone(), a.data_addr.clone())).collect()
         }),
         registered,
-        placement: (cfg.virtual_nodes, cfg.replicas),
+        placement: placement.clone(),
     });
     let aux = Arc::new(aux);
     let status = discovery.status();
@@ -282,6 +430,10 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
         health: {
             let (aux, status) = (aux.clone(), status.clone());
             Arc::new(move || aux.health(status.borrow().as_str()))
+        },
+        ready: {
+            let (aux, placement) = (aux.clone(), placement.clone());
+            Arc::new(move || aux.recovering().is_none() && placement.borrow().is_some())
         },
         metrics: {
             let aux = aux.clone();
@@ -303,7 +455,10 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
         .filter(|m| m.id != cfg.common.node_id)
         .map(|m| (m.id.clone(), m.data_addr.clone()))
         .collect();
-    aux.hand_off(remaining, (cfg.virtual_nodes, cfg.replicas)).await;
+    match *placement.borrow() {
+        Some(p) => aux.hand_off(remaining, p).await,
+        None => tracing::warn!("no cluster configuration read: nothing handed off; the final snapshot keeps the keys"),
+    }
     aux.server.close_writes();
     tracing::info!("shutting down: draining");
     server.stop().await;
@@ -348,6 +503,8 @@ pub async fn run_local(
         membership: None,
         static_masters: vec![MasterInfo { id: master.common.node_id.clone(), address: http_addr.to_string() }],
         me: master.common.node_id.clone(),
+        config: None,
+        local: Placement { replicas: master.replicas, virtual_nodes: master.virtual_nodes },
     });
     let state = Arc::new(master_state(&master, router, metrics, info));
     let resp = start_resp(&master, &state)?;

@@ -25,7 +25,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
     }
     // Every key is held by REPLICAS auxiliaries.
-    let replicas = ctx.state.router.config().replicas.max(1) as u64;
+    let replicas = ctx.state.router.replicas() as u64;
     let mut out = String::new();
     if want("server") {
         out += &format!(
