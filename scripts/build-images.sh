@@ -175,23 +175,56 @@ else
   ctx="$WORK/zookeeper"
   mkdir -p "$ctx"
   # The official image's interface: zkServer.sh start-foreground | status, data in /data,
-  # ZOO_* environment variables, port 2181, user zookeeper.
+  # ZOO_* environment variables (ZOO_MY_ID and ZOO_SERVERS for an ensemble), port 2181, user
+  # zookeeper (uid/gid 1000 here, so Kubernetes can check runAsNonRoot and set fsGroup).
   cat >"$ctx/zkServer.sh" <<'EOF'
 #!/bin/bash
 # Stand-in for the official image's zkServer.sh (start-foreground | status), on Debian's package.
+# Alone by default; with ZOO_SERVERS ("server.1=host:2888:3888;2181 server.2=..."), a member of
+# that ensemble whose id is ZOO_MY_ID, or else the trailing ordinal of the hostname + 1 (zk-0 is
+# 1: a Kubernetes StatefulSet's pods).
 set -euo pipefail
 port=${ZOO_PORT:-2181}
+data=${ZOO_DATA_DIR:-/data}
+cp=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar:/etc/zookeeper/conf
 case "${1:-start-foreground}" in
   start-foreground)
-    mkdir -p "${ZOO_DATA_DIR:-/data}"
+    mkdir -p "$data"
     admin=${ZOO_ADMINSERVER_ENABLED:-false}
-    exec java ${JVMFLAGS:--Xmx256m} \
-      -Dzookeeper.admin.enableServer="$admin" \
-      -Dzookeeper.4lw.commands.whitelist="${ZOO_4LW_COMMANDS_WHITELIST:-srvr,ruok}" \
-      -Dzookeeper.root.logger="${ZOO_LOG4J_PROP:-INFO,CONSOLE}" \
-      -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar:/etc/zookeeper/conf \
-      org.apache.zookeeper.server.ZooKeeperServerMain \
-      "$port" "${ZOO_DATA_DIR:-/data}" "${ZOO_TICK_TIME:-2000}" "${ZOO_MAX_CLIENT_CNXNS:-60}"
+    props=(-Dzookeeper.admin.enableServer="$admin"
+      -Dzookeeper.4lw.commands.whitelist="${ZOO_4LW_COMMANDS_WHITELIST:-srvr,ruok}"
+      -Dzookeeper.root.logger="${ZOO_LOG4J_PROP:-INFO,CONSOLE}")
+    if [ -z "${ZOO_SERVERS:-}" ]; then
+      exec java ${JVMFLAGS:--Xmx256m} "${props[@]}" -cp "$cp" org.apache.zookeeper.server.ZooKeeperServerMain \
+        "$port" "$data" "${ZOO_TICK_TIME:-2000}" "${ZOO_MAX_CLIENT_CNXNS:-60}"
+    fi
+    id=${ZOO_MY_ID:-}
+    if [ -z "$id" ]; then
+      ordinal=$(hostname); ordinal=${ordinal##*-}
+      case "$ordinal" in
+        '' | *[!0-9]*) echo "zkServer.sh: set ZOO_MY_ID (hostname $(hostname) has no trailing ordinal)" >&2; exit 2 ;;
+      esac
+      id=$((ordinal + 1))
+    fi
+    echo "$id" >"$data/myid"
+    cfg="$data/zoo.cfg"
+    {
+      echo "dataDir=$data"
+      echo "clientPort=$port"
+      echo "tickTime=${ZOO_TICK_TIME:-2000}"
+      echo "initLimit=${ZOO_INIT_LIMIT:-10}"
+      echo "syncLimit=${ZOO_SYNC_LIMIT:-5}"
+      echo "maxClientCnxns=${ZOO_MAX_CLIENT_CNXNS:-60}"
+      echo "autopurge.snapRetainCount=3"
+      echo "autopurge.purgeInterval=24"
+      echo "standaloneEnabled=false"
+      echo "reconfigEnabled=false"
+      # A member's own name may resolve to an address it cannot bind before its peers see it.
+      echo "quorumListenOnAllIPs=true"
+      for server in $ZOO_SERVERS; do echo "$server"; done
+    } >"$cfg"
+    echo "zkServer.sh: member $id of: $ZOO_SERVERS" >&2
+    exec java ${JVMFLAGS:--Xmx256m} "${props[@]}" -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$cfg"
     ;;
   status)
     exec 3<>"/dev/tcp/127.0.0.1/$port"
@@ -207,15 +240,17 @@ EOF
   cat >"$ctx/Dockerfile" <<EOF
 FROM $BASE_IMAGE
 # Debian's zookeeper package depends on the full default-jre; nothing to be done about that.
-RUN mkdir -p /usr/share/man/man1 && $APT_INSTALL zookeeper default-jre-headless && $APT_CLEAN \\
+RUN groupadd --gid 1000 zookeeper && useradd --uid 1000 --gid 1000 --system --home-dir /var/lib/zookeeper \\
+      --shell /bin/false zookeeper \\
+ && mkdir -p /usr/share/man/man1 && $APT_INSTALL zookeeper default-jre-headless && $APT_CLEAN \\
  && mkdir -p /data /datalog && chown zookeeper:zookeeper /data /datalog
 COPY zkServer.sh /usr/local/bin/zkServer.sh
 RUN chmod 755 /usr/local/bin/zkServer.sh
 ENV ZOO_DATA_DIR=/data ZOO_TICK_TIME=2000 ZOO_4LW_COMMANDS_WHITELIST=srvr,ruok
-USER zookeeper
+USER 1000:1000
 WORKDIR /data
 VOLUME ["/data", "/datalog"]
-EXPOSE 2181
+EXPOSE 2181 2888 3888
 CMD ["zkServer.sh", "start-foreground"]
 EOF
   build "$ZK_IMAGE" "$ctx"

@@ -21,10 +21,14 @@
 # 9. network cuts: aux-1 disconnected for 4 s, then for 15 s, under overwrites through NGINX,
 #    and reconnected: every master shows it `up` within 10 s each time, and every acknowledged
 #    write reads back its latest value
+# 10. ZooKeeper member loss: the ensemble's leader is stopped; the cluster still serves (every
+#    acknowledged write reads back), shows its configuration, and admits a restarted auxiliary
+#    (aux-2, `up` again in every master's /nodes and ready); then the member comes back
 # `docker-compose down -v` runs at exit, whatever happened.
 #
 # Environment: SMOKE_TIMEOUT (seconds for everything, default 1200), SMOKE_PROJECT
-# (tiercache-smoke), SMOKE_LOCUST=0 / SMOKE_SCALE=0 / SMOKE_PARTITION=0 to skip steps 7 / 8 / 9, SMOKE_LOCUST_USERS (20),
+# (tiercache-smoke), SMOKE_LOCUST=0 / SMOKE_SCALE=0 / SMOKE_PARTITION=0 / SMOKE_ZK_LOSS=0 to skip
+# steps 7 / 8 / 9 / 10, SMOKE_LOCUST_USERS (20),
 # SMOKE_LOCUST_TIME (20s), CARGO_BUILD_JOBS (1), NGINX_PORT (8081), PROMETHEUS_PORT (9090),
 # GRAFANA_PORT (4000).
 set -euo pipefail
@@ -425,6 +429,44 @@ print(f"partition: {w['sent']} writes, {w['failed']} failed, {len(w['acked'])} k
       f"{len(bad)} not at their latest acknowledged value {bad[:5]}")
 sys.exit(1 if bad else 0)
 EOF
+fi
+
+# ---- 10. a ZooKeeper member lost ----------------------------------------------------------
+if [ "${SMOKE_ZK_LOSS:-1}" = 1 ]; then
+  zk_mode() { "${DC[@]}" exec -T "$1" zkServer.sh status 2>/dev/null | sed -n 's/^Mode: //p'; }
+  leader=""
+  for z in zk-1 zk-2 zk-3; do [ "$(zk_mode "$z")" = leader ] && leader=$z; done
+  [ -n "$leader" ] || fail "ZooKeeper: no member says it leads"
+  log "ZooKeeper: stopping the leader, $leader"
+  t_zk=$(date +%s%N)
+  "${DC[@]}" stop -t 5 "$leader" >/dev/null 2>&1 || fail "docker-compose stop $leader"
+  for i in $(seq 1 50); do
+    check "PUT with $leader down" code -X PUT "$NGINX/cache/zk-loss-$i" --data-binary "v$i"
+    [ "$OUT" = 200 ] || { sleep 0.2; check "PUT with $leader down (retry)" code -X PUT "$NGINX/cache/zk-loss-$i" --data-binary "v$i"; }
+    [ "$OUT" = 200 ] || fail "PUT failed with one ZooKeeper member down ($OUT)"
+  done
+  for i in $(seq 1 50); do
+    check "GET with $leader down" code "$NGINX/cache/zk-loss-$i"
+    [ "$OUT" = 200 ] && [ "$(cat "$TMP/body")" = "v$i" ] || fail "zk-loss-$i lost with one ZooKeeper member down"
+  done
+  log "ZooKeeper: 50 writes and reads ok $((($(date +%s%N) - t_zk) / 1000000)) ms after $leader stopped"
+  curl -fsS "$NGINX/config" >"$TMP/config" || fail "GET /config with $leader down"
+  grep -q '"replicas"' "$TMP/config" || fail "GET /config: $(cat "$TMP/config")"
+  t_aux=$(date +%s)
+  "${DC[@]}" restart -t 30 aux-2 >/dev/null 2>&1 || fail "docker-compose restart aux-2"
+  all_up() { for _ in 1 2 3 4 5; do nodes_ok 3 || return 1; done; }
+  retry_until 60 "ZooKeeper: restarted aux-2 not up in /nodes with $leader down" "$TMP/nodes" all_up
+  aux_ready() { "${DC[@]}" exec -T aux-2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/3001; printf "GET /health?ready=1 HTTP/1.0\r\n\r\n" >&3; head -1 <&3' >"$TMP/ready" 2>&1 && grep -q " 200" "$TMP/ready"; }
+  retry_until 60 "ZooKeeper: restarted aux-2 not ready with $leader down" "$TMP/ready" aux_ready
+  log "ZooKeeper: aux-2 restarted and ready $(($(date +%s) - t_aux)) s later, with $leader down"
+  for i in $(seq 1 50 | shuf -n 10); do
+    check "GET after aux-2 restart" code "$NGINX/cache/zk-loss-$i"
+    [ "$OUT" = 200 ] && [ "$(cat "$TMP/body")" = "v$i" ] || fail "zk-loss-$i lost after aux-2 restarted"
+  done
+  "${DC[@]}" start "$leader" >/dev/null 2>&1 || fail "docker-compose start $leader"
+  member_back() { [ -n "$(zk_mode "$leader")" ]; }
+  retry_until 60 "ZooKeeper: $leader did not rejoin" "$TMP/zk" member_back
+  log "ZooKeeper: $leader back as a $(zk_mode "$leader")"
 fi
 
 log "PASSED (up to healthy: ${UP_SECS}s)"
