@@ -62,7 +62,7 @@ WORKDIR /var/lib/tiercache
 # Snapshots of an auxiliary: mount a volume here to keep them across restarts.
 ENV BACKUP_DIR=/var/lib/tiercache/backup
 # master / local HTTP, auxiliary HTTP (/health, /metrics), auxiliary data port.
-EXPOSE 8000 3001 4001
+EXPOSE 8000 6379 3001 4001
 # GET /health on $PORT (or the role's default port) over bash's /dev/tcp: no curl needed.
 HEALTHCHECK --interval=5s --timeout=4s --start-period=20s --retries=3 CMD ["tiercache-healthcheck"]
 STOPSIGNAL SIGTERM

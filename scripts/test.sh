@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need (ZooKeeper and NGINX from Debian's packages) when missing,
-# then runs every test of the workspace: unit tests and the cluster tests in tests/.
+# Installs what the tests need (ZooKeeper and NGINX from Debian's packages; kubernetes-validate
+# from PyPI for the manifests' test) when missing, then runs every test of the workspace: unit
+# tests and the cluster tests in tests/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -13,6 +14,7 @@ command -v ss >/dev/null 2>&1 || need+=(iproute2)
 command -v redis-cli >/dev/null 2>&1 && command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 [ ${#need[@]} -eq 0 ] || echo "installing missing packages: ${need[*]}"
 apt_install "${need[@]}"
+scripts/install-k8s-tools.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
