@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tiercache_protocol::{decode, encode, Request, Response};
+use tiercache_protocol::{decode, encode, RemoteError, Request, Response};
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -181,12 +181,20 @@ async fn connect(shared: &Shared) -> Result<Framed<TcpStream, tokio_util::codec:
     let mut framed = Framed::new(stream, codec());
     framed.send(Bytes::from(encode(0, &Request::Hello { token: shared.token.clone() })?)).await?;
     let answer = tokio::time::timeout(Duration::from_secs(2), framed.next()).await.map_err(|_| unreachable())?;
+    hello_answer(&shared.id, answer).map(|()| framed)
+}
+
+/// Reads the answer to `Hello`. Only an explicit refusal is a token problem: a peer that closes
+/// the connection (one stopping or dying) is unreachable, and must not send an operator after
+/// the token.
+fn hello_answer(id: &str, answer: Option<std::io::Result<bytes::BytesMut>>) -> Result<(), WireError> {
     match answer {
-        Some(Ok(frame)) => match decode::<Response>(&frame)? {
-            (_, Response::Welcome) => Ok(framed),
-            _ => Err(WireError::Unauthorized(shared.id.clone())),
+        Some(Ok(frame)) => match decode::<Response>(&frame) {
+            Ok((_, Response::Welcome)) => Ok(()),
+            Ok((_, Response::Error(RemoteError::Unauthorized))) => Err(WireError::Unauthorized(id.to_string())),
+            _ => Err(WireError::Unreachable(id.to_string())),
         },
-        _ => Err(WireError::Unauthorized(shared.id.clone())),
+        _ => Err(WireError::Unreachable(id.to_string())),
     }
 }
 
@@ -359,6 +367,18 @@ mod tests {
         }
         assert!(answered, "still calling into the silent connection");
         assert!(accepted.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[test]
+    fn only_an_explicit_refusal_blames_the_token() {
+        let frame = |r: &Response| Some(Ok(bytes::BytesMut::from(&encode(0, r).unwrap()[..])));
+        assert!(hello_answer("a", frame(&Response::Welcome)).is_ok());
+        let refused = hello_answer("a", frame(&Response::Error(RemoteError::Unauthorized)));
+        assert!(matches!(refused, Err(WireError::Unauthorized(_))));
+        // Closed by a dying peer, a reset, or something that is not a tiercache auxiliary.
+        for answer in [None, Some(Err(std::io::ErrorKind::ConnectionReset.into())), frame(&Response::Pong)] {
+            assert!(matches!(hello_answer("a", answer), Err(WireError::Unreachable(_))));
+        }
     }
 
     #[tokio::test]
