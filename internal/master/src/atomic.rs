@@ -1,7 +1,9 @@
 //! Read-modify-write operations (conditional SET, INCRBY, APPEND, GETDEL): run as one step on
 //! the key's primary owner (its first owner that answers), whose result is then replicated to
 //! the other owners like any versioned write. Two masters operating on one key concurrently
-//! are serialised by the primary, so no increment is lost while it is up. If the primary fails
+//! are serialised by the primary, so no increment is lost while it is up; and since every
+//! plain write is acknowledged only once the primary holds it (`Plan::primary`), a step never
+//! starts from a value older than one acknowledged. If the primary fails
 //! midway, the caller gets an error and cannot tell whether the step was applied (as with a
 //! Redis failover); a retry may apply it twice.
 
@@ -55,7 +57,8 @@ impl<C: Connect> Router<C> {
             n.note_missed_write();
         }
         let entry = WireEntry { key, value: w.value.clone(), version: w.version, ttl_ms: w.ttl_ms };
-        let plan = Plan { need: self.write_quorum().saturating_sub(1), all_at_once: true, sloppy: true };
+        let plan =
+            Plan { need: self.write_quorum().saturating_sub(1), all_at_once: true, sloppy: true, primary: false };
         let out = try_call_many(live, Arc::new(Request::PutBatch { entries: vec![entry] }), plan, |_, _| true).await;
         if out.counted < out.need {
             return Err(MasterError::quorum(out.need + 1, out.counted + 1, &out.errors));

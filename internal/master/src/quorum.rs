@@ -19,6 +19,11 @@ pub(crate) struct Plan {
     /// A node found unreachable lowers `need`: writes count their quorum among the owners that
     /// can answer, so one dead owner does not fail every write.
     pub sloppy: bool,
+    /// The first node that can be reached must confirm too (writes: the key's primary, which
+    /// runs INCR, SET NX and the other read-modify-write steps, so it must hold every write
+    /// that was acknowledged). An unreachable one passes the duty to the next, as the
+    /// read-modify-write steps then run there.
+    pub primary: bool,
 }
 
 /// What came back.
@@ -31,13 +36,45 @@ pub(crate) struct Outcome<P> {
     pub need: usize,
     /// Failed calls.
     pub errors: Vec<WireError>,
+    /// The primary was asked for and failed (not merely unreachable).
+    pub primary_failed: bool,
 }
 
 impl<P> Outcome<P> {
-    /// Enough answers counted.
+    /// Enough answers counted (the primary's among them when asked for).
     pub fn reached(&self) -> bool {
-        self.counted >= self.need && self.counted > 0
+        self.counted >= self.need && self.counted > 0 && !self.primary_failed
     }
+}
+
+/// What became of each node's call, for following the primary's duty.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    Pending,
+    Ok,
+    Unreachable,
+    Failed,
+}
+
+/// Which node owes the primary's confirmation now.
+enum Duty {
+    /// Node `i`'s answer is awaited.
+    Owed(usize),
+    Done,
+    Failed,
+}
+
+fn next_duty(heard: &[Heard], from: usize) -> Duty {
+    for (i, h) in heard.iter().enumerate().skip(from) {
+        match h {
+            Heard::Pending => return Duty::Owed(i),
+            Heard::Ok => return Duty::Done,
+            Heard::Failed => return Duty::Failed,
+            Heard::Unreachable => {}
+        }
+    }
+    // Nobody reachable: the quorum itself fails.
+    Duty::Done
 }
 
 /// Asks `nodes` (in order) per `plan`; `counts` says whether an answer counts toward the
@@ -49,7 +86,9 @@ pub(crate) async fn try_call_many<P: Peer>(
     counts: impl Fn(&AuxNode<P>, &Response) -> bool,
 ) -> Outcome<P> {
     let mut need = plan.need.min(nodes.len());
-    let launch = |node: Arc<AuxNode<P>>| {
+    let mut heard = vec![Heard::Pending; nodes.len()];
+    let mut duty = if plan.primary { Duty::Owed(0) } else { Duty::Done };
+    let launch = |(i, node): (usize, Arc<AuxNode<P>>)| {
         let req = req.clone();
         async move {
             let r = node.call(&req).await;
@@ -57,38 +96,43 @@ pub(crate) async fn try_call_many<P: Peer>(
             if r.is_err() && req.is_write() {
                 node.note_missed_write();
             }
-            (node, r)
+            (i, node, r)
         }
     };
-    let mut waiting = nodes.into_iter();
+    let mut waiting = nodes.into_iter().enumerate();
     let mut inflight = FuturesUnordered::new();
-    if plan.all_at_once {
+    if plan.all_at_once || plan.primary {
         inflight.extend(waiting.by_ref().map(launch));
     }
     let (mut answers, mut errors, mut counted) = (Vec::new(), Vec::new(), 0);
-    while counted < need {
+    while counted < need || matches!(duty, Duty::Owed(_)) {
         while inflight.len() + counted < need {
             match waiting.next() {
                 Some(n) => inflight.push(launch(n)),
                 None => break,
             }
         }
-        let Some((node, r)) = inflight.next().await else { break };
+        let Some((i, node, r)) = inflight.next().await else { break };
         match r {
             Ok(resp) => {
+                heard[i] = Heard::Ok;
                 counted += usize::from(counts(&node, &resp));
                 answers.push((node, resp));
             }
             Err(e) => {
+                heard[i] = if e.is_unreachable() { Heard::Unreachable } else { Heard::Failed };
                 if plan.sloppy && e.is_unreachable() && need > 1 {
                     need -= 1;
                 }
                 errors.push(e);
             }
         }
+        if let Duty::Owed(j) = duty {
+            duty = next_duty(&heard, j);
+        }
     }
     if !inflight.is_empty() {
         tokio::spawn(async move { while inflight.next().await.is_some() {} });
     }
-    Outcome { answers, counted, need, errors }
+    Outcome { answers, counted, need, errors, primary_failed: matches!(duty, Duty::Failed) }
 }

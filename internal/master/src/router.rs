@@ -156,7 +156,7 @@ impl<C: Connect> Router<C> {
         if owners.is_empty() {
             return Err(MasterError::NoAuxiliaries);
         }
-        let plan = Plan { need: self.read_quorum(), all_at_once: false, sloppy: false };
+        let plan = Plan { need: self.read_quorum(), all_at_once: false, sloppy: false, primary: false };
         let out = try_call_many(owners, Arc::new(Request::Get { key: key.clone() }), plan, |node, resp| match resp {
             Response::Value(_) => {
                 node.set_recovering(false);
@@ -262,7 +262,9 @@ impl<C: Connect> Router<C> {
     /// (capped at the owners reachable) confirmed. Returns the answers gathered by then.
     async fn write(&self, key: &[u8], req: Request) -> Result<Vec<Response>, MasterError> {
         let view = self.view();
-        let owners = self.ordered_owners(&view, key);
+        // In ring order: the first live owner is the key's primary, where `Router::apply` runs
+        // read-modify-write steps; the write is acknowledged only once it holds it.
+        let owners = view.owners(key, self.replicas());
         if owners.is_empty() {
             return Err(MasterError::NoAuxiliaries);
         }
@@ -276,7 +278,7 @@ impl<C: Connect> Router<C> {
             }
             live
         };
-        let plan = Plan { need: self.write_quorum(), all_at_once: true, sloppy: true };
+        let plan = Plan { need: self.write_quorum(), all_at_once: true, sloppy: true, primary: true };
         let out = try_call_many(targets, Arc::new(req), plan, |_, _| true).await;
         if !out.reached() {
             return Err(MasterError::quorum(out.need, out.counted, &out.errors));

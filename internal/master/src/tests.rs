@@ -25,6 +25,8 @@ enum Mode {
     Recovering,
     /// Refuses every write with this error.
     Refusing(RemoteError),
+    /// Answers, but only after this long.
+    Slow(Duration),
 }
 
 struct State {
@@ -65,6 +67,7 @@ impl Peer for MemPeer {
             Mode::Refusing(e) if !matches!(req, Request::Get { .. }) => {
                 return Err(WireError::Remote(self.id.clone(), e.clone()))
             }
+            Mode::Slow(d) => tokio::time::sleep(*d).await,
             _ => {}
         }
         let mut s = self.state.lock();
@@ -412,4 +415,25 @@ async fn increments_from_two_masters_run_on_the_primary_and_reach_the_replica() 
     net.set(&o[0], Mode::Down);
     m1.apply(b("n"), tiercache_protocol::Op::IncrBy(1)).await.unwrap();
     assert_eq!(net.value(&o[1], "n").unwrap().value, Some(b("101")));
+}
+
+#[tokio::test]
+async fn a_write_is_acknowledged_only_once_the_primary_holds_it() {
+    let net = Net::default();
+    let r = router(&net, &["a", "b"], 2, 1, 1);
+    let o = owners(&r, "n");
+    // The other owner answers first; WRITE_QUORUM=1 is met by it alone.
+    net.set(&o[0], Mode::Slow(Duration::from_millis(100)));
+    r.put(b("n"), b("10"), 0).await.unwrap();
+    assert_eq!(net.value(&o[0], "n").unwrap().value, Some(b("10")), "acknowledged before the primary had it");
+    // So the primary's read-modify-write step starts from every acknowledged write.
+    let (_, written) = r.apply(b("n"), tiercache_protocol::Op::IncrBy(1)).await.unwrap();
+    assert_eq!(written.unwrap().value, Some(b("11")));
+
+    // An unreachable primary hands the duty to the next owner, where apply then runs.
+    net.set(&o[0], Mode::Down);
+    r.put(b("n"), b("20"), 0).await.unwrap();
+    let (_, written) = r.apply(b("n"), tiercache_protocol::Op::IncrBy(1)).await.unwrap();
+    assert_eq!(written.unwrap().value, Some(b("21")));
+    assert_eq!(net.value(&o[1], "n").unwrap().value, Some(b("21")));
 }
