@@ -140,7 +140,13 @@ for l in labels:
         lines.append(f"| {l} | {t} | {rps:,.0f} | {p50} | {p99} | {vt} | {vr} |")
 lines += ["", "Targets (issue 12): tiercache ≥ 1.2× twemproxy on every line with a p99 no worse; GET -P 16 ≥ 0.5× Redis.", "",
           f"![requests per second]({svg.split('/')[-1]})", ""]
-open(out, "w").write("\n".join(lines))
+# The hand-kept log of optimisations (before/after figures) survives a new run.
+try:
+    old = open(out).read()
+    log = old[old.index("## Optimisation log"):] if "## Optimisation log" in old else ""
+except OSError:
+    log = ""
+open(out, "w").write("\n".join(lines) + ("\n" + log if log else ""))
 # A grouped bar chart: one group per test, one bar per target.
 colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2"]
 w, h, pad, bar = 760, 360, 60, 22
