@@ -373,3 +373,60 @@ fn scan_walks_the_whole_cluster() {
     let (_, typed): (u64, Vec<String>) = q(&mut a, &[b"SCAN", b"0", b"TYPE", b"hash"]).unwrap();
     assert!(typed.is_empty(), "every value is a string");
 }
+
+/// EXPIRE racing SETs from another master never brings back an overwritten value: it changes
+/// only the expiry, keeping the value's version, so every later SET still wins.
+#[test]
+fn expire_racing_writes_never_undoes_one() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    // Past the auxiliaries' catch-up, so reads go to the primary alone.
+    wait_until(Duration::from_secs(20), "auxiliaries ready", || {
+        m._auxes
+            .iter()
+            .all(|a| http().get(format!("{}/health?ready=1", a.url())).send().is_ok_and(|r| r.status().is_success()))
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let expirer = {
+        let (stop, port) = (stop.clone(), m.p2);
+        std::thread::spawn(move || {
+            let mut c = conn(port);
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for cmd in [
+                    &[b"EXPIRE" as &[u8], b"race", b"1000"][..],
+                    &[b"PERSIST", b"race"],
+                    &[b"GETEX", b"race", b"EX", b"900"],
+                ] {
+                    q::<Value>(&mut c, cmd).unwrap();
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    let mut w = conn(m.p1);
+    let mut last = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        last += 1;
+        q::<String>(&mut w, &[b"SET", b"race", last.to_string().as_bytes()]).unwrap();
+        // Read back at once: an EXPIRE that rewrote the value it had read would show here.
+        let got: i64 = q(&mut w, &[b"GET", b"race"]).unwrap();
+        assert!(got >= last, "read {got} right after SET {last} was acknowledged");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let expires = expirer.join().unwrap();
+    assert!(expires > 100 && last > 100, "the race ran ({last} SETs, {expires} expiry commands)");
+    for port in [m.p1, m.p2] {
+        let got: i64 = q(&mut conn(port), &[b"GET", b"race"]).unwrap();
+        assert_eq!(got, last, "the last acknowledged SET, through port {port}");
+    }
+    // The expiry commands themselves still work.
+    assert_eq!(q::<i64>(&mut w, &[b"EXPIRE", b"race", b"500"]).unwrap(), 1);
+    assert!(q::<i64>(&mut conn(m.p2), &[b"TTL", b"race"]).unwrap() > 400);
+    assert_eq!(q::<i64>(&mut w, &[b"PERSIST", b"race"]).unwrap(), 1);
+    assert_eq!(q::<i64>(&mut conn(m.p2), &[b"TTL", b"race"]).unwrap(), -1);
+    assert_eq!(q::<i64>(&mut w, &[b"PERSIST", b"race"]).unwrap(), 0);
+    assert_eq!(q::<i64>(&mut w, &[b"EXPIRE", b"nope", b"5"]).unwrap(), 0);
+}

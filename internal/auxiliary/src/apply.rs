@@ -1,5 +1,6 @@
-//! Read-modify-write operations (conditional SET, INCRBY, APPEND, GETDEL) run as one step on
-//! the key's primary owner, under its shard lock. The master replicates the entry written.
+//! Read-modify-write operations (conditional SET, INCRBY, APPEND, GETDEL, EXPIRE) run as one
+//! step on the key's primary owner, under its shard lock. The master replicates the entry
+//! written (an expiry change: `Request::SetExpiry`).
 
 use bytes::{Bytes, BytesMut};
 use tiercache_protocol::{Condition, Found, Op, RemoteError, Response};
@@ -8,6 +9,16 @@ use tiercache_store::{Entry, Store};
 /// Runs `op` on `key`; a write gets a version above `version` and above the stored one.
 pub fn apply(store: &Store, key: &[u8], op: &Op, version: u64) -> Response {
     let now = store.now_ms();
+    if let Op::Expire { ttl_ms } = op {
+        // No new version: see `Store::set_expiry`.
+        return match store.set_expiry(key, *ttl_ms, None) {
+            None => Response::Updated { previous: None, written: None },
+            Some((e, changed)) => Response::Updated {
+                previous: e.value.clone(),
+                written: changed.then(|| Found { ttl_ms: e.remaining_ttl_ms(now), value: e.value, version: e.version }),
+            },
+        };
+    }
     let result = store.update(key, |current| {
         let next_version = version.max(current.as_ref().map_or(0, |e| e.version) + 1);
         let live = current.filter(|e| e.value.is_some());
@@ -40,6 +51,7 @@ pub fn apply(store: &Store, key: &[u8], op: &Op, version: u64) -> Response {
                 Ok(Some(write(Some(v.freeze()), kept_expiry)))
             }
             Op::GetDel => Ok(live.is_some().then(|| write(None, store.tombstone_expires_at()))),
+            Op::Expire { .. } => Ok(None),
         };
         match outcome {
             Ok(entry) => {
@@ -114,5 +126,30 @@ mod tests {
         }
         assert_eq!(s.get(b"k").and_then(|e| e.value), None);
         assert_eq!(apply(&s, b"k", &Op::GetDel, 6), Response::Updated { previous: None, written: None });
+    }
+
+    #[test]
+    fn expire_keeps_the_version_so_a_newer_write_still_wins() {
+        let s = store();
+        assert_eq!(
+            apply(&s, b"k", &Op::Expire { ttl_ms: 5000 }, 9),
+            Response::Updated { previous: None, written: None }
+        );
+        s.put(Bytes::from_static(b"k"), Bytes::from_static(b"old"), 10, 0).unwrap();
+        match apply(&s, b"k", &Op::Expire { ttl_ms: 5000 }, 99) {
+            Response::Updated { previous, written: Some(f) } => {
+                assert_eq!(previous, Some(Bytes::from_static(b"old")));
+                assert_eq!((f.version, f.ttl_ms), (10, 5000), "same version, new expiry");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A write that raced the EXPIRE (version 11 < the master's 99) still replaces the value.
+        s.put(Bytes::from_static(b"k"), Bytes::from_static(b"new"), 11, 0).unwrap();
+        assert_eq!(s.get(b"k").unwrap().value, Some(Bytes::from_static(b"new")));
+        // PERSIST: only a value with an expiry changes.
+        assert!(matches!(apply(&s, b"k", &Op::Expire { ttl_ms: 0 }, 1), Response::Updated { written: None, .. }));
+        // A replica applies the expiry only to the version the primary kept.
+        assert_eq!(s.set_expiry(b"k", 100, Some(10)).map(|(_, c)| c), Some(false));
+        assert_eq!(s.set_expiry(b"k", 100, Some(11)).map(|(e, c)| (e.expires_at_ms > 0, c)), Some((true, true)));
     }
 }

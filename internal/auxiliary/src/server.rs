@@ -110,6 +110,10 @@ impl DataServer {
                 );
                 r
             }
+            Request::SetExpiry { key, version, ttl_ms } => {
+                let changed = self.store.set_expiry(key, *ttl_ms, Some(*version)).is_some_and(|(_, c)| c);
+                Response::Applied(u64::from(changed))
+            }
             Request::Recover => {
                 self.recovery.begin("a master wrote around it");
                 Response::Recovering(None)

@@ -28,6 +28,7 @@ impl<C: Connect> Router<C> {
         }
         let mut candidates = owners.clone();
         candidates.sort_by_key(|n| n.status() == NodeStatus::Suspect);
+        let expiry_only = matches!(op, Op::Expire { .. });
         let req = Request::Apply { key: key.clone(), op, version: self.hlc.next() };
         let mut errors = Vec::new();
         let mut done = None;
@@ -56,10 +57,18 @@ impl<C: Connect> Router<C> {
         for n in &suspects {
             n.note_missed_write();
         }
-        let entry = WireEntry { key, value: w.value.clone(), version: w.version, ttl_ms: w.ttl_ms };
+        // An expiry keeps the version, so it travels as such: a copy of the entry would not
+        // supersede the replicas' one.
+        let replicate = if expiry_only {
+            Request::SetExpiry { key, version: w.version, ttl_ms: w.ttl_ms }
+        } else {
+            Request::PutBatch {
+                entries: vec![WireEntry { key, value: w.value.clone(), version: w.version, ttl_ms: w.ttl_ms }],
+            }
+        };
         let plan =
             Plan { need: self.write_quorum().saturating_sub(1), all_at_once: true, sloppy: true, primary: false };
-        let out = try_call_many(live, Arc::new(Request::PutBatch { entries: vec![entry] }), plan, |_, _| true).await;
+        let out = try_call_many(live, Arc::new(replicate), plan, |_, _| true).await;
         if out.counted < out.need {
             return Err(MasterError::quorum(out.need + 1, out.counted + 1, &out.errors));
         }

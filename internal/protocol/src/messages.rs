@@ -65,6 +65,13 @@ pub enum Op {
     Append(Bytes),
     /// `GETDEL`: the value, and a delete.
     GetDel,
+    /// `EXPIRE` family and `PERSIST`: a new expiry, `ttl_ms` from now (0: none), for a live
+    /// value, keeping its version so a concurrent newer write still wins. Replicated with
+    /// `Request::SetExpiry`.
+    Expire {
+        /// Time to live in ms from now; 0 removes the expiry.
+        ttl_ms: u64,
+    },
 }
 
 /// A request from a master (or a peer auxiliary during a transfer).
@@ -161,6 +168,16 @@ pub enum Request {
         /// Empty: send every key to every other owner (a full repair).
         previous: Vec<String>,
     },
+    /// A replica's half of `Op::Expire`: the expiry of `key`, only if its stored version is
+    /// `version` (answered `Applied(1)` when it changed).
+    SetExpiry {
+        /// The key.
+        key: Bytes,
+        /// The version the primary kept.
+        version: u64,
+        /// Time to live in ms from now; 0 removes the expiry.
+        ttl_ms: u64,
+    },
 }
 
 impl Request {
@@ -173,6 +190,7 @@ impl Request {
                 | Request::PutBatch { .. }
                 | Request::Apply { .. }
                 | Request::Flush { .. }
+                | Request::SetExpiry { .. }
         )
     }
 }

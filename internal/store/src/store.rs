@@ -298,6 +298,28 @@ impl Store {
         Ok(answer)
     }
 
+    /// Sets the expiry of a live value to `ttl_ms` from now (0: removes it) without a new
+    /// version, so that a concurrent write with a newer version still wins over it everywhere
+    /// (`EXPIRE` must never bring an overwritten value back). With `only_version`, only if the
+    /// stored version is that one (a replica following the primary). Returns the entry as it
+    /// is now and whether its expiry changed; `None` when there is no live value.
+    pub fn set_expiry(&self, key: &[u8], ttl_ms: u64, only_version: Option<u64>) -> Option<(Entry, bool)> {
+        let now = self.clock.now_ms();
+        let i = self.shard_index(key);
+        let mut shard = self.lock(i);
+        let current = shard.lru.peek(key).filter(|(p, _)| !p.is_expired(now)).map(|(p, v)| unpack(p, v))?;
+        let value = current.value.clone()?;
+        if only_version.is_some_and(|v| v != current.version) {
+            return Some((current, false));
+        }
+        let expires_at_ms = self.expires_at(ttl_ms);
+        if expires_at_ms == current.expires_at_ms || (ttl_ms == 0 && current.expires_at_ms == 0) {
+            return Some((current, false));
+        }
+        self.insert_locked(&mut shard, key, Some(&value), current.version, expires_at_ms, now);
+        Some((Entry { value: Some(value), version: current.version, expires_at_ms }, true))
+    }
+
     /// The expiry a delete marker written now gets.
     pub fn tombstone_expires_at(&self) -> u64 {
         self.clock.now_ms().saturating_add(self.tombstone_ttl_ms)

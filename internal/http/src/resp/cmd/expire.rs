@@ -1,10 +1,11 @@
 //! EXPIRE key seconds, PEXPIRE key ms, EXPIREAT key unix-seconds, PEXPIREAT key unix-ms:
 //! 1 when the key exists and got the expiry, 0 otherwise; a time in the past deletes the key.
-//! The value is read and written back with the new expiry (not one atomic step: a write
-//! racing it may lose its value or its expiry).
+//! One step on the key's primary owner that changes only the expiry (the value keeps its
+//! version, so a write racing it is never undone).
 
-use super::{delete, err, int, integer, now_ms, read, write, Ctx, Reply};
+use super::{apply, delete, err, int, integer, now_ms, Ctx, Reply};
 use bytes::Bytes;
+use tiercache_master::protocol::Op;
 
 pub(super) const ARITY: i32 = 3;
 
@@ -31,12 +32,9 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             Err(e) => e,
         };
     }
-    match read(ctx, key).await {
-        Ok(None) => int(0),
-        Ok(Some((value, _))) => match write(ctx, key, value, ttl_ms as u64).await {
-            Ok(()) => int(1),
-            Err(e) => e,
-        },
+    match apply(ctx, key, Op::Expire { ttl_ms: ttl_ms as u64 }).await {
+        // An existing key always gets the expiry (the same one counts too).
+        Ok((previous, _)) => int(i64::from(previous.is_some())),
         Err(e) => e,
     }
 }

@@ -1,8 +1,9 @@
 //! GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]: the value, and a new expiry when one
-//! is given (read and written back, like EXPIRE: not atomic with a concurrent write).
+//! is given (one step on the key's primary owner, like EXPIRE).
 
-use super::{bulk, err, integer, nil, now_ms, read, syntax_error, write, Ctx, Reply};
+use super::{apply, bulk, err, integer, nil, now_ms, read, syntax_error, Ctx, Reply};
 use bytes::Bytes;
+use tiercache_master::protocol::Op;
 
 pub(super) const ARITY: i32 = -2;
 
@@ -27,15 +28,12 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         _ => return syntax_error(),
     };
-    match read(ctx, &args[1]).await {
-        Ok(Some((value, _))) => {
-            if let Some(ttl) = ttl_ms {
-                if let Err(e) = write(ctx, &args[1], value.clone(), ttl).await {
-                    return e;
-                }
-            }
-            bulk(value)
-        }
+    let found = match ttl_ms {
+        None => read(ctx, &args[1]).await.map(|f| f.map(|(value, _)| value)),
+        Some(ttl_ms) => apply(ctx, &args[1], Op::Expire { ttl_ms }).await.map(|(previous, _)| previous),
+    };
+    match found {
+        Ok(Some(value)) => bulk(value),
         Ok(None) => nil(),
         Err(e) => e,
     }

@@ -1,17 +1,15 @@
-//! PERSIST key: removes the expiry; 1 when there was one. Read and written back, like EXPIRE.
+//! PERSIST key: removes the expiry; 1 when there was one. One step on the key's primary owner
+//! that changes only the expiry, like EXPIRE.
 
-use super::{int, read, write, Ctx, Reply};
+use super::{apply, int, Ctx, Reply};
 use bytes::Bytes;
+use tiercache_master::protocol::Op;
 
 pub(super) const ARITY: i32 = 2;
 
 pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match read(ctx, &args[1]).await {
-        Ok(Some((value, ttl))) if ttl > 0 => match write(ctx, &args[1], value, 0).await {
-            Ok(()) => int(1),
-            Err(e) => e,
-        },
-        Ok(_) => int(0),
+    match apply(ctx, &args[1], Op::Expire { ttl_ms: 0 }).await {
+        Ok((_, written)) => int(i64::from(written.is_some())),
         Err(e) => e,
     }
 }
