@@ -86,7 +86,8 @@ pub(crate) async fn try_call_many<P: Peer>(
     counts: impl Fn(&AuxNode<P>, &Response) -> bool,
 ) -> Outcome<P> {
     let mut need = plan.need.min(nodes.len());
-    let mut heard = vec![Heard::Pending; nodes.len()];
+    // Only writes follow the primary: reads allocate nothing for it.
+    let mut heard = if plan.primary { vec![Heard::Pending; nodes.len()] } else { Vec::new() };
     let mut duty = if plan.primary { Duty::Owed(0) } else { Duty::Done };
     let launch = |(i, node): (usize, Arc<AuxNode<P>>)| {
         let req = req.clone();
@@ -115,12 +116,16 @@ pub(crate) async fn try_call_many<P: Peer>(
         let Some((i, node, r)) = inflight.next().await else { break };
         match r {
             Ok(resp) => {
-                heard[i] = Heard::Ok;
+                if let Some(h) = heard.get_mut(i) {
+                    *h = Heard::Ok;
+                }
                 counted += usize::from(counts(&node, &resp));
                 answers.push((node, resp));
             }
             Err(e) => {
-                heard[i] = if e.is_unreachable() { Heard::Unreachable } else { Heard::Failed };
+                if let Some(h) = heard.get_mut(i) {
+                    *h = if e.is_unreachable() { Heard::Unreachable } else { Heard::Failed };
+                }
                 if plan.sloppy && e.is_unreachable() && need > 1 {
                     need -= 1;
                 }
