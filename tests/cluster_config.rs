@@ -58,6 +58,7 @@ fn auxiliaries_follow_the_cluster_configuration() {
     assert_eq!(copies(&[&a0, &a1, &a2]), 3000);
     let st = a2.proc.terminate(Duration::from_secs(30)).expect("the auxiliary leaves on SIGTERM");
     assert!(st.success(), "{st:?}");
+    wait_aux_count(&m, 2, Duration::from_secs(10));
     // Counted at once, before the coordinator's sweep (5 s after the membership settles) could
     // hide extra copies.
     assert_eq!(copies(&[&a0, &a1]), 3000, "a graceful leave hands each key to exactly REPLICAS owners");
@@ -101,6 +102,11 @@ fn put_config_changes_replicas_for_the_running_cluster() {
     let a1 = c.auxiliary("aux-1", &[]);
     let mut a2 = c.auxiliary("aux-2", &[]);
     let m1 = c.master("master-1", &[("REPLICAS", "1")]);
+    // master-1 publishes first: a master without REPLICAS that got there before it would
+    // publish the default (2), and master-1 would rightly stop.
+    wait_until(Duration::from_secs(10), "master-1 to publish the configuration", || {
+        http().get(format!("{}/config", m1.url())).send().is_ok_and(|r| r.status().is_success())
+    });
     let m2 = c.master("master-2", &[]);
     wait_aux_count(&m1, 3, Duration::from_secs(15));
     wait_aux_count(&m2, 3, Duration::from_secs(15));
@@ -130,6 +136,9 @@ fn put_config_changes_replicas_for_the_running_cluster() {
         });
     }
     wait_until(Duration::from_secs(30), "1200 copies of 600 keys", || copies(&[&a0, &a1, &a2]) == 1200);
+    wait_until(Duration::from_secs(10), "the re-replication to be recorded", || {
+        json(http().get(format!("{}/config", m2.url())).send().unwrap())["replicated_for"] == 2
+    });
     // Any one auxiliary may now die without losing a key.
     a2.proc.kill();
     for i in 0..600 {

@@ -71,7 +71,8 @@ async fn catch_up_loop(server: Arc<DataServer>, ops: Arc<AuxOps>, mut feed: Clus
         let Ok(placement) = feed.placement.wait_for(Option::is_some).await.map(|p| *p) else { return };
         let Some((virtual_nodes, replicas)) = placement else { continue };
         tokio::time::sleep(SETTLE).await;
-        if server.recovery.epoch() != epoch {
+        // A new REPLICAS meanwhile (PUT /config) changes what this node owns: look again.
+        if server.recovery.epoch() != epoch || *feed.placement.borrow() != Some((virtual_nodes, replicas)) {
             continue;
         }
         let members = feed.members.borrow_and_update().clone();

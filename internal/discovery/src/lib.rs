@@ -65,6 +65,21 @@ pub struct ClusterConfig {
     pub replicas: usize,
     /// Virtual nodes per auxiliary on the ring (`VIRTUAL_NODES`).
     pub virtual_nodes: u32,
+    /// The `replicas` for which every key was last re-replicated; behind `replicas` after a
+    /// `PUT /config` until a coordinator's rebalance has succeeded (any coordinator, so one
+    /// lost with a master is redone by the next).
+    #[serde(default)]
+    pub replicated_for: usize,
+}
+
+impl ClusterConfig {
+    /// Most copies the cluster accepts.
+    pub const MAX_REPLICAS: usize = 16;
+
+    /// Whether the values can be used (a hand-edited znode may hold anything).
+    pub fn is_valid(&self) -> bool {
+        (1..=Self::MAX_REPLICAS).contains(&self.replicas) && (1..=65536).contains(&self.virtual_nodes)
+    }
 }
 
 /// Why the cluster configuration could not be written.
@@ -126,18 +141,33 @@ pub struct ConfigWriter {
 }
 
 impl ConfigWriter {
-    /// Stores a new cluster configuration; every node's watch sees it.
-    pub async fn set(&self, cfg: ClusterConfig) -> Result<(), ConfigWriteError> {
+    /// Rewrites the stored cluster configuration as `f` says, from the value stored now
+    /// (`None` when absent or unreadable), as a compare-and-set: a concurrent rewrite makes it
+    /// read and try again, so no change is lost. `f` returning `None` leaves it alone.
+    pub async fn update(
+        &self,
+        mut f: impl FnMut(Option<ClusterConfig>) -> Option<ClusterConfig>,
+    ) -> Result<Option<ClusterConfig>, ConfigWriteError> {
         let client = self.client.lock().clone().ok_or(ConfigWriteError::NotConnected)?;
-        let data = serde_json::to_vec(&cfg).unwrap_or_default();
-        match client.set_data(&self.path, &data, None).await {
-            Ok(_) => Ok(()),
-            Err(zk::Error::NoNode) => {
-                client.create(&self.path, &data, &opts(zk::CreateMode::Persistent)).await?;
-                Ok(())
+        for _ in 0..10 {
+            let (stored, version) = match client.get_data(&self.path).await {
+                Ok((data, stat)) => (serde_json::from_slice::<ClusterConfig>(&data).ok(), Some(stat.version)),
+                Err(zk::Error::NoNode) => (None, None),
+                Err(e) => return Err(e.into()),
+            };
+            let Some(next) = f(stored) else { return Ok(stored) };
+            let data = serde_json::to_vec(&next).unwrap_or_default();
+            let written = match version {
+                Some(v) => client.set_data(&self.path, &data, Some(v)).await.map(drop),
+                None => client.create(&self.path, &data, &opts(zk::CreateMode::Persistent)).await.map(drop),
+            };
+            match written {
+                Ok(()) => return Ok(Some(next)),
+                Err(zk::Error::BadVersion | zk::Error::NodeExists) => continue,
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
+        Err(ConfigWriteError::ZooKeeper(zk::Error::BadVersion))
     }
 }
 
@@ -338,7 +368,11 @@ async fn read_config(
         match client.get_and_watch_data(path).await {
             Ok((data, _, watcher)) => {
                 let cfg = serde_json::from_slice::<ClusterConfig>(&data)
-                    .inspect_err(|e| tracing::error!(path, error = %e, "unreadable cluster configuration"))
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| if c.is_valid() { Ok(c) } else { Err(format!("out of range: {c:?}")) })
+                    .inspect_err(|error| {
+                        tracing::error!(path, error, "unusable cluster configuration; fix it with PUT /config")
+                    })
                     .ok();
                 return Ok((cfg, watcher));
             }

@@ -63,6 +63,9 @@ pub struct Placement {
     pub replicas: usize,
     /// Virtual nodes per auxiliary.
     pub virtual_nodes: u32,
+    /// The `replicas` every key was last copied for (behind `replicas` while the coordinator
+    /// re-replicates after a change).
+    pub replicated_for: usize,
 }
 
 /// Why `PUT /config` could not store the change.

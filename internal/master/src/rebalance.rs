@@ -108,7 +108,8 @@ pub async fn follow<C: Connect>(
             }
             applied = next;
             if start_transfer {
-                tokio::spawn(rebalance_with_retries(router.clone(), previous));
+                let router = router.clone();
+                tokio::spawn(async move { rebalance_with_retries(router, previous).await });
             }
         }
         if rx.changed().await.is_err() {
@@ -118,8 +119,9 @@ pub async fn follow<C: Connect>(
 }
 
 /// Runs [`Router::rebalance`] after a moment for every master's view to catch up, again (with
-/// back-off, up to 5 times) until every auxiliary has done its part.
-pub async fn rebalance_with_retries<C: Connect>(router: Arc<Router<C>>, previous: Vec<String>) {
+/// back-off, up to 5 times) until every auxiliary has done its part. True when one run
+/// succeeded on every auxiliary.
+pub async fn rebalance_with_retries<C: Connect>(router: Arc<Router<C>>, previous: Vec<String>) -> bool {
     // Let every master's view catch up before moving keys.
     tokio::time::sleep(Duration::from_secs(1)).await;
     // A transfer that failed part-way (a target restarting, a timeout) is run again: until it
@@ -128,12 +130,13 @@ pub async fn rebalance_with_retries<C: Connect>(router: Arc<Router<C>>, previous
     for attempt in 1..=5 {
         let results = router.rebalance(previous.clone()).await;
         if results.iter().all(|(_, res)| res.is_ok()) {
-            break;
+            return true;
         }
         tracing::warn!(attempt, "rebalance incomplete; retrying in {backoff:?}");
         tokio::time::sleep(backoff).await;
         backoff *= 2;
     }
+    false
 }
 
 /// Once the membership has settled (a start from an empty view included: a whole-cluster

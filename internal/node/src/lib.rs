@@ -90,7 +90,11 @@ struct ZkInfo {
 impl ClusterInfo for ZkInfo {
     fn placement(&self) -> Option<Placement> {
         match &self.config {
-            Some((rx, _)) => rx.borrow().map(|c| Placement { replicas: c.replicas, virtual_nodes: c.virtual_nodes }),
+            Some((rx, _)) => rx.borrow().map(|c| Placement {
+                replicas: c.replicas,
+                virtual_nodes: c.virtual_nodes,
+                replicated_for: c.replicated_for,
+            }),
             None => Some(self.local),
         }
     }
@@ -98,15 +102,20 @@ impl ClusterInfo for ZkInfo {
         &self,
         replicas: usize,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ConfigChangeError>> + Send + 'static>> {
-        let Some((rx, discovery)) = self.config.clone() else {
+        let Some((_, discovery)) = self.config.clone() else {
             return Box::pin(async { Err(ConfigChangeError::NoZooKeeper) });
         };
+        let fallback = ClusterConfig {
+            replicas: self.local.replicas,
+            virtual_nodes: self.local.virtual_nodes,
+            replicated_for: self.local.replicas,
+        };
         Box::pin(async move {
-            let current = (*rx.borrow())
-                .ok_or_else(|| ConfigChangeError::Store("the cluster configuration has not been read yet".into()))?;
+            // An unreadable stored value is replaced (with this master's VIRTUAL_NODES).
             discovery
-                .set(ClusterConfig { replicas, ..current })
+                .update(|stored| Some(ClusterConfig { replicas, ..stored.unwrap_or(fallback) }))
                 .await
+                .map(drop)
                 .map_err(|e| ConfigChangeError::Store(e.to_string()))
         })
     }
@@ -283,7 +292,9 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
     let router = router_for(&cfg, metrics.clone());
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
     let listener = bind_std("PORT", http_addr)?;
-    let publish = ClusterConfig { replicas: cfg.replicas, virtual_nodes: cfg.virtual_nodes };
+    // A new cluster has nothing to re-replicate.
+    let publish =
+        ClusterConfig { replicas: cfg.replicas, virtual_nodes: cfg.virtual_nodes, replicated_for: cfg.replicas };
     let discovery = start_discovery(&cfg.common, Role::Master, String::new(), Some(publish));
     let info = Arc::new(ZkInfo {
         status: Some(discovery.status()),
@@ -291,7 +302,7 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
         static_masters: vec![],
         me: cfg.common.node_id.clone(),
         config: Some((discovery.cluster_config(), discovery.config_writer())),
-        local: Placement { replicas: cfg.replicas, virtual_nodes: cfg.virtual_nodes },
+        local: Placement { replicas: cfg.replicas, virtual_nodes: cfg.virtual_nodes, replicated_for: cfg.replicas },
     });
     let members = derived(discovery.membership(), aux_addrs);
     let coordinator = info.clone();
@@ -300,6 +311,7 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
     let follow = tokio::spawn(follow_cluster_config(
         cfg.clone(),
         discovery.cluster_config(),
+        discovery.config_writer(),
         router.clone(),
         members,
         is_coordinator,
@@ -331,6 +343,7 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
 async fn follow_cluster_config(
     cfg: MasterConfig,
     mut config: watch::Receiver<Option<ClusterConfig>>,
+    writer: ConfigWriter,
     router: Arc<Router>,
     members: watch::Receiver<Vec<AuxAddr>>,
     is_coordinator: Arc<dyn Fn() -> bool + Send + Sync>,
@@ -344,24 +357,55 @@ async fn follow_cluster_config(
         return;
     }
     router.set_placement(first.replicas, first.virtual_nodes);
-    let mut current = first;
+    let current = Arc::new(parking_lot::Mutex::new(first));
     let changes = async {
         while config.changed().await.is_ok() {
             let Some(next) = *config.borrow_and_update() else { continue };
-            if next == current {
+            let mut cur = current.lock();
+            if next.virtual_nodes != cur.virtual_nodes {
+                // Every key would move with no rebalance to follow it: keep routing as before.
+                tracing::error!(
+                    stored = next.virtual_nodes,
+                    running = cur.virtual_nodes,
+                    "VIRTUAL_NODES changed in ZooKeeper; ignored (it cannot change on a running cluster)"
+                );
                 continue;
             }
             router.set_placement(next.replicas, next.virtual_nodes);
-            if next.replicas != current.replicas && is_coordinator() {
-                tracing::info!(from = current.replicas, to = next.replicas, "REPLICAS changed: re-replicating");
-                tokio::spawn(master::rebalance_with_retries(router.clone(), vec![]));
+            *cur = next;
+        }
+    };
+    // The coordinator re-replicates whenever the stored REPLICAS is ahead of the last one every
+    // key was copied for: right after a PUT /config, and again on the next coordinator when
+    // the one that should have done it stopped first.
+    let rereplicate = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let c = *current.lock();
+            if c.replicated_for == c.replicas || !is_coordinator() {
+                continue;
             }
-            current = next;
+            tracing::info!(from = c.replicated_for, to = c.replicas, "REPLICAS changed: re-replicating");
+            if master::rebalance_with_retries(router.clone(), vec![]).await {
+                // Recorded only if REPLICAS did not change again meanwhile.
+                let done = writer
+                    .update(|stored| {
+                        stored
+                            .filter(|s| s.replicas == c.replicas)
+                            .map(|s| ClusterConfig { replicated_for: c.replicas, ..s })
+                    })
+                    .await;
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "could not record the re-replication; it will run again");
+                }
+            }
         }
     };
     tokio::select! {
         _ = master::follow(members, router.clone(), is_coordinator.clone()) => {}
         _ = changes => {}
+        _ = rereplicate => {}
     }
 }
 
@@ -455,7 +499,8 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
         .filter(|m| m.id != cfg.common.node_id)
         .map(|m| (m.id.clone(), m.data_addr.clone()))
         .collect();
-    match *placement.borrow() {
+    let placement = *placement.borrow();
+    match placement {
         Some(p) => aux.hand_off(remaining, p).await,
         None => tracing::warn!("no cluster configuration read: nothing handed off; the final snapshot keeps the keys"),
     }
@@ -504,7 +549,11 @@ pub async fn run_local(
         static_masters: vec![MasterInfo { id: master.common.node_id.clone(), address: http_addr.to_string() }],
         me: master.common.node_id.clone(),
         config: None,
-        local: Placement { replicas: master.replicas, virtual_nodes: master.virtual_nodes },
+        local: Placement {
+            replicas: master.replicas,
+            virtual_nodes: master.virtual_nodes,
+            replicated_for: master.replicas,
+        },
     });
     let state = Arc::new(master_state(&master, router, metrics, info));
     let resp = start_resp(&master, &state)?;
