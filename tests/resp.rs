@@ -302,6 +302,11 @@ fn a_client_password_guards_both_doors_and_only_the_admin_flushes() {
     assert!(error(&mut a, &[b"GET", b"k"]).contains("Authentication required"));
     assert!(error(&mut a, &[b"AUTH", b"wrong"]).contains("invalid username-password pair"));
     assert!(error(&mut a, &[b"AUTH", b"admin", b"client-secret"]).contains("invalid username-password pair"));
+    // HELLO: refused unauthenticated, or authenticates and switches to RESP3 in one step.
+    assert!(raw(m.p1, b"HELLO 3\r\nQUIT\r\n").starts_with("-NOAUTH HELLO must be called"));
+    assert!(raw(m.p1, b"HELLO 3 AUTH default wrong\r\nQUIT\r\n").starts_with("-WRONGPASS"));
+    let r = raw(m.p1, b"HELLO 3 AUTH default client-secret\r\nGET nothing\r\nQUIT\r\n");
+    assert!(r.starts_with("%7\r\n") && r.ends_with("_\r\n+OK\r\n"), "{r:?}");
     assert_eq!(q::<String>(&mut a, &[b"AUTH", b"client-secret"]).unwrap(), "OK");
     for i in 0..50 {
         q::<String>(&mut a, &[b"SET", format!("k{i}").as_bytes(), b"v"]).unwrap();
@@ -429,4 +434,24 @@ fn expire_racing_writes_never_undoes_one() {
     assert_eq!(q::<i64>(&mut conn(m.p2), &[b"TTL", b"race"]).unwrap(), -1);
     assert_eq!(q::<i64>(&mut w, &[b"PERSIST", b"race"]).unwrap(), 0);
     assert_eq!(q::<i64>(&mut w, &[b"EXPIRE", b"nope", b"5"]).unwrap(), 0);
+}
+
+/// HELLO 3 switches a connection to RESP3 (a map for HELLO, `_` for a null) and HELLO 2 or
+/// RESET back; other connections stay on RESP2.
+#[test]
+fn hello_3_speaks_resp3_until_told_otherwise() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let r = raw(
+        m.p1,
+        b"HELLO 3\r\nGET nothing\r\nMGET a b\r\nSET k v\r\nGET k\r\nHELLO 2\r\nGET nothing\r\nHELLO 3\r\nRESET\r\nGET nothing\r\nHELLO 4\r\nQUIT\r\n",
+    );
+    let (hello3, rest) = r.split_once("_\r\n").unwrap_or_else(|| panic!("{r:?}"));
+    assert!(hello3.starts_with("%7\r\n") && hello3.contains("$5\r\nproto\r\n:3\r\n"), "{hello3:?}");
+    assert!(rest.starts_with("*2\r\n_\r\n_\r\n+OK\r\n$1\r\nv\r\n*14\r\n"), "{rest:?}");
+    assert!(
+        rest.contains(":2\r\n") && rest.ends_with("+RESET\r\n$-1\r\n-NOPROTO unsupported protocol version\r\n+OK\r\n"),
+        "{rest:?}"
+    );
+    assert_eq!(raw(m.p2, b"GET nothing\r\nQUIT\r\n"), "$-1\r\n+OK\r\n");
 }

@@ -12,6 +12,7 @@
 
 mod cmd;
 mod frame;
+mod resp3;
 
 use crate::api::MasterState;
 use bytes::BytesMut;
@@ -56,6 +57,8 @@ pub(crate) struct Session {
     pub name: Option<bytes::Bytes>,
     /// QUIT was received: answer, then close.
     pub quit: bool,
+    /// `HELLO 3` switched this connection to RESP3 (until `HELLO 2` or `RESET`).
+    pub resp3: bool,
 }
 
 /// Accepts RESP connections until `stop` turns true.
@@ -89,8 +92,16 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-fn encode(out: &mut BytesMut, reply: &BytesFrame) {
-    if let Err(e) = extend_encode(out, reply, false) {
+/// Appends a reply in the connection's protocol. Commands build RESP2 frames; in RESP3 they
+/// are converted (`resp3::convert`), and `HELLO`'s field-value list becomes a map.
+fn encode(out: &mut BytesMut, reply: &BytesFrame, session: &Session, hello: bool) {
+    let encoded = if session.resp3 {
+        let frame = if hello { resp3::map(reply) } else { resp3::convert(reply) };
+        redis_protocol::resp3::encode::complete::extend_encode(out, &frame, false).map(drop)
+    } else {
+        extend_encode(out, reply, false).map(drop)
+    };
+    if let Err(e) = encoded {
         tracing::warn!(error = %e, "cannot encode a RESP reply");
     }
 }
@@ -99,7 +110,7 @@ async fn connection(mut stream: TcpStream, state: &MasterState, id: u64) -> std:
     stream.set_nodelay(true)?;
     let max_bulk = state.limits.value_max_bytes.max(state.limits.key_max_bytes);
     let identity = if state.client_password.is_some() { Identity::Nobody } else { Identity::Client };
-    let mut session = Session { identity, id, name: None, quit: false };
+    let mut session = Session { identity, id, name: None, quit: false, resp3: false };
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut batch: Vec<Vec<bytes::Bytes>> = Vec::new();
@@ -129,12 +140,13 @@ async fn connection(mut stream: TcpStream, state: &MasterState, id: u64) -> std:
                 }))
                 .await;
                 for reply in &replies {
-                    encode(&mut out, reply);
+                    encode(&mut out, reply, &session, false);
                 }
                 at += reads;
             } else {
+                let hello = batch[at].first().is_some_and(|c| c.eq_ignore_ascii_case(b"hello"));
                 let reply = cmd::run(state, &mut session, batch[at].clone()).await;
-                encode(&mut out, &reply);
+                encode(&mut out, &reply, &session, hello);
                 at += 1;
                 if session.quit {
                     stream.write_all(&out).await?;
@@ -148,7 +160,7 @@ async fn connection(mut stream: TcpStream, state: &MasterState, id: u64) -> std:
         }
         batch.clear();
         if let Some(why) = invalid {
-            encode(&mut out, &BytesFrame::Error(format!("ERR Protocol error: {why}").into()));
+            encode(&mut out, &BytesFrame::Error(format!("ERR Protocol error: {why}").into()), &session, false);
             stream.write_all(&out).await?;
             return Ok(());
         }

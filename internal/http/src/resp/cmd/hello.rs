@@ -1,4 +1,5 @@
-//! HELLO [protover [SETNAME name]]: RESP2 only; the server's description.
+//! HELLO [protover [AUTH user password] [SETNAME name]]: switches the connection to RESP2 or
+//! RESP3 and describes the server (a map in RESP3).
 
 use super::{bulk, int, Ctx, Reply};
 use bytes::Bytes;
@@ -7,20 +8,32 @@ use redis_protocol::resp2::types::BytesFrame;
 pub(super) const ARITY: i32 = -1;
 
 pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    if let Some(v) = args.get(1) {
-        match super::integer(v) {
-            Ok(2) => {}
-            Ok(_) => return BytesFrame::Error("NOPROTO sorry, this protocol version is not supported".into()),
-            Err(e) => return e,
-        }
-    }
+    let resp3 = match args.get(1).map(|v| super::integer(v)) {
+        None => ctx.session.resp3,
+        Some(Ok(2)) => false,
+        Some(Ok(3)) => true,
+        Some(Ok(_)) => return BytesFrame::Error("NOPROTO unsupported protocol version".into()),
+        Some(Err(e)) => return e,
+    };
     let mut rest = args.iter().skip(2);
     while let Some(opt) = rest.next() {
         match (opt.to_ascii_lowercase().as_slice(), rest.next()) {
             (b"setname", Some(name)) => ctx.session.name = Some(name.clone()),
+            (b"auth", Some(user)) => {
+                let Some(password) = rest.next() else { return super::syntax_error() };
+                let auth = [Bytes::from_static(b"AUTH"), user.clone(), password.clone()];
+                if let e @ BytesFrame::Error(_) = super::auth::run(ctx, &auth).await {
+                    return e;
+                }
+            }
             _ => return super::syntax_error(),
         }
     }
+    // Still unauthenticated (a password is set and none was given): say so, as Redis does.
+    if ctx.session.identity == crate::resp::Identity::Nobody {
+        return BytesFrame::Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());
+    }
+    ctx.session.resp3 = resp3;
     let s = |v: &'static str| bulk(Bytes::from_static(v.as_bytes()));
     BytesFrame::Array(vec![
         s("server"),
@@ -28,7 +41,7 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         s("version"),
         s(super::info::REDIS_VERSION),
         s("proto"),
-        int(2),
+        int(if resp3 { 3 } else { 2 }),
         s("id"),
         int(ctx.session.id as i64),
         s("mode"),

@@ -1,4 +1,4 @@
-//! RESET: forgets the connection's name.
+//! RESET: forgets the connection's name and goes back to RESP2.
 
 use super::{Ctx, Reply};
 use bytes::Bytes;
@@ -8,5 +8,6 @@ pub(super) const ARITY: i32 = 1;
 
 pub(super) async fn run(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
     ctx.session.name = None;
+    ctx.session.resp3 = false;
     BytesFrame::SimpleString(Bytes::from_static(b"RESET"))
 }
