@@ -217,17 +217,17 @@ fn workers() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
-fn aux_addrs(m: &Membership) -> Vec<AuxAddr> {
+fn aux_addrs(m: &Arc<Membership>) -> Vec<AuxAddr> {
     m.auxiliaries
         .iter()
         .map(|m| AuxAddr { id: m.id.clone(), data_addr: m.data_addr.clone(), http_addr: m.http_addr.clone() })
         .collect()
 }
 
-/// A watch of `f(membership)`, following discovery's.
-fn derived<T: PartialEq + Send + Sync + 'static>(
-    mut rx: watch::Receiver<Arc<Membership>>,
-    f: impl Fn(&Membership) -> T + Send + 'static,
+/// A watch of `f(value)`, following one of discovery's.
+fn derived<S: Send + Sync + 'static, T: PartialEq + Send + Sync + 'static>(
+    mut rx: watch::Receiver<S>,
+    f: impl Fn(&S) -> T + Send + 'static,
 ) -> watch::Receiver<T> {
     let (tx, out) = watch::channel(f(&rx.borrow_and_update()));
     tokio::spawn(async move {
@@ -440,17 +440,7 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
     }
     let discovery =
         start_discovery(&cfg.common, Role::Auxiliary, format!("{}:{}", cfg.common.advertise_host, cfg.data_port), None);
-    let placement = {
-        let mut rx = discovery.cluster_config();
-        let (tx, out) = watch::channel(rx.borrow_and_update().map(|c| (c.virtual_nodes, c.replicas)));
-        tokio::spawn(async move {
-            while rx.changed().await.is_ok() {
-                let next = rx.borrow_and_update().map(|c| (c.virtual_nodes, c.replicas));
-                tx.send_replace(next);
-            }
-        });
-        out
-    };
+    let placement = derived(discovery.cluster_config(), |c| c.map(|c| (c.virtual_nodes, c.replicas)));
     let mut status = discovery.status();
     let (registered_tx, registered) = watch::channel(false);
     tokio::spawn(async move {
