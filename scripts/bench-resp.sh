@@ -21,7 +21,6 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 command -v nutcracker >/dev/null 2>&1 || [ -x /usr/sbin/nutcracker ] || need+=(nutcracker)
 apt_install "${need[@]}"
-NUTCRACKER=$(command -v nutcracker || echo /usr/sbin/nutcracker)
 
 cargo build --release --workspace --bins -q
 TC=$ROOT/target/release/tiercache
@@ -33,14 +32,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-start_redis() { # start_redis <port>
-  mkdir -p "$WORK/redis-$1"
-  redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/redis-$1" --daemonize no \
-    >"$WORK/redis-$1.log" 2>&1 &
-  PIDS+=($!)
-  wait_for 10 redis-cli -p "$1" ping
-}
 
 RESULTS=$WORK/results.csv
 : >"$RESULTS"
@@ -65,28 +56,12 @@ echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), 
 
 echo "== Redis directly"
 RP=$(free_port)
-start_redis "$RP"
+start_redis "$WORK" "$RP"
 bench "Redis" "$RP"
 
 echo "== twemproxy (ketama) over three Redis servers"
-cat >"$WORK/nutcracker.yml" <<YML
-pool:
-  listen: 127.0.0.1:$(free_port | tee "$WORK/np")
-  hash: fnv1a_64
-  distribution: ketama
-  redis: true
-  servers:
-YML
-for _ in 1 2 3; do
-  p=$(free_port)
-  start_redis "$p"
-  echo "    - 127.0.0.1:$p:1" >>"$WORK/nutcracker.yml"
-done
-"$NUTCRACKER" -c "$WORK/nutcracker.yml" >"$WORK/nutcracker.log" 2>&1 &
-PIDS+=($!)
-NP=$(cat "$WORK/np")
-wait_for 10 redis-cli -p "$NP" set probe 1
-bench "twemproxy" "$NP"
+start_twemproxy "$WORK"
+bench "twemproxy" "$TWEM_PORT"
 
 echo "== ZooKeeper"
 start_zookeeper "$WORK/zk"

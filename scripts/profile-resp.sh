@@ -23,7 +23,6 @@ command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 command -v nutcracker >/dev/null 2>&1 || [ -x /usr/sbin/nutcracker ] || need+=(nutcracker)
 command -v perf >/dev/null 2>&1 || need+=(linux-perf)
 apt_install "${need[@]}"
-NUTCRACKER=$(command -v nutcracker || echo /usr/sbin/nutcracker)
 
 # Symbols for perf: a release build with debug line tables, in its own target directory.
 CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_TARGET_DIR=target/profile \
@@ -63,29 +62,8 @@ measure() {
 }
 
 echo "== twemproxy (ketama) over three Redis servers"
-cat >"$WORK/nutcracker.yml" <<YML
-pool:
-  listen: 127.0.0.1:$(free_port | tee "$WORK/np")
-  hash: fnv1a_64
-  distribution: ketama
-  redis: true
-  servers:
-YML
-twem=()
-for i in 1 2 3; do
-  p=$(free_port)
-  redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/dev/null 2>&1 &
-  PIDS+=($!)
-  twem+=("redis-$i=$!")
-  wait_for 10 redis-cli -p "$p" ping
-  echo "    - 127.0.0.1:$p:1" >>"$WORK/nutcracker.yml"
-done
-"$NUTCRACKER" -c "$WORK/nutcracker.yml" >"$WORK/nutcracker.log" 2>&1 &
-PIDS+=($!)
-twem=("nutcracker=$!" "${twem[@]}")
-NP=$(cat "$WORK/np")
-wait_for 10 redis-cli -p "$NP" set probe 1
-measure "twemproxy $TEST" "$NP" "${twem[@]}"
+start_twemproxy "$WORK"
+measure "twemproxy $TEST" "$TWEM_PORT" "${TWEM_PROCS[@]}"
 
 start_zookeeper "$WORK/zk"
 env_common=(INTERNAL_TOKEN=$TOKEN ZK_SERVERS=127.0.0.1:$ZKPORT BIND_ADDR=127.0.0.1
