@@ -12,9 +12,11 @@
 //!   the elected coordinator, and their progress.
 //! - [`peer`]: the seam in front of the network ([`Peer`], [`Connect`]); [`WireConnect`] in
 //!   production, in-memory peers in the unit tests.
+//! - [`floors`]: read your writes on one client connection.
 //! - [`MasterError`]: why an operation failed, typed to the end.
 
 mod atomic;
+pub mod floors;
 mod keyspace;
 pub mod peer;
 mod quorum;
@@ -25,6 +27,7 @@ pub mod view;
 #[cfg(test)]
 mod tests;
 
+pub use floors::WriteFloors;
 pub use peer::{Connect, Peer, WireConnect};
 pub use rebalance::{follow, rebalance_with_retries, RebalanceStatus};
 pub use router::{ReadResult, Router, RouterConfig};

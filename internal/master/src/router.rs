@@ -151,6 +151,14 @@ impl<C: Connect> Router<C> {
     /// Like [`Router::get`], with the entry's remaining time to live (`ttl_ms`, 0 = none).
     /// `None` when the key is absent or deleted.
     pub async fn read(&self, key: Bytes) -> Result<Option<Found>, MasterError> {
+        self.read_at_least(key, 0).await
+    }
+
+    /// Like [`Router::read`], for a client that wrote `key` at version `floor` (read your
+    /// writes): an answer older than `floor` does not count, since that owner has not yet
+    /// received the write (it was acknowledged by the primary alone, or the primary is
+    /// recovering and so asked last). 0: no floor.
+    pub async fn read_at_least(&self, key: Bytes, floor: u64) -> Result<Option<Found>, MasterError> {
         let view = self.view();
         let owners = self.ordered_owners(&view, &key);
         if owners.is_empty() {
@@ -158,9 +166,9 @@ impl<C: Connect> Router<C> {
         }
         let plan = Plan { need: self.read_quorum(), all_at_once: false, sloppy: false, primary: false };
         let out = try_call_many(owners, Arc::new(Request::Get { key: key.clone() }), plan, |node, resp| match resp {
-            Response::Value(_) => {
+            Response::Value(f) => {
                 node.set_recovering(false);
-                !node.missed_writes()
+                !node.missed_writes() && f.as_ref().map_or(0, |f| f.version) >= floor
             }
             Response::Recovering(_) => {
                 node.set_recovering(true);
@@ -286,17 +294,23 @@ impl<C: Connect> Router<C> {
         Ok(out.answers.into_iter().map(|(_, r)| r).collect())
     }
 
-    /// Writes a value with a new version.
-    pub async fn put(&self, key: Bytes, value: Bytes, ttl_ms: u64) -> Result<(), MasterError> {
+    /// Writes a value with a new version; returns that version (a floor for the writer's
+    /// next reads, see [`Router::read_at_least`]).
+    pub async fn put(&self, key: Bytes, value: Bytes, ttl_ms: u64) -> Result<u64, MasterError> {
         let version = self.hlc.next();
-        self.write(&key.clone(), Request::Put { key, value, version, ttl_ms }).await.map(drop)
+        self.write(&key.clone(), Request::Put { key, value, version, ttl_ms }).await.map(|_| version)
     }
 
     /// Deletes with a new version; true when some owner held a live value.
     pub async fn delete(&self, key: Bytes) -> Result<bool, MasterError> {
+        self.delete_versioned(key).await.map(|(existed, _)| existed)
+    }
+
+    /// Like [`Router::delete`], with the version of the delete.
+    pub async fn delete_versioned(&self, key: Bytes) -> Result<(bool, u64), MasterError> {
         let version = self.hlc.next();
         let oks = self.write(&key.clone(), Request::Delete { key, version }).await?;
-        Ok(oks.iter().any(|r| matches!(r, Response::Deleted { existed: true })))
+        Ok((oks.iter().any(|r| matches!(r, Response::Deleted { existed: true })), version))
     }
 
     /// Sends one request to every auxiliary of the view concurrently, sorted by id.

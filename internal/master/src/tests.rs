@@ -437,3 +437,22 @@ async fn a_write_is_acknowledged_only_once_the_primary_holds_it() {
     assert_eq!(written.unwrap().value, Some(b("21")));
     assert_eq!(net.value(&o[1], "n").unwrap().value, Some(b("21")));
 }
+
+#[tokio::test]
+async fn a_read_sees_the_connections_own_write_while_the_primary_is_recovering() {
+    let net = Net::default();
+    let r = router(&net, &["a", "b"], 2, 1, 1);
+    let o = owners(&r, "k");
+    // The primary holds the acknowledged write but is recovering, so it is asked last; the
+    // other owner has not received the write yet.
+    net.set(&o[0], Mode::Recovering);
+    assert_eq!(r.get(b("k")).await.unwrap(), ReadResult::Miss, "marks the primary as recovering");
+    net.put_raw(&o[0], "k", "mine", 10 << 16);
+    assert_eq!(r.read(b("k")).await.unwrap(), None, "without a floor the other owner's miss counts");
+    let found = r.read_at_least(b("k"), 10 << 16).await.unwrap().unwrap();
+    assert_eq!(found.value, Some(b("mine")), "an answer older than the floor does not count");
+    // The other owner catches up: its answer counts again.
+    net.put_raw(&o[1], "k", "mine", 10 << 16);
+    net.set(&o[0], Mode::Down);
+    assert_eq!(r.read_at_least(b("k"), 10 << 16).await.unwrap().unwrap().value, Some(b("mine")));
+}

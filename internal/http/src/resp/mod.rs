@@ -59,6 +59,9 @@ pub(crate) struct Session {
     pub quit: bool,
     /// `HELLO 3` switched this connection to RESP3 (until `HELLO 2` or `RESET`).
     pub resp3: bool,
+    /// The versions of this connection's recent writes, so its reads see them. Shared by the
+    /// clones a run of pipelined reads works with.
+    pub floors: Arc<parking_lot::Mutex<tiercache_master::WriteFloors>>,
 }
 
 /// Accepts RESP connections until `stop` turns true.
@@ -110,7 +113,7 @@ async fn connection(mut stream: TcpStream, state: &MasterState, id: u64) -> std:
     stream.set_nodelay(true)?;
     let max_bulk = state.limits.value_max_bytes.max(state.limits.key_max_bytes);
     let identity = if state.client_password.is_some() { Identity::Nobody } else { Identity::Client };
-    let mut session = Session { identity, id, name: None, quit: false, resp3: false };
+    let mut session = Session { identity, id, name: None, quit: false, resp3: false, floors: Default::default() };
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut batch: Vec<Vec<bytes::Bytes>> = Vec::new();

@@ -235,7 +235,8 @@ pub(crate) fn observe(ctx: &Ctx<'_>, operation: &str, result: &str, started: Ins
 /// The value and remaining ttl (ms, 0 = none) of a key, or a reply to send instead.
 pub(crate) async fn read(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<(Bytes, u64)>, Reply> {
     let started = Instant::now();
-    match ctx.state.router.read(key.clone()).await {
+    let floor = ctx.session.floors.lock().floor(key);
+    match ctx.state.router.read_at_least(key.clone(), floor).await {
         Ok(found) => {
             let hit = found.and_then(|f| Some((f.value?, f.ttl_ms)));
             observe(ctx, "get", if hit.is_some() { "hit" } else { "miss" }, started);
@@ -253,7 +254,9 @@ pub(crate) async fn write(ctx: &Ctx<'_>, key: &Bytes, value: Bytes, ttl_ms: u64)
     let started = Instant::now();
     let r = ctx.state.router.put(key.clone(), value, ttl_ms).await;
     observe(ctx, "put", if r.is_ok() { "ok" } else { "error" }, started);
-    r.map_err(cluster_error)
+    let version = r.map_err(cluster_error)?;
+    ctx.session.floors.lock().note(key, version);
+    Ok(())
 }
 
 /// Runs a read-modify-write on the key's primary owner: the value before and the one written.
@@ -266,7 +269,12 @@ pub(crate) async fn apply(
     let r = ctx.state.router.apply(key.clone(), op).await;
     observe(ctx, "put", if r.is_ok() { "ok" } else { "error" }, started);
     match r {
-        Ok((previous, written)) => Ok((previous, written.and_then(|w| w.value))),
+        Ok((previous, written)) => {
+            if let Some(w) = &written {
+                ctx.session.floors.lock().note(key, w.version);
+            }
+            Ok((previous, written.and_then(|w| w.value)))
+        }
         Err(e) => Err(cluster_error(e)),
     }
 }
@@ -274,8 +282,9 @@ pub(crate) async fn apply(
 /// Deletes; true when a live value was there.
 pub(crate) async fn delete(ctx: &Ctx<'_>, key: &Bytes) -> Result<bool, Reply> {
     let started = Instant::now();
-    match ctx.state.router.delete(key.clone()).await {
-        Ok(existed) => {
+    match ctx.state.router.delete_versioned(key.clone()).await {
+        Ok((existed, version)) => {
+            ctx.session.floors.lock().note(key, version);
             observe(ctx, "delete", if existed { "hit" } else { "miss" }, started);
             Ok(existed)
         }
