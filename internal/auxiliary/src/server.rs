@@ -68,6 +68,9 @@ impl DataServer {
     }
 
     fn handle(&self, req: &Request) -> Handled {
+        // Before anything is answered: the requests that queued while this process was
+        // stopped must already see it recovering.
+        self.recovery.check_stall();
         let answer = |r: Option<Response>| r.map_or(Handled::Slow, Handled::Answer);
         if !req.is_write() {
             return answer(self.handle_fast(req));
@@ -101,7 +104,13 @@ impl DataServer {
                 let ring = tiercache_placement::Ring::new(members, *virtual_nodes);
                 Response::Count(crate::keyspace::count_primary(&self.store, &self.ops.node_id, &ring))
             }
-            Request::Apply { key, op, version } => {
+            // It may have missed writes: the step must not start from its own copy alone.
+            Request::Apply { .. } if self.recovery.recovering() => Response::Recovering(None),
+            Request::Apply { key, op, version } | Request::ApplyReconciled { key, op, version, .. } => {
+                if let Request::ApplyReconciled { base: Some(base), .. } = req {
+                    let expires = self.store.expires_at(base.ttl_ms);
+                    let _ = self.store.apply_raw(key, base.value.as_deref(), base.version, expires);
+                }
                 let r = crate::apply::apply(&self.store, key, op, *version);
                 self.metrics.observe(
                     "put",
@@ -119,7 +128,6 @@ impl DataServer {
                 Response::Recovering(None)
             }
             Request::Get { key } => {
-                self.recovery.check_stall();
                 let found = self.store.get(key).map(|e| Found {
                     ttl_ms: e.remaining_ttl_ms(self.store.now_ms()),
                     value: e.value,

@@ -3,18 +3,21 @@
 //! the other owners like any versioned write. Two masters operating on one key concurrently
 //! are serialised by the primary, so no increment is lost while it is up; and since every
 //! plain write is acknowledged only once the primary holds it (`Plan::primary`), a step never
-//! starts from a value older than one acknowledged. If the primary fails
+//! starts from a value older than one acknowledged. A primary that may have missed writes
+//! (it is recovering after a start, a freeze or a lost session, or this master wrote around
+//! it) runs the step on top of the newest copy of the other owners (`ApplyReconciled`), or
+//! not at all when none of them answers. If the primary fails
 //! midway, the caller gets an error and cannot tell whether the step was applied (as with a
 //! Redis failover); a retry may apply it twice.
 
 use crate::peer::Connect;
 use crate::quorum::{try_call_many, Plan};
 use crate::router::Router;
-use crate::view::NodeStatus;
+use crate::view::{AuxNode, NodeStatus};
 use crate::MasterError;
 use bytes::Bytes;
 use std::sync::Arc;
-use tiercache_protocol::{Found, Op, Request, Response, WireEntry};
+use tiercache_protocol::{last_write_wins, Found, Op, Request, Response, WireEntry};
 use tiercache_wire::WireError;
 
 impl<C: Connect> Router<C> {
@@ -29,11 +32,32 @@ impl<C: Connect> Router<C> {
         let mut candidates = owners.clone();
         candidates.sort_by_key(|n| n.status() == NodeStatus::Suspect);
         let expiry_only = matches!(op, Op::Expire { .. });
-        let req = Request::Apply { key: key.clone(), op, version: self.hlc.next() };
+        let version = self.hlc.next();
         let mut errors = Vec::new();
         let mut done = None;
         for node in candidates {
-            match node.call(&req).await {
+            // An owner that may lack acknowledged writes (it is recovering, or this master
+            // wrote around it) runs the step only on top of what the other owners hold.
+            let mut reconcile = node.recovering() || node.missed_writes();
+            let answer = loop {
+                let req = if reconcile {
+                    match self.newest_elsewhere(&owners, &node, &key).await {
+                        Ok(base) => Request::ApplyReconciled { key: key.clone(), op: op.clone(), version, base },
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    Request::Apply { key: key.clone(), op: op.clone(), version }
+                };
+                match node.call(&req).await {
+                    // It is catching up: ask again with the other owners' copy.
+                    Ok(Response::Recovering(_)) if !reconcile => {
+                        node.set_recovering(true);
+                        reconcile = true;
+                    }
+                    other => break other,
+                }
+            };
+            match answer {
                 Ok(Response::Updated { previous, written }) => {
                     done = Some((node, previous, written));
                     break;
@@ -73,5 +97,39 @@ impl<C: Connect> Router<C> {
             return Err(MasterError::quorum(out.need + 1, out.counted + 1, &out.errors));
         }
         Ok((previous, written))
+    }
+
+    /// The newest entry for `key` among its owners other than `primary`, from every one that
+    /// answers (recovering ones included: merging more copies never loses a write). Fails when
+    /// there are others and none answers: the step would have to guess.
+    async fn newest_elsewhere(
+        &self,
+        owners: &[Arc<AuxNode<C::Peer>>],
+        primary: &Arc<AuxNode<C::Peer>>,
+        key: &Bytes,
+    ) -> Result<Option<Found>, MasterError> {
+        let others: Vec<_> = owners.iter().filter(|n| !Arc::ptr_eq(n, primary)).cloned().collect();
+        if others.is_empty() {
+            return Ok(None);
+        }
+        let plan = Plan { need: others.len(), all_at_once: true, sloppy: true, primary: false };
+        let out = try_call_many(others, Arc::new(Request::Get { key: key.clone() }), plan, |_, _| true).await;
+        let mut heard = false;
+        let mut newest: Option<Found> = None;
+        for (_, r) in out.answers {
+            let (Response::Value(f) | Response::Recovering(f)) = r else { continue };
+            heard = true;
+            let Some(f) = f else { continue };
+            if newest
+                .as_ref()
+                .is_none_or(|b| last_write_wins(f.version, f.value.as_deref(), b.version, b.value.as_deref()))
+            {
+                newest = Some(f);
+            }
+        }
+        if !heard {
+            return Err(MasterError::quorum(1, 0, &out.errors));
+        }
+        Ok(newest)
     }
 }

@@ -99,7 +99,13 @@ impl Peer for MemPeer {
                     .count();
                 Response::Applied(n as u64)
             }
-            Request::Apply { key, op: tiercache_protocol::Op::IncrBy(d), version } => {
+            // Like the real auxiliary: a recovering one does not run a step from its own copy.
+            Request::Apply { .. } if mode == Mode::Recovering => Response::Recovering(None),
+            Request::Apply { key, op: tiercache_protocol::Op::IncrBy(d), version }
+            | Request::ApplyReconciled { key, op: tiercache_protocol::Op::IncrBy(d), version, .. } => {
+                if let Request::ApplyReconciled { base: Some(base), .. } = req {
+                    apply(&mut s.data, key, base.clone());
+                }
                 let old = s.data.get(key).cloned();
                 let n: i64 = old
                     .as_ref()
@@ -455,4 +461,22 @@ async fn a_read_sees_the_connections_own_write_while_the_primary_is_recovering()
     net.put_raw(&o[1], "k", "mine", 10 << 16);
     net.set(&o[0], Mode::Down);
     assert_eq!(r.read_at_least(b("k"), 10 << 16).await.unwrap().unwrap().value, Some(b("mine")));
+}
+
+#[tokio::test]
+async fn a_recovering_primary_increments_from_the_newest_copy_of_the_other_owners() {
+    let net = Net::default();
+    let r = router(&net, &["a", "b", "c"], 2, 2, 1);
+    let o = owners(&r, "n");
+    // The primary comes back from a freeze with its old value; the stand-in counted on.
+    net.put_raw(&o[0], "n", "5", 1 << 16);
+    net.put_raw(&o[1], "n", "9", 5 << 16);
+    net.set(&o[0], Mode::Recovering);
+    let (_, written) = r.apply(b("n"), tiercache_protocol::Op::IncrBy(1)).await.unwrap();
+    assert_eq!(written.unwrap().value, Some(b("10")), "no acknowledged increment lost");
+    assert_eq!(net.value(&o[1], "n").unwrap().value, Some(b("10")));
+    // No other owner answers: the step refuses rather than guess.
+    net.set(&o[1], Mode::Down);
+    assert!(r.apply(b("n"), tiercache_protocol::Op::IncrBy(1)).await.is_err());
+    assert_eq!(net.value(&o[0], "n").unwrap().value, Some(b("10")), "not applied");
 }

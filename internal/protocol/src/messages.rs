@@ -178,6 +178,21 @@ pub enum Request {
         /// Time to live in ms from now; 0 removes the expiry.
         ttl_ms: u64,
     },
+    /// `Apply` on an owner that may have missed writes (it is recovering, a master wrote
+    /// around it, or it stands in for the key's first owner): the master read the key from
+    /// the other owners first, and `base`, the newest entry they hold, is merged
+    /// last-write-wins before the step runs, so the step starts from every acknowledged
+    /// write. A recovering auxiliary answers a plain `Apply` with `Response::Recovering`.
+    ApplyReconciled {
+        /// The key.
+        key: Bytes,
+        /// What to do.
+        op: Op,
+        /// The master's version for the write.
+        version: u64,
+        /// The newest entry of the other owners; `None` when none holds the key.
+        base: Option<Found>,
+    },
 }
 
 impl Request {
@@ -189,6 +204,7 @@ impl Request {
                 | Request::Delete { .. }
                 | Request::PutBatch { .. }
                 | Request::Apply { .. }
+                | Request::ApplyReconciled { .. }
                 | Request::Flush { .. }
                 | Request::SetExpiry { .. }
         )
@@ -329,6 +345,12 @@ mod tests {
             Request::ScanShard { shard: 1, members: vec!["a".into()], virtual_nodes: 8, pattern: None },
             Request::CountPrimary { members: vec!["a".into()], virtual_nodes: 8 },
             Request::Apply { key: Bytes::from_static(b"k"), op: Op::IncrBy(-3), version: 9 },
+            Request::ApplyReconciled {
+                key: Bytes::from_static(b"k"),
+                op: Op::IncrBy(1),
+                version: 9,
+                base: Some(Found { value: Some(Bytes::from_static(b"41")), version: 8, ttl_ms: 5 }),
+            },
             Request::Rebalance {
                 members: vec![("a".into(), "127.0.0.1:1".into())],
                 virtual_nodes: 8,

@@ -1,0 +1,139 @@
+//! Acknowledged increments survive an owner that comes back: one client INCRs one key in a
+//! loop through a master (REPLICAS=2, WRITE_QUORUM=2) while the key's owners are frozen,
+//! killed and restarted from their snapshot, or stopped and restarted. The counter must end
+//! between the increments acknowledged and those plus the ones whose outcome the client could
+//! not know, and a client's replies never go back. Real processes and a real ZooKeeper; each
+//! test prints its figures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a client saw.
+#[derive(Debug, Default)]
+struct Tally {
+    acked: u64,
+    unknown: u64,
+    /// Replies lower than or equal to an earlier one: an acknowledged increment was lost.
+    went_back: u64,
+}
+
+fn connect(port: u16) -> Option<redis::Connection> {
+    let c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+    let con = c.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
+    con.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    Some(con)
+}
+
+/// INCRs `key` until `stop`; a failed or timed-out INCR is an unknown outcome.
+fn incr_loop(port: u16, key: &'static str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Tally> {
+    std::thread::spawn(move || {
+        let mut t = Tally::default();
+        let mut last = 0i64;
+        let mut con = None;
+        while !stop.load(Ordering::Relaxed) {
+            if con.is_none() {
+                con = connect(port);
+                if con.is_none() {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            }
+            let r: redis::RedisResult<i64> = redis::cmd("INCR").arg(key).query(con.as_mut().unwrap());
+            match r {
+                Ok(n) => {
+                    t.acked += 1;
+                    if n <= last {
+                        t.went_back += 1;
+                        eprintln!("INCR {key} answered {n} after {last}");
+                    }
+                    last = last.max(n);
+                }
+                Err(e) => {
+                    t.unknown += 1;
+                    if e.is_timeout() || e.is_io_error() || e.is_connection_dropped() {
+                        con = None;
+                    } else {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        }
+        t
+    })
+}
+
+fn read_counter(port: u16, key: &str) -> i64 {
+    let mut con = connect(port).expect("the master answers RESP");
+    let mut last_err = String::new();
+    for _ in 0..100 {
+        match redis::cmd("GET").arg(key).query::<Option<i64>>(&mut con) {
+            Ok(v) => return v.unwrap_or(0),
+            Err(e) => last_err = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("GET {key} kept failing: {last_err}");
+}
+
+/// Three auxiliaries, one master (REPLICAS=2, WRITE_QUORUM=2, READ_QUORUM=1); `fault` is done
+/// to each auxiliary in turn while a client increments one key.
+fn no_increment_lost_across(what: &str, fault: impl Fn(&Cluster, &mut Node)) {
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[("REPLICAS", "2"), ("WRITE_QUORUM", "2"), ("READ_QUORUM", "1")]);
+    let mut auxes: Vec<Node> = (0..3).map(|i| c.auxiliary(&format!("aux-{i}"), &[("BACKUP_INTERVAL", "1")])).collect();
+    let port = free_port();
+    let m = c.master("master-1", &[("REDIS_PORT", &port.to_string())]);
+    wait_aux_count(&m, 3, Duration::from_secs(15));
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = incr_loop(port, "hits", stop.clone());
+    std::thread::sleep(Duration::from_secs(1));
+    for aux in auxes.iter_mut() {
+        fault(&c, aux);
+        wait_aux_count(&m, 3, Duration::from_secs(30));
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let t = client.join().unwrap();
+    let value = read_counter(port, "hits") as u64;
+    println!(
+        "{what}: {} INCRs acknowledged, {} unknown, final value {value}, {} replies went back",
+        t.acked, t.unknown, t.went_back
+    );
+    assert!(t.acked > 200, "the load ran: {t:?}");
+    assert!(value >= t.acked, "{what}: {} acknowledged increments lost", t.acked - value);
+    assert!(value <= t.acked + t.unknown, "{what}: {value} > {} acknowledged + {} unknown", t.acked, t.unknown);
+    assert_eq!(t.went_back, 0, "{what}: replies went back");
+}
+
+#[test]
+fn no_increment_is_lost_when_an_owner_resumes_from_a_freeze() {
+    no_increment_lost_across("SIGSTOP 2 s, SIGCONT of each auxiliary", |_, aux| {
+        aux.proc.signal("-STOP");
+        std::thread::sleep(Duration::from_secs(2));
+        aux.proc.signal("-CONT");
+    });
+}
+
+#[test]
+fn no_increment_is_lost_when_an_owner_restarts_from_its_snapshot() {
+    no_increment_lost_across("kill -9 and restart from the snapshot of each auxiliary", |c, aux| {
+        let (id, port, data_port) = (aux.id.clone(), aux.port, aux.data_port);
+        aux.proc.kill();
+        std::thread::sleep(Duration::from_secs(1));
+        *aux = c.auxiliary_on(&id, port, data_port, &[("BACKUP_INTERVAL", "1")]);
+    });
+}
+
+#[test]
+fn no_increment_is_lost_when_an_owner_stops_and_starts_again() {
+    no_increment_lost_across("SIGTERM and restart of each auxiliary", |c, aux| {
+        let (id, port, data_port) = (aux.id.clone(), aux.port, aux.data_port);
+        aux.proc.terminate(Duration::from_secs(30)).expect("the auxiliary exits on SIGTERM");
+        *aux = c.auxiliary_on(&id, port, data_port, &[("BACKUP_INTERVAL", "1")]);
+    });
+}
