@@ -116,6 +116,15 @@ impl Auxiliary {
         self.background.lock().extend(catch_up::start(&self.server, &self.ops, feed));
     }
 
+    /// Ends the recovery of a start when the store is still empty: for a cluster that has
+    /// acknowledged no write (the caller checked), there is nothing to catch up on. True
+    /// when it ended.
+    pub fn start_fresh(&self) -> bool {
+        let r = &self.server.recovery;
+        let epoch = r.epoch();
+        self.store.stats().keys == 0 && r.reason() == recovery::STARTING && r.finish(epoch)
+    }
+
     /// Why this node is catching up, while it is.
     pub fn recovering(&self) -> Option<&'static str> {
         self.server.recovery.recovering().then(|| self.server.recovery.reason())

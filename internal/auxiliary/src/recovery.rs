@@ -16,6 +16,9 @@ use tokio::sync::Notify;
 /// master to time out and write around this node is always noticed.
 pub const STALL_MS: u64 = 400;
 
+/// The reason of the recovery every auxiliary starts in.
+pub const STARTING: &str = "starting";
+
 /// Recovery state of one auxiliary.
 pub struct Recovery {
     recovering: AtomicBool,

@@ -51,7 +51,7 @@ impl DataServer {
         if recovering {
             // Before the first connection is accepted: restored data may be older than what
             // the cluster acknowledged meanwhile.
-            recovery.begin("starting");
+            recovery.begin(crate::recovery::STARTING);
         }
         DataServer { store, token, metrics, ops, recovery, writes_closed: RwLock::new(false) }
     }

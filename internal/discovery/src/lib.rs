@@ -169,6 +169,33 @@ impl ConfigWriter {
         }
         Err(ConfigWriteError::ZooKeeper(zk::Error::BadVersion))
     }
+
+    /// `${ZK_ROOT}/written`: created, once, before the cluster's first write is sent, so an
+    /// auxiliary that starts without a snapshot can tell a cluster that has acknowledged
+    /// nothing (it has missed nothing) from one whose data it must catch up on.
+    fn written_path(&self) -> String {
+        format!("{}/written", self.path.strip_suffix("/config").unwrap_or(&self.path))
+    }
+
+    /// Records that the cluster is about to acknowledge writes, then lists the auxiliaries
+    /// registered now: a write routed by that list reaches every auxiliary that could have
+    /// seen no record (see [`ConfigWriter::has_written`]).
+    pub async fn record_written(&self) -> Result<Vec<MemberInfo>, ConfigWriteError> {
+        let client = self.client.lock().clone().ok_or(ConfigWriteError::NotConnected)?;
+        match client.create(&self.written_path(), b"", &opts(zk::CreateMode::Persistent)).await {
+            Ok(_) | Err(zk::Error::NodeExists) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let dir = format!("{}/auxiliaries", self.path.strip_suffix("/config").unwrap_or(&self.path));
+        let children = client.list_children(&dir).await?;
+        Ok(members_of(&client, &dir, children).await?)
+    }
+
+    /// Whether the cluster has recorded a write (see [`ConfigWriter::record_written`]).
+    pub async fn has_written(&self) -> Result<bool, ConfigWriteError> {
+        let client = self.client.lock().clone().ok_or(ConfigWriteError::NotConnected)?;
+        Ok(client.check_stat(&self.written_path()).await?.is_some())
+    }
 }
 
 /// Handle on the running supervisor.
@@ -329,6 +356,11 @@ async fn register(cfg: &DiscoveryConfig, client: &zk::Client) -> Result<(), zk::
 
 async fn list(client: &zk::Client, dir: &str) -> Result<(Vec<MemberInfo>, zk::OneshotWatcher), zk::Error> {
     let (children, watcher) = client.list_and_watch_children(dir).await?;
+    Ok((members_of(client, dir, children).await?, watcher))
+}
+
+/// The members whose znodes are `children` of `dir`, sorted.
+async fn members_of(client: &zk::Client, dir: &str, children: Vec<String>) -> Result<Vec<MemberInfo>, zk::Error> {
     let mut out = Vec::with_capacity(children.len());
     for c in children {
         match client.get_data(&format!("{dir}/{c}")).await {
@@ -341,7 +373,7 @@ async fn list(client: &zk::Client, dir: &str) -> Result<(Vec<MemberInfo>, zk::On
         }
     }
     out.sort();
-    Ok((out, watcher))
+    Ok(out)
 }
 
 async fn elected(client: &zk::Client, dir: &str) -> Result<(Option<String>, zk::OneshotWatcher), zk::Error> {

@@ -46,9 +46,10 @@ impl From<MasterError> for ApiError {
     fn from(e: MasterError) -> Self {
         match &e {
             MasterError::Refused { error: RemoteError::TooLarge { .. }, .. } => ApiError::TooLarge(e.to_string()),
-            MasterError::NoAuxiliaries | MasterError::Quorum { .. } | MasterError::Refused { .. } => {
-                ApiError::Unavailable(e.to_string())
-            }
+            MasterError::NoAuxiliaries
+            | MasterError::Quorum { .. }
+            | MasterError::Refused { .. }
+            | MasterError::NotRecorded(_) => ApiError::Unavailable(e.to_string()),
         }
     }
 }

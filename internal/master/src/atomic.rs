@@ -24,6 +24,7 @@ impl<C: Connect> Router<C> {
     /// Runs `op` on `key`'s primary owner and replicates what it wrote until `WRITE_QUORUM`
     /// owners (the primary included) hold it. Returns the value before and the entry written.
     pub async fn apply(&self, key: Bytes, op: Op) -> Result<(Option<Bytes>, Option<Found>), MasterError> {
+        self.ensure_recorded().await?;
         let view = self.view();
         let owners = view.owners(&key, self.replicas());
         if owners.is_empty() {

@@ -30,7 +30,7 @@ mod tests;
 pub use floors::WriteFloors;
 pub use peer::{Connect, Peer, WireConnect};
 pub use rebalance::{follow, rebalance_with_retries, RebalanceStatus};
-pub use router::{ReadResult, Router, RouterConfig};
+pub use router::{ReadResult, Router, RouterConfig, WriteRecord};
 pub use tiercache_wire::{Metrics, WireError};
 pub use view::{AuxAddr, AuxNode, NodeStatus, View};
 
@@ -52,6 +52,10 @@ pub enum MasterError {
         /// What went wrong with the others.
         detail: String,
     },
+    /// The cluster's record that it acknowledges writes could not be made (before a master's
+    /// first write; see [`router::WriteRecord`]).
+    #[error("cannot record the cluster's first write in ZooKeeper: {0}")]
+    NotRecorded(String),
     /// An owner refused the request (its answer says why), and too few accepted it.
     #[error("auxiliary {id}: {error}")]
     Refused {

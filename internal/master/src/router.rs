@@ -53,6 +53,20 @@ pub struct Router<C: Connect = WireConnect> {
     pub(crate) hlc: Hlc,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) rebalance: Mutex<RebalanceStatus>,
+    /// The cluster's record that it acknowledges writes; `None`: nothing to record (`local`).
+    write_record: Mutex<Option<Arc<dyn WriteRecord>>>,
+    /// This master has seen the record in place.
+    recorded: std::sync::atomic::AtomicBool,
+    /// One recording at a time.
+    recording: tokio::sync::Mutex<()>,
+}
+
+/// The cluster's record that it acknowledges writes (ZooKeeper's `written` znode), the port an
+/// auxiliary that starts empty relies on: with no record, the cluster has acknowledged
+/// nothing, so the auxiliary has missed nothing and serves as a full replica at once.
+pub trait WriteRecord: Send + Sync + 'static {
+    /// Creates the record (idempotent), then lists the auxiliaries registered now.
+    fn record(&self) -> futures::future::BoxFuture<'static, Result<Vec<String>, String>>;
 }
 
 /// An owner's answer to a read: its entry, and whether it counts toward the quorum.
@@ -73,7 +87,48 @@ impl<C: Connect> Router<C> {
             hlc: Hlc::new(),
             metrics,
             rebalance: Mutex::new(RebalanceStatus::default()),
+            write_record: Mutex::new(None),
+            recorded: std::sync::atomic::AtomicBool::new(false),
+            recording: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Where this master records, before its first write, that the cluster acknowledges
+    /// writes (see [`WriteRecord`]).
+    pub fn set_write_record(&self, record: Arc<dyn WriteRecord>) {
+        *self.write_record.lock() = Some(record);
+    }
+
+    /// Before the first write: the record is in place, and every auxiliary registered then
+    /// (which may have seen no record and so serves as caught up) is in this master's view,
+    /// so the write reaches it.
+    pub(crate) async fn ensure_recorded(&self) -> Result<(), MasterError> {
+        if self.recorded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(record) = self.write_record.lock().clone() else {
+            self.recorded.store(true, Ordering::Release);
+            return Ok(());
+        };
+        let _one = self.recording.lock().await;
+        if self.recorded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let budget = self.cfg.request_timeout.max(Duration::from_secs(2));
+        let deadline = tokio::time::Instant::now() + budget;
+        let registered = match tokio::time::timeout_at(deadline, record.record()).await {
+            Ok(Ok(ids)) => ids,
+            Ok(Err(e)) => return Err(MasterError::NotRecorded(e)),
+            Err(_) => return Err(MasterError::NotRecorded("ZooKeeper did not answer in time".into())),
+        };
+        while !registered.iter().all(|id| self.view().nodes.contains_key(id)) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(MasterError::NotRecorded("the placement lags the registered auxiliaries".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.recorded.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The routing settings.
@@ -269,6 +324,7 @@ impl<C: Connect> Router<C> {
     /// Sends a versioned write to every answering owner; succeeds once `WRITE_QUORUM` of them
     /// (capped at the owners reachable) confirmed. Returns the answers gathered by then.
     async fn write(&self, key: &[u8], req: Request) -> Result<Vec<Response>, MasterError> {
+        self.ensure_recorded().await?;
         let view = self.view();
         // In ring order: the first live owner is the key's primary, where `Router::apply` runs
         // read-modify-write steps; the write is acknowledged only once it holds it.

@@ -480,3 +480,34 @@ async fn a_recovering_primary_increments_from_the_newest_copy_of_the_other_owner
     assert!(r.apply(b("n"), tiercache_protocol::Op::IncrBy(1)).await.is_err());
     assert_eq!(net.value(&o[0], "n").unwrap().value, Some(b("10")), "not applied");
 }
+
+/// A `WriteRecord` that counts its calls and lists `registered`, or fails.
+struct Record {
+    calls: Arc<Mutex<usize>>,
+    registered: Result<Vec<String>, String>,
+}
+
+impl crate::WriteRecord for Record {
+    fn record(&self) -> futures::future::BoxFuture<'static, Result<Vec<String>, String>> {
+        *self.calls.lock() += 1;
+        let r = self.registered.clone();
+        Box::pin(async move { r })
+    }
+}
+
+#[tokio::test]
+async fn the_first_write_is_recorded_once_and_reaches_every_auxiliary_registered_then() {
+    let net = Net::default();
+    let calls = Arc::new(Mutex::new(0));
+    let r = router(&net, &["a", "b"], 2, 1, 1);
+    r.set_write_record(Arc::new(Record { calls: calls.clone(), registered: Err("no session".into()) }));
+    assert!(matches!(r.put(b("k"), b("v"), 0).await, Err(MasterError::NotRecorded(_))), "not recorded: not written");
+    assert!(net.value("a", "k").is_none() && net.value("b", "k").is_none());
+    // "c" registered, but this master's placement does not have it yet: the write waits, then fails.
+    r.set_write_record(Arc::new(Record { calls: calls.clone(), registered: Ok(vec!["a".into(), "c".into()]) }));
+    assert!(matches!(r.put(b("k"), b("v"), 0).await, Err(MasterError::NotRecorded(_))));
+    r.set_members(&addrs(&["a", "b", "c"]));
+    r.put(b("k"), b("v"), 0).await.unwrap();
+    r.put(b("k"), b("w"), 0).await.unwrap();
+    assert_eq!(*calls.lock(), 3, "recorded once, then no more calls");
+}

@@ -304,6 +304,7 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
         config: Some((discovery.cluster_config(), discovery.config_writer())),
         local: Placement { replicas: cfg.replicas, virtual_nodes: cfg.virtual_nodes, replicated_for: cfg.replicas },
     });
+    router.set_write_record(Arc::new(ZkWriteRecord(discovery.config_writer())));
     let members = derived(discovery.membership(), aux_addrs);
     let coordinator = info.clone();
     let is_coordinator: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || coordinator.is_coordinator());
@@ -425,6 +426,50 @@ fn check_environment(cfg: &MasterConfig, stored: &ClusterConfig, path: &str) -> 
     Ok(())
 }
 
+/// The `written` znode as the master's [`master::WriteRecord`].
+struct ZkWriteRecord(ConfigWriter);
+
+impl master::WriteRecord for ZkWriteRecord {
+    fn record(&self) -> futures::future::BoxFuture<'static, Result<Vec<String>, String>> {
+        let writer = self.0.clone();
+        Box::pin(async move {
+            let members = writer.record_written().await.map_err(|e| e.to_string())?;
+            Ok(members.into_iter().map(|m| m.id).collect())
+        })
+    }
+}
+
+/// An auxiliary that started empty, in a cluster that has recorded no write, has missed
+/// nothing: it serves as a full replica at once. Checked once registered, so that a master
+/// recording the first write afterwards lists this node and routes that write here too.
+async fn start_fresh_if_nothing_written(
+    aux: Arc<Auxiliary>,
+    mut status: watch::Receiver<ZkStatus>,
+    writer: ConfigWriter,
+) {
+    if aux.store.stats().keys > 0 {
+        return;
+    }
+    loop {
+        if status.wait_for(|s| *s == ZkStatus::Connected).await.is_err() {
+            return;
+        }
+        match writer.has_written().await {
+            Ok(true) => return,
+            Ok(false) => {
+                if aux.start_fresh() {
+                    tracing::info!("the cluster has acknowledged no write yet: serving as a full replica at once");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot tell whether the cluster has written; asking again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 /// Runs an auxiliary until `shutdown` resolves.
 pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new())?);
@@ -459,6 +504,7 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
         placement: placement.clone(),
     });
     let aux = Arc::new(aux);
+    tokio::spawn(start_fresh_if_nothing_written(aux.clone(), discovery.status(), discovery.config_writer()));
     let status = discovery.status();
     let state = AuxState {
         health: {
