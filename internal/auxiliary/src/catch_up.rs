@@ -53,8 +53,37 @@ pub fn start(server: &Arc<DataServer>, ops: &Arc<AuxOps>, feed: ClusterFeed) -> 
             once |= now;
         }
     });
+    let settle = tokio::spawn(follow_settled(ops.clone(), feed.members.clone(), feed.placement.clone()));
     let catch_up = tokio::spawn(catch_up_loop(server.clone(), ops.clone(), feed));
-    vec![heartbeat, session, catch_up]
+    vec![heartbeat, session, settle, catch_up]
+}
+
+/// Records the placement once it has not changed for [`SETTLE`] (see [`crate::outbox`]):
+/// members leaving one by one in a whole-cluster stop never settle.
+async fn follow_settled(
+    ops: Arc<AuxOps>,
+    mut members: watch::Receiver<Vec<(String, String)>>,
+    mut placement: watch::Receiver<Option<(u32, usize)>>,
+) {
+    loop {
+        let quiet = tokio::select! {
+            r = members.changed() => if r.is_err() { return } else { false },
+            r = placement.changed() => if r.is_err() { return } else { false },
+            _ = tokio::time::sleep(SETTLE) => true,
+        };
+        if !quiet {
+            continue;
+        }
+        let ids: Vec<String> = members.borrow().iter().map(|(id, _)| id.clone()).collect();
+        if let (Some((virtual_nodes, replicas)), false) = (*placement.borrow(), ids.is_empty()) {
+            ops.settled(crate::outbox::Ownership { members: ids, virtual_nodes, replicas });
+        }
+        // Until the next change.
+        tokio::select! {
+            r = members.changed() => if r.is_err() { return },
+            r = placement.changed() => if r.is_err() { return },
+        }
+    }
 }
 
 async fn catch_up_loop(server: Arc<DataServer>, ops: Arc<AuxOps>, mut feed: ClusterFeed) {

@@ -8,12 +8,14 @@
 //!   recover and the pull from peers that ends it.
 //! - [`keyspace`]: `FLUSHALL` and the count behind `DBSIZE`.
 //! - [`ops`]: transfers to new owners, the catch-up pull, snapshots on demand.
-//! - [`snapshot`]: the snapshot files.
+//! - [`snapshot`]: the snapshot files; [`outbox`]: restored copies of other nodes' keys,
+//!   kept out of the store.
 
 pub mod apply;
 pub mod catch_up;
 pub mod keyspace;
 pub mod ops;
+pub mod outbox;
 pub mod recovery;
 pub mod server;
 pub mod snapshot;
@@ -90,6 +92,19 @@ impl Auxiliary {
                 None => tracing::info!(dir = %settings.backup_dir.display(), "no snapshot to restore; starting empty"),
             }
         }
+        let outbox = match outbox::Ownership::read(&settings.backup_dir) {
+            Some(o) if store.stats().keys > 0 => {
+                let aside = outbox::set_aside(&store, &settings.node_id, &o);
+                if !aside.is_empty() {
+                    tracing::info!(
+                        entries = aside.len(),
+                        "restored copies of keys other nodes owned set aside: sent to their owners, never served"
+                    );
+                }
+                aside
+            }
+            _ => Vec::new(),
+        };
         let ops = Arc::new(AuxOps {
             store: store.clone(),
             backup_dir: settings.backup_dir.clone(),
@@ -98,6 +113,9 @@ impl Auxiliary {
             metrics: metrics.clone(),
             rt: tokio::runtime::Handle::current(),
             snapshot_lock: Arc::new(tokio::sync::Mutex::new(())),
+            ownership: parking_lot::Mutex::new(None),
+            outbox: parking_lot::Mutex::new(outbox),
+            ownership_frozen: Default::default(),
         });
         let data_addr = listener.local_addr()?;
         let (stop_data, stop_rx) = watch::channel(false);
@@ -164,6 +182,9 @@ impl Auxiliary {
     /// routing here then finds this node unreachable instead of getting an acknowledgement
     /// that no pass would carry.
     pub async fn hand_off(&self, mut remaining: Vec<(String, String)>, placement: (u32, usize)) {
+        // What this node hands off from now on are copies for others: the final snapshot must
+        // tell them apart by the placement before the stop.
+        self.ops.freeze_ownership();
         if remaining.is_empty() {
             return;
         }

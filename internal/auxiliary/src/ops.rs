@@ -1,6 +1,7 @@
 //! The auxiliary's slow operations: snapshots on demand, rebalance transfers to new owners,
 //! and the catch-up pull from peers.
 
+use crate::outbox::Ownership;
 use crate::snapshot::write_snapshot;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -31,6 +32,13 @@ pub struct AuxOps {
     pub rt: Handle,
     /// Serialises snapshots so two never write at once.
     pub snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The placement this node last saw settle; written beside each snapshot (see
+    /// [`crate::outbox`]).
+    pub ownership: parking_lot::Mutex<Option<Ownership>>,
+    /// Restored copies of keys that other nodes owned (see [`crate::outbox`]).
+    pub outbox: parking_lot::Mutex<Vec<WireEntry>>,
+    /// Set once a stop began: `ownership` no longer changes.
+    pub ownership_frozen: std::sync::atomic::AtomicBool,
 }
 
 /// Why a transfer stopped part-way.
@@ -53,10 +61,17 @@ impl AuxOps {
     pub async fn snapshot_now(&self) -> Result<SnapshotReply, String> {
         let _guard = self.snapshot_lock.lock().await;
         let (store, dir) = (self.store.clone(), self.backup_dir.clone());
-        let r = tokio::task::spawn_blocking(move || write_snapshot(&store, &dir))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| format!("snapshot to {}: {e}", self.backup_dir.display())));
+        let ownership = self.ownership.lock().clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let r = write_snapshot(&store, &dir)?;
+            if let Some(o) = ownership {
+                o.write(&dir)?;
+            }
+            Ok::<_, std::io::Error>(r)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| format!("snapshot to {}: {e}", self.backup_dir.display())));
         match &r {
             Ok(s) => {
                 self.metrics.backup_duration.observe(s.duration_ms as f64 / 1000.0);
@@ -152,33 +167,26 @@ impl AuxOps {
                     });
                 }
             }
-            for (target, entries) in batches {
-                let client = peers.entry(target.clone()).or_insert_with(|| {
-                    AuxClient::new(
-                        &self.rt,
-                        &target,
-                        addrs.get(target.as_str()).copied().unwrap_or(""),
-                        &self.token,
-                        1,
-                        Duration::from_secs(30),
-                    )
-                });
-                for chunk in entries.chunks(BATCH) {
-                    match client.call(&Request::PutBatch { entries: chunk.to_vec() }).await {
-                        Ok(Response::Applied(n)) => {
-                            moved += n;
-                            self.metrics.rebalance_keys_moved.inc_by(n);
-                        }
-                        Ok(other) => {
-                            return Err(TransferError { target, message: format!("unexpected answer {other:?}") })
-                        }
-                        Err(e) => return Err(TransferError { target, message: e.to_string() }),
-                    }
+            moved += self.send(batches, &mut peers, &addrs).await?;
+        }
+        // Restored copies of other nodes' keys go to their owners (never to this node's own
+        // store, even if it owns them now: they may be older than what was acknowledged).
+        let outbox = self.outbox.lock().clone();
+        if !outbox.is_empty() {
+            let mut batches: HashMap<String, Vec<WireEntry>> = HashMap::new();
+            for e in &outbox {
+                for o in ring.owners(&e.key, replicas).into_iter().filter(|o| *o != self.node_id) {
+                    batches.entry(o.to_string()).or_default().push(e.clone());
                 }
             }
+            moved += self.send(batches, &mut peers, &addrs).await?;
         }
         let mut dropped = 0;
         if drop_unowned {
+            if !outbox.is_empty() {
+                dropped += outbox.len() as u64;
+                self.outbox.lock().clear();
+            }
             for (key, version) in unowned {
                 if self.store.remove_if_version(&key, version) {
                     dropped += 1;
@@ -190,6 +198,52 @@ impl AuxOps {
 }
 
 impl AuxOps {
+    /// Remembers a settled placement, to be written beside the next snapshots (unless frozen).
+    pub fn settled(&self, o: Ownership) {
+        if !self.ownership_frozen.load(std::sync::atomic::Ordering::Acquire) {
+            *self.ownership.lock() = Some(o);
+        }
+    }
+
+    /// Keeps the placement as it is now (a stop is under way: members leaving are no reason to
+    /// count the copies handed to this node as its own).
+    pub fn freeze_ownership(&self) {
+        self.ownership_frozen.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Sends each target its entries in batches; the entries applied.
+    async fn send(
+        &self,
+        batches: HashMap<String, Vec<WireEntry>>,
+        peers: &mut HashMap<String, AuxClient>,
+        addrs: &HashMap<&str, &str>,
+    ) -> Result<u64, TransferError> {
+        let mut moved = 0;
+        for (target, entries) in batches {
+            let client = peers.entry(target.clone()).or_insert_with(|| {
+                AuxClient::new(
+                    &self.rt,
+                    &target,
+                    addrs.get(target.as_str()).copied().unwrap_or(""),
+                    &self.token,
+                    1,
+                    Duration::from_secs(30),
+                )
+            });
+            for chunk in entries.chunks(BATCH) {
+                match client.call(&Request::PutBatch { entries: chunk.to_vec() }).await {
+                    Ok(Response::Applied(n)) => {
+                        moved += n;
+                        self.metrics.rebalance_keys_moved.inc_by(n);
+                    }
+                    Ok(other) => return Err(TransferError { target, message: format!("unexpected answer {other:?}") }),
+                    Err(e) => return Err(TransferError { target, message: e.to_string() }),
+                }
+            }
+        }
+        Ok(moved)
+    }
+
     /// A snapshot, as the data server answers it.
     pub async fn snapshot_answer(&self) -> Response {
         match self.snapshot_now().await {
