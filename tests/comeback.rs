@@ -35,6 +35,18 @@ fn par_count(n: usize, f: impl Fn(&reqwest::blocking::Client, usize) -> bool + S
     bad.load(Ordering::Relaxed) as usize
 }
 
+/// SIGTERM to every auxiliary at once and to the master; each exits cleanly.
+fn stop_whole_cluster(auxes: &mut [Node], m: &mut Node) {
+    for a in auxes.iter() {
+        a.proc.sigterm();
+    }
+    m.proc.terminate(Duration::from_secs(20)).expect("master exits on SIGTERM");
+    for a in auxes.iter_mut() {
+        let st = a.proc.wait_exit(Duration::from_secs(120)).expect("auxiliary exits on SIGTERM");
+        assert!(st.success(), "{st:?}");
+    }
+}
+
 /// REPLICAS=1 and snapshots on: every auxiliary stopped together hands its keys to peers that
 /// are leaving too, so the final snapshots hold keys twice. After the restart the copies on
 /// non-owners must be dropped, or a later loss of the owner serves their old values.
@@ -55,14 +67,7 @@ fn whole_cluster_restart_drops_stale_copies() {
     };
     assert_eq!(par_count(n, |c, i| put(c, i, "old")), 0);
     // The whole cluster: every auxiliary at once, and the master.
-    for a in &auxes {
-        a.proc.sigterm();
-    }
-    m.proc.terminate(Duration::from_secs(20)).expect("master exits on SIGTERM");
-    for a in auxes.iter_mut() {
-        let st = a.proc.wait_exit(Duration::from_secs(120)).expect("auxiliary exits on SIGTERM");
-        assert!(st.success(), "{st:?}");
-    }
+    stop_whole_cluster(&mut auxes, &mut m);
 
     let mut auxes: Vec<Node> = (0..3).map(start).collect();
     let before = held(&auxes);
@@ -295,14 +300,7 @@ fn an_owner_lost_right_after_a_whole_cluster_restart_serves_no_overwritten_value
     assert_eq!(put_all(&m.url(), "old"), 0);
     // A cluster that ran a while: its placement has settled.
     std::thread::sleep(Duration::from_secs(6));
-    for a in &auxes {
-        a.proc.sigterm();
-    }
-    m.proc.terminate(Duration::from_secs(20)).expect("master exits on SIGTERM");
-    for a in auxes.iter_mut() {
-        let st = a.proc.wait_exit(Duration::from_secs(120)).expect("auxiliary exits on SIGTERM");
-        assert!(st.success(), "{st:?}");
-    }
+    stop_whole_cluster(&mut auxes, &mut m);
 
     let mut auxes: Vec<Node> = (0..3).map(start).collect();
     let m = c.master("master-1", &[]);

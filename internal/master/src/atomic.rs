@@ -17,6 +17,7 @@ use crate::view::{AuxNode, NodeStatus};
 use crate::MasterError;
 use bytes::Bytes;
 use std::sync::Arc;
+use tiercache_protocol::version::now_ms;
 use tiercache_protocol::{last_write_wins, Found, Op, Request, Response, WireEntry};
 use tiercache_wire::WireError;
 
@@ -30,6 +31,25 @@ impl<C: Connect> Router<C> {
         if owners.is_empty() {
             return Err(MasterError::NoAuxiliaries);
         }
+        // While keys move after a membership change, a new owner may hold no copy, or an old
+        // one from an earlier time it owned the key: the step then starts from the newest
+        // copy of the current and previous owners.
+        let mut sources = owners.clone();
+        let mut moving = false;
+        let now = now_ms();
+        if let Some(prev) = view.previous.as_ref().filter(|p| p.until_ms > now) {
+            for id in prev.ring.owners(&key, self.replicas()) {
+                if sources.iter().any(|n| n.addr.id == id) {
+                    continue;
+                }
+                moving = true;
+                if let Some(n) = view.nodes.get(id).or_else(|| prev.nodes.get(id)) {
+                    if n.status() == NodeStatus::Up {
+                        sources.push(n.clone());
+                    }
+                }
+            }
+        }
         let mut candidates = owners.clone();
         candidates.sort_by_key(|n| n.status() == NodeStatus::Suspect);
         let expiry_only = matches!(op, Op::Expire { .. });
@@ -39,10 +59,10 @@ impl<C: Connect> Router<C> {
         for node in candidates {
             // An owner that may lack acknowledged writes (it is recovering, or this master
             // wrote around it) runs the step only on top of what the other owners hold.
-            let mut reconcile = node.recovering() || node.missed_writes();
+            let mut reconcile = moving || node.recovering() || node.missed_writes();
             let answer = loop {
                 let req = if reconcile {
-                    match self.newest_elsewhere(&owners, &node, &key).await {
+                    match self.newest_elsewhere(&sources, &node, &key).await {
                         Ok(base) => Request::ApplyReconciled { key: key.clone(), op: op.clone(), version, base },
                         Err(e) => return Err(e),
                     }
