@@ -16,9 +16,6 @@ use tokio::sync::Notify;
 /// master to time out and write around this node is always noticed.
 pub const STALL_MS: u64 = 400;
 
-/// The reason of the recovery every auxiliary starts in.
-pub const STARTING: &str = "starting";
-
 /// Recovery state of one auxiliary.
 pub struct Recovery {
     recovering: AtomicBool,
@@ -112,8 +109,15 @@ impl Recovery {
         self.last_beat.fetch_max(now, Ordering::AcqRel);
     }
 
-    /// Checked on every read: after a stall the first read may run before the heartbeat task
-    /// does, and it must already be answered as recovering.
+    /// Like [`Recovery::recovering`], for a request being answered: after a stall the requests
+    /// that queued while the process was stopped run before the heartbeat task does, and
+    /// must already see it recovering.
+    pub fn recovering_now(&self) -> bool {
+        self.check_stall();
+        self.recovering()
+    }
+
+    /// Starts recovery if the last heartbeat is older than a stall.
     pub fn check_stall(&self) {
         let last = self.last_beat.load(Ordering::Acquire);
         if last != 0 && self.now().saturating_sub(last) > STALL_MS {

@@ -29,6 +29,8 @@ pub struct DataServer {
     pub ops: Arc<AuxOps>,
     /// Whether reads may miss acknowledged writes (see [`Recovery`]).
     pub recovery: Recovery,
+    /// The recovery epoch of this node's start, when it started recovering.
+    pub start_epoch: Option<u64>,
     /// Set by [`DataServer::close_writes`] when the node hands its keys off for good. Writes
     /// hold it for reading while they are applied.
     writes_closed: RwLock<bool>,
@@ -48,12 +50,10 @@ impl DataServer {
     /// A server over `store`, accepting peers that present `token`.
     pub fn new(store: Arc<Store>, token: String, metrics: Arc<Metrics>, ops: Arc<AuxOps>, recovering: bool) -> Self {
         let recovery = Recovery::default();
-        if recovering {
-            // Before the first connection is accepted: restored data may be older than what
-            // the cluster acknowledged meanwhile.
-            recovery.begin(crate::recovery::STARTING);
-        }
-        DataServer { store, token, metrics, ops, recovery, writes_closed: RwLock::new(false) }
+        // Before the first connection is accepted: restored data may be older than what the
+        // cluster acknowledged meanwhile.
+        let start_epoch = recovering.then(|| recovery.begin("starting"));
+        DataServer { store, token, metrics, ops, recovery, start_epoch, writes_closed: RwLock::new(false) }
     }
 
     /// From now on a write (put, delete, batch) is not applied: the connection that carried it
@@ -68,9 +68,6 @@ impl DataServer {
     }
 
     fn handle(&self, req: &Request) -> Handled {
-        // Before anything is answered: the requests that queued while this process was
-        // stopped must already see it recovering.
-        self.recovery.check_stall();
         let answer = |r: Option<Response>| r.map_or(Handled::Slow, Handled::Answer);
         if !req.is_write() {
             return answer(self.handle_fast(req));
@@ -105,7 +102,7 @@ impl DataServer {
                 Response::Count(crate::keyspace::count_primary(&self.store, &self.ops.node_id, &ring))
             }
             // It may have missed writes: the step must not start from its own copy alone.
-            Request::Apply { .. } if self.recovery.recovering() => Response::Recovering(None),
+            Request::Apply { .. } if self.recovery.recovering_now() => Response::Recovering(None),
             Request::Apply { key, op, version } | Request::ApplyReconciled { key, op, version, .. } => {
                 if let Request::ApplyReconciled { base: Some(base), .. } = req {
                     let expires = self.store.expires_at(base.ttl_ms);
@@ -135,7 +132,7 @@ impl DataServer {
                 });
                 let result = if found.as_ref().is_some_and(|f| f.value.is_some()) { "hit" } else { "miss" };
                 self.metrics.observe("get", result, started);
-                if self.recovery.recovering() {
+                if self.recovery.recovering_now() {
                     Response::Recovering(found)
                 } else {
                     Response::Value(found)

@@ -138,6 +138,8 @@ pub struct DiscoveryConfig {
 pub struct ConfigWriter {
     client: Arc<parking_lot::Mutex<Option<zk::Client>>>,
     path: String,
+    /// `ZK_ROOT`.
+    root: String,
 }
 
 impl ConfigWriter {
@@ -174,7 +176,7 @@ impl ConfigWriter {
     /// auxiliary that starts without a snapshot can tell a cluster that has acknowledged
     /// nothing (it has missed nothing) from one whose data it must catch up on.
     fn written_path(&self) -> String {
-        format!("{}/written", self.path.strip_suffix("/config").unwrap_or(&self.path))
+        format!("{}/written", self.root)
     }
 
     /// Records that the cluster is about to acknowledge writes, then lists the auxiliaries
@@ -186,7 +188,7 @@ impl ConfigWriter {
             Ok(_) | Err(zk::Error::NodeExists) => {}
             Err(e) => return Err(e.into()),
         }
-        let dir = format!("{}/auxiliaries", self.path.strip_suffix("/config").unwrap_or(&self.path));
+        let dir = format!("{}/auxiliaries", self.root);
         let children = client.list_children(&dir).await?;
         Ok(members_of(&client, &dir, children).await?)
     }
@@ -203,7 +205,8 @@ pub struct Discovery {
     membership: watch::Receiver<Arc<Membership>>,
     status: watch::Receiver<ZkStatus>,
     config: watch::Receiver<Option<ClusterConfig>>,
-    config_path: String,
+    /// `ZK_ROOT`.
+    root: String,
     client: Arc<parking_lot::Mutex<Option<zk::Client>>>,
     leave: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -217,18 +220,10 @@ impl Discovery {
         let (c_tx, c_rx) = watch::channel(None);
         let (l_tx, l_rx) = oneshot::channel();
         let client = Arc::new(parking_lot::Mutex::new(None));
-        let config_path = format!("{}/config", cfg.root);
+        let root = cfg.root.clone();
         let chans = Channels { membership: m_tx, status: s_tx, config: c_tx, client: client.clone() };
         let task = tokio::spawn(supervise(cfg, chans, l_rx));
-        Discovery {
-            membership: m_rx,
-            status: s_rx,
-            config: c_rx,
-            config_path,
-            client,
-            leave: Some(l_tx),
-            task: Some(task),
-        }
+        Discovery { membership: m_rx, status: s_rx, config: c_rx, root, client, leave: Some(l_tx), task: Some(task) }
     }
 
     /// Watch of the stored cluster configuration (`None` until one is read).
@@ -238,7 +233,7 @@ impl Discovery {
 
     /// A handle that rewrites the cluster configuration (for `PUT /config`).
     pub fn config_writer(&self) -> ConfigWriter {
-        ConfigWriter { client: self.client.clone(), path: self.config_path.clone() }
+        ConfigWriter { client: self.client.clone(), path: format!("{}/config", self.root), root: self.root.clone() }
     }
 
     /// Watch of the membership.

@@ -34,19 +34,17 @@ impl<C: Connect> Router<C> {
         // While keys move after a membership change, a new owner may hold no copy, or an old
         // one from an earlier time it owned the key: the step then starts from the newest
         // copy of the current and previous owners.
-        let mut sources = owners.clone();
-        let mut moving = false;
         let now = now_ms();
-        if let Some(prev) = view.previous.as_ref().filter(|p| p.until_ms > now) {
+        let mut moving = false;
+        let mut previous_owners = Vec::new();
+        if let Some(prev) = view.moving(now) {
             for id in prev.ring.owners(&key, self.replicas()) {
-                if sources.iter().any(|n| n.addr.id == id) {
+                if owners.iter().any(|n| n.addr.id == id) {
                     continue;
                 }
                 moving = true;
-                if let Some(n) = view.nodes.get(id).or_else(|| prev.nodes.get(id)) {
-                    if n.status() == NodeStatus::Up {
-                        sources.push(n.clone());
-                    }
+                if let Some(n) = view.previous_peer(prev, id, now).filter(|n| n.status() == NodeStatus::Up) {
+                    previous_owners.push(n.clone());
                 }
             }
         }
@@ -54,6 +52,7 @@ impl<C: Connect> Router<C> {
         candidates.sort_by_key(|n| n.status() == NodeStatus::Suspect);
         let expiry_only = matches!(op, Op::Expire { .. });
         let version = self.hlc.next();
+        let plain = Request::Apply { key: key.clone(), op: op.clone(), version };
         let mut errors = Vec::new();
         let mut done = None;
         for node in candidates {
@@ -61,15 +60,14 @@ impl<C: Connect> Router<C> {
             // wrote around it) runs the step only on top of what the other owners hold.
             let mut reconcile = moving || node.recovering() || node.missed_writes();
             let answer = loop {
-                let req = if reconcile {
-                    match self.newest_elsewhere(&sources, &node, &key).await {
-                        Ok(base) => Request::ApplyReconciled { key: key.clone(), op: op.clone(), version, base },
-                        Err(e) => return Err(e),
-                    }
+                let answer = if reconcile {
+                    let sources = owners.iter().chain(&previous_owners);
+                    let base = self.newest_elsewhere(sources, &node, &key).await?;
+                    node.call(&Request::ApplyReconciled { key: key.clone(), op: op.clone(), version, base }).await
                 } else {
-                    Request::Apply { key: key.clone(), op: op.clone(), version }
+                    node.call(&plain).await
                 };
-                match node.call(&req).await {
+                match answer {
                     // It is catching up: ask again with the other owners' copy.
                     Ok(Response::Recovering(_)) if !reconcile => {
                         node.set_recovering(true);
@@ -125,11 +123,11 @@ impl<C: Connect> Router<C> {
     /// there are others and none answers: the step would have to guess.
     async fn newest_elsewhere(
         &self,
-        owners: &[Arc<AuxNode<C::Peer>>],
+        owners: impl Iterator<Item = &Arc<AuxNode<C::Peer>>>,
         primary: &Arc<AuxNode<C::Peer>>,
         key: &Bytes,
     ) -> Result<Option<Found>, MasterError> {
-        let others: Vec<_> = owners.iter().filter(|n| !Arc::ptr_eq(n, primary)).cloned().collect();
+        let others: Vec<_> = owners.filter(|n| !Arc::ptr_eq(n, primary)).cloned().collect();
         if others.is_empty() {
             return Ok(None);
         }

@@ -5,7 +5,7 @@
 use crate::peer::{Connect, WireConnect};
 use crate::quorum::{try_call_many, Plan};
 use crate::rebalance::RebalanceStatus;
-use crate::view::{AuxAddr, AuxNode, NodeStatus, View, DEPARTED_FALLBACK_MS};
+use crate::view::{AuxAddr, AuxNode, NodeStatus, View};
 use crate::MasterError;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -55,10 +55,9 @@ pub struct Router<C: Connect = WireConnect> {
     pub(crate) rebalance: Mutex<RebalanceStatus>,
     /// The cluster's record that it acknowledges writes; `None`: nothing to record (`local`).
     write_record: Mutex<Option<Arc<dyn WriteRecord>>>,
-    /// This master has seen the record in place.
-    recorded: std::sync::atomic::AtomicBool,
-    /// One recording at a time.
-    recording: tokio::sync::Mutex<()>,
+    /// Set once this master has seen the record in place (one attempt at a time; a failed
+    /// one is tried again by the next write).
+    recorded: tokio::sync::OnceCell<()>,
 }
 
 /// The cluster's record that it acknowledges writes (ZooKeeper's `written` znode), the port an
@@ -88,8 +87,7 @@ impl<C: Connect> Router<C> {
             metrics,
             rebalance: Mutex::new(RebalanceStatus::default()),
             write_record: Mutex::new(None),
-            recorded: std::sync::atomic::AtomicBool::new(false),
-            recording: tokio::sync::Mutex::new(()),
+            recorded: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -103,17 +101,14 @@ impl<C: Connect> Router<C> {
     /// (which may have seen no record and so serves as caught up) is in this master's view,
     /// so the write reaches it.
     pub(crate) async fn ensure_recorded(&self) -> Result<(), MasterError> {
-        if self.recorded.load(Ordering::Acquire) {
+        if self.recorded.initialized() {
             return Ok(());
         }
-        let Some(record) = self.write_record.lock().clone() else {
-            self.recorded.store(true, Ordering::Release);
-            return Ok(());
-        };
-        let _one = self.recording.lock().await;
-        if self.recorded.load(Ordering::Acquire) {
-            return Ok(());
-        }
+        self.recorded.get_or_try_init(|| self.record_first_write()).await.map(drop)
+    }
+
+    async fn record_first_write(&self) -> Result<(), MasterError> {
+        let Some(record) = self.write_record.lock().clone() else { return Ok(()) };
         let budget = self.cfg.request_timeout.max(Duration::from_secs(2));
         let deadline = tokio::time::Instant::now() + budget;
         let registered = match tokio::time::timeout_at(deadline, record.record()).await {
@@ -127,7 +122,6 @@ impl<C: Connect> Router<C> {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.recorded.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -276,8 +270,7 @@ impl<C: Connect> Router<C> {
     /// its previous owners; when found it is copied to the current owners at once.
     async fn fallback(&self, view: &View<C::Peer>, key: &Bytes, asked: &[Heard<C::Peer>]) -> Option<Found> {
         let now = now_ms();
-        let prev = view.previous.as_ref().filter(|p| p.until_ms > now)?;
-        let departed_ok = now < prev.since_ms + DEPARTED_FALLBACK_MS;
+        let prev = view.moving(now)?;
         let current = view.owners(key, self.replicas());
         let req = Request::Get { key: key.clone() };
         // A short budget: this only runs on a miss, and a dead previous owner must not turn
@@ -287,14 +280,7 @@ impl<C: Connect> Router<C> {
             if asked.iter().any(|(n, _, _)| n.addr.id == id) {
                 continue;
             }
-            let node = match view.nodes.get(id) {
-                Some(n) => n,
-                None if departed_ok => match prev.nodes.get(id) {
-                    Some(n) => n,
-                    None => continue,
-                },
-                None => continue,
-            };
+            let Some(node) = view.previous_peer(prev, id, now) else { continue };
             if node.status() == NodeStatus::Suspect {
                 continue;
             }

@@ -196,6 +196,17 @@ impl<P: Peer> View<P> {
         self.ring.owners(key, replicas).into_iter().filter_map(|id| self.nodes.get(id).cloned()).collect()
     }
 
+    /// The previous placement, while keys may still be moving away from it.
+    pub fn moving(&self, now: u64) -> Option<&Previous<P>> {
+        self.previous.as_ref().filter(|p| p.until_ms > now)
+    }
+
+    /// The peer of auxiliary `id` of the previous placement: its current one, or, for
+    /// [`DEPARTED_FALLBACK_MS`] after the change, the one of an auxiliary that left.
+    pub fn previous_peer<'a>(&'a self, prev: &'a Previous<P>, id: &str, now: u64) -> Option<&'a Arc<AuxNode<P>>> {
+        self.nodes.get(id).or_else(|| prev.nodes.get(id).filter(|_| now < prev.since_ms + DEPARTED_FALLBACK_MS))
+    }
+
     /// The view after a membership change: nodes that did not change are kept (with their
     /// connections and marks); when the set changed, this view becomes the previous one.
     pub fn next(
