@@ -94,16 +94,16 @@ impl Auxiliary {
         }
         let outbox = match outbox::Ownership::read(&settings.backup_dir) {
             Some(o) if store.stats().keys > 0 => {
-                let aside = outbox::set_aside(&store, &settings.node_id, &o);
-                if !aside.is_empty() {
+                let aside = outbox::set_aside(&store, &settings.node_id, o);
+                if !aside.entries.is_empty() {
                     tracing::info!(
-                        entries = aside.len(),
+                        entries = aside.entries.len(),
                         "restored copies of keys other nodes owned set aside: sent to their owners, never served"
                     );
                 }
                 aside
             }
-            _ => Vec::new(),
+            _ => outbox::Outbox::default(),
         };
         let ops = Arc::new(AuxOps {
             store: store.clone(),
@@ -138,9 +138,8 @@ impl Auxiliary {
     /// acknowledged no write (the caller checked), there is nothing to catch up on. True
     /// when it ended.
     pub fn start_fresh(&self) -> bool {
-        let r = &self.server.recovery;
-        let epoch = r.epoch();
-        self.store.stats().keys == 0 && r.reason() == recovery::STARTING && r.finish(epoch)
+        // Only the start's own recovery: a stall or a lost session since is another reason.
+        self.store.stats().keys == 0 && self.server.start_epoch.is_some_and(|e| self.server.recovery.finish(e))
     }
 
     /// Why this node is catching up, while it is.

@@ -1,7 +1,7 @@
 //! The auxiliary's slow operations: snapshots on demand, rebalance transfers to new owners,
 //! and the catch-up pull from peers.
 
-use crate::outbox::Ownership;
+use crate::outbox::{Outbox, Ownership};
 use crate::snapshot::write_snapshot;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ pub struct AuxOps {
     /// [`crate::outbox`]).
     pub ownership: parking_lot::Mutex<Option<Ownership>>,
     /// Restored copies of keys that other nodes owned (see [`crate::outbox`]).
-    pub outbox: parking_lot::Mutex<Vec<WireEntry>>,
+    pub outbox: parking_lot::Mutex<Outbox>,
     /// Set once a stop began: `ownership` no longer changes.
     pub ownership_frozen: std::sync::atomic::AtomicBool,
 }
@@ -169,24 +169,20 @@ impl AuxOps {
             }
             moved += self.send(batches, &mut peers, &addrs).await?;
         }
-        // Restored copies of other nodes' keys go to their owners (never to this node's own
-        // store, even if it owns them now: they may be older than what was acknowledged).
-        let outbox = self.outbox.lock().clone();
-        if !outbox.is_empty() {
-            let mut batches: HashMap<String, Vec<WireEntry>> = HashMap::new();
-            for e in &outbox {
-                for o in ring.owners(&e.key, replicas).into_iter().filter(|o| *o != self.node_id) {
-                    batches.entry(o.to_string()).or_default().push(e.clone());
-                }
-            }
+        // Restored copies of other nodes' keys go to the owners they were held for, never to
+        // this node's own store (see `crate::outbox`).
+        let (sent_out, batches) = {
+            let outbox = self.outbox.lock();
+            (outbox.entries.len() as u64, outbox.batches(&ring, replicas, &self.node_id))
+        };
+        if !batches.is_empty() {
             moved += self.send(batches, &mut peers, &addrs).await?;
         }
         let mut dropped = 0;
         if drop_unowned {
-            if !outbox.is_empty() {
-                dropped += outbox.len() as u64;
-                self.outbox.lock().clear();
-            }
+            // The outbox is filled only at the start, so what was sent is all of it.
+            self.outbox.lock().entries.clear();
+            dropped += sent_out;
             for (key, version) in unowned {
                 if self.store.remove_if_version(&key, version) {
                     dropped += 1;

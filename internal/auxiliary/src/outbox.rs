@@ -4,10 +4,14 @@
 //! this node the owner and serve the copy, although the key was overwritten since. So each
 //! snapshot has the placement the node last saw settle written beside it (`owners.json`), and
 //! on restore the entries that placement gave to other nodes go to the outbox instead: reads
-//! never consult it and it is never merged into the store; the next transfer sends it to the
-//! owners (last-write-wins there), and the ownership sweep drops it.
+//! never consult it and it is never merged into the store; the next transfer sends each copy
+//! to the owners it was held for, if they still own the key (last-write-wins there: an owner
+//! that took newer writes keeps them), and the ownership sweep drops it. A copy is never sent
+//! to a new owner: the owner it was held for may have taken writes since and died with them,
+//! and the copy would bring back the overwritten value.
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
 use tiercache_placement::Ring;
 use tiercache_protocol::WireEntry;
@@ -48,11 +52,39 @@ impl Ownership {
     }
 }
 
-/// Moves the entries of `store` that `ownership` gives to other nodes out of it; returns them.
-pub fn set_aside(store: &Store, node_id: &str, ownership: &Ownership) -> Vec<WireEntry> {
+/// Restored copies of other nodes' keys, and the placement that gave those keys to them.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// The copies.
+    pub entries: Vec<WireEntry>,
+    /// The placement written beside the snapshot they came from.
+    pub placed_by: Option<Ownership>,
+}
+
+impl Outbox {
+    /// The copies to send under the current placement (`ring`, `replicas`), by target: each to
+    /// those of its owners then that still own it now, never to this node.
+    pub fn batches(&self, ring: &Ring, replicas: usize, node_id: &str) -> HashMap<String, Vec<WireEntry>> {
+        let mut batches: HashMap<String, Vec<WireEntry>> = HashMap::new();
+        let Some(placed) = &self.placed_by else { return batches };
+        let then = Ring::new(&placed.members, placed.virtual_nodes);
+        for e in &self.entries {
+            let held_for = then.owners(&e.key, placed.replicas);
+            for o in ring.owners(&e.key, replicas) {
+                if o != node_id && held_for.contains(&o) {
+                    batches.entry(o.to_string()).or_default().push(e.clone());
+                }
+            }
+        }
+        batches
+    }
+}
+
+/// Moves the entries of `store` that `ownership` gives to other nodes out of it.
+pub fn set_aside(store: &Store, node_id: &str, ownership: Ownership) -> Outbox {
     if !ownership.members.iter().any(|m| m == node_id) {
         // Not a member then (a renamed node?): nothing to tell apart.
-        return Vec::new();
+        return Outbox::default();
     }
     let ring = Ring::new(&ownership.members, ownership.virtual_nodes);
     let now = store.now_ms();
@@ -67,7 +99,7 @@ pub fn set_aside(store: &Store, node_id: &str, ownership: &Ownership) -> Vec<Wir
             }
         }
     }
-    out
+    Outbox { entries: out, placed_by: Some(ownership) }
 }
 
 #[cfg(test)]
@@ -88,11 +120,22 @@ mod tests {
         o.write(dir.path()).unwrap();
         let back = Ownership::read(dir.path()).unwrap();
         assert_eq!(back, o);
-        let aside = set_aside(&store, "a", &back);
+        let aside = set_aside(&store, "a", back);
         let ring = Ring::new(&o.members, 64);
-        assert!(!aside.is_empty() && aside.len() < 300, "{} set aside", aside.len());
-        assert!(aside.iter().all(|e| ring.owners(&e.key, 1) != ["a"]));
-        assert_eq!(store.stats().keys as usize + aside.len(), 300);
+        let n = aside.entries.len();
+        assert!(n > 0 && n < 300, "{n} set aside");
+        assert!(aside.entries.iter().all(|e| ring.owners(&e.key, 1) != ["a"]));
+        assert_eq!(store.stats().keys as usize + n, 300);
+        // Under the same placement each copy goes back to the node it was held for.
+        let sent: usize = aside.batches(&ring, 1, "a").values().map(Vec::len).sum();
+        assert_eq!(sent, n);
+        // "c" is gone: its keys now belong to "a" or "b", which must not get the old copies.
+        let without_c = Ring::new(&["a", "b"], 64);
+        let batches = aside.batches(&without_c, 1, "a");
+        assert!(batches.keys().all(|t| t == "b"));
+        let to_b = batches.get("b").map_or(0, Vec::len);
+        let held_for_b = aside.entries.iter().filter(|e| ring.owners(&e.key, 1) == ["b"]).count();
+        assert_eq!(to_b, held_for_b, "only the copies held for b, which still owns them");
         for i in 0..300 {
             let k = format!("k{i}");
             assert_eq!(store.get(k.as_bytes()).is_some(), ring.owners(k.as_bytes(), 1) == ["a"], "{k}");
