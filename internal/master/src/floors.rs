@@ -3,42 +3,47 @@
 //! an owner without it answers first (the primary is asked last while it is recovering) would
 //! miss the client's own write, so the connection remembers the version of its recent writes
 //! and its reads do not count answers older than that (see [`crate::Router::read_at_least`]).
+//!
+//! A floor matters only while the write may still be on its way to an owner (an owner that
+//! failed to take it is marked as having missed writes, and its reads do not count until it
+//! caught up), so a small table of the latest writes is enough: direct-mapped by the key's
+//! hash, one allocation per connection that writes, no key kept (a kept `Bytes` would pin the
+//! connection's input buffer), nothing allocated per write.
 
-use bytes::Bytes;
-use std::collections::HashMap;
+use tiercache_placement::key_hash;
 
-/// Keys remembered at most; past that, floors older than [`HORIZON_MS`] are forgotten first.
-const CAPACITY: usize = 4096;
-/// A floor matters only while the write may still be on its way to an owner: an owner that
-/// failed to take it within the request timeout is marked as having missed writes, and its
-/// reads do not count until it caught up. Well above any request timeout.
-const HORIZON_MS: u64 = 30_000;
+/// Slots: the last writes of a connection, one per slot its keys hash to.
+const SLOTS: usize = 1024;
 
-/// The versions of one connection's recent writes, by key.
+/// The versions of one connection's recent writes.
 #[derive(Debug, Default)]
 pub struct WriteFloors {
-    versions: HashMap<Bytes, u64>,
+    /// (key hash, version); allocated on the first write.
+    slots: Option<Box<[(u64, u64)]>>,
 }
 
 impl WriteFloors {
-    /// Remembers that this connection wrote `key` at `version`.
-    pub fn note(&mut self, key: &Bytes, version: u64) {
-        if self.versions.len() >= CAPACITY && !self.versions.contains_key(key) {
-            let oldest = (version >> 16).saturating_sub(HORIZON_MS) << 16;
-            self.versions.retain(|_, v| *v >= oldest);
-            if self.versions.len() >= CAPACITY {
-                // All recent: the pipeline that wrote them has read them back long ago or is
-                // unusually wide; forgetting costs only the guarantee for those keys.
-                self.versions.clear();
-            }
+    /// Remembers that this connection wrote `key` at `version` (a later write of another key
+    /// to the same slot forgets it: that costs only the guarantee for the older key).
+    pub fn note(&mut self, key: &[u8], version: u64) {
+        let h = key_hash(key);
+        let slots = self.slots.get_or_insert_with(|| vec![(0, 0); SLOTS].into_boxed_slice());
+        let slot = &mut slots[h as usize % SLOTS];
+        if slot.0 == h {
+            slot.1 = slot.1.max(version);
+        } else {
+            *slot = (h, version);
         }
-        let v = self.versions.entry(key.clone()).or_insert(0);
-        *v = (*v).max(version);
     }
 
     /// The version a read of `key` must see (0: none).
     pub fn floor(&self, key: &[u8]) -> u64 {
-        self.versions.get(key).copied().unwrap_or(0)
+        let Some(slots) = &self.slots else { return 0 };
+        let h = key_hash(key);
+        match slots[h as usize % SLOTS] {
+            (k, v) if k == h => v,
+            _ => 0,
+        }
     }
 }
 
@@ -49,17 +54,16 @@ mod tests {
     #[test]
     fn floors_are_per_key_rise_only_and_stay_bounded() {
         let mut f = WriteFloors::default();
-        let k = Bytes::from_static(b"k");
-        f.note(&k, 5 << 16);
-        f.note(&k, 3 << 16);
+        assert_eq!(f.floor(b"k"), 0);
+        f.note(b"k", 5 << 16);
+        f.note(b"k", 3 << 16);
         assert_eq!(f.floor(b"k"), 5 << 16);
         assert_eq!(f.floor(b"other"), 0);
-        let now = 1_000_000u64;
-        for i in 0..CAPACITY as u64 * 2 {
-            f.note(&Bytes::from(format!("k{i}")), (now + i) << 16);
+        for i in 0..SLOTS as u64 * 4 {
+            f.note(format!("k{i}").as_bytes(), (1_000_000 + i) << 16);
         }
-        assert!(f.versions.len() <= CAPACITY);
-        let last = format!("k{}", CAPACITY * 2 - 1);
-        assert_eq!(f.floor(last.as_bytes()), (now + CAPACITY as u64 * 2 - 1) << 16);
+        assert_eq!(f.slots.as_ref().map(|s| s.len()), Some(SLOTS), "bounded");
+        let last = SLOTS as u64 * 4 - 1;
+        assert_eq!(f.floor(format!("k{last}").as_bytes()), (1_000_000 + last) << 16, "the latest write is kept");
     }
 }
