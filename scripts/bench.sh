@@ -245,6 +245,13 @@ row() { # label json
   echo "| $1 | $(fmt "$(g "$2" '["requests_per_sec"]')") | $(g "$2" '["errors"]') | $(fmt "$(g "$2" '["latency_ms"]["p50"]')" 3) | $(fmt "$(g "$2" '["latency_ms"]["p90"]')" 3) | $(fmt "$(g "$2" '["latency_ms"]["p99"]')" 3) | $(fmt "$(g "$2" '["latency_ms"]["p999"]')" 3) |"
 }
 mkdir -p "$(dirname "$OUT")"
+# The hand-kept optimisation log at the end of the old file survives the rewrite.
+LOG=$(python3 -c 'import sys
+try:
+    old = open(sys.argv[1]).read()
+except OSError:
+    old = ""
+print(old[old.index("## Optimisation log"):] if "## Optimisation log" in old else "", end="")' "$OUT")
 {
 cat <<EOF
 # Benchmarks
@@ -370,4 +377,5 @@ Before the slab (commit 1a6fb73 and earlier) the \`lru\` crate gave each entry a
 against Redis's 200 on the same machine.
 EOF
 } >"$OUT"
+[ -z "$LOG" ] || printf '\n%s\n' "$LOG" >>"$OUT"
 cat "$OUT"
