@@ -114,7 +114,8 @@ impl Drop for Proc {
         self.kill();
         if std::thread::panicking() {
             let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let lines = std::env::var("TIERCACHE_LOG_LINES").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+            let tail: Vec<&str> = log.lines().rev().take(lines).collect();
             eprintln!("---- last lines of {} ----", self.name);
             for l in tail.into_iter().rev() {
                 eprintln!("{l}");
@@ -336,7 +337,7 @@ pub fn json(r: reqwest::blocking::Response) -> serde_json::Value {
 }
 
 /// A node's `/health` body, if it answers.
-fn health(n: &Node) -> Option<serde_json::Value> {
+pub fn health(n: &Node) -> Option<serde_json::Value> {
     http().get(format!("{}/health", n.url())).send().ok().and_then(|r| r.json::<serde_json::Value>().ok())
 }
 
