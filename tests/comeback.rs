@@ -322,3 +322,90 @@ fn an_owner_lost_right_after_a_whole_cluster_restart_serves_no_overwritten_value
     println!("after a whole-cluster restart and the loss of one owner: {old} overwritten values served, {new} new, {missing} missing of {N}");
     assert_eq!(old, 0, "overwritten values came back");
 }
+
+/// Catch-up is per key range: an auxiliary restarted from its snapshot while another one is
+/// dead but still registered (its session has not expired) serves the keys it shares with the
+/// live one as soon as that one has answered its catch-up; only the keys it shares with the
+/// dead one wait, and they too are served once the dead one's session expires.
+/// READ_QUORUM=2 = REPLICAS: a recovering answer would refuse the read.
+#[test]
+fn a_dead_peer_holds_back_only_the_keys_it_shares() {
+    const N: usize = 2000;
+    let zk = ZooKeeper::start();
+    let env = [("REPLICAS", "2"), ("WRITE_QUORUM", "2"), ("READ_QUORUM", "2"), ("BACKUP_INTERVAL", "3600")];
+    let c = Cluster::new(&zk, &env);
+    let (port, data_port) = (free_port(), free_port());
+    // aux-0 stays registered for 30 s after it dies.
+    let mut auxes = [
+        c.auxiliary("aux-0", &[("ZK_SESSION_TIMEOUT_MS", "30000")]),
+        c.auxiliary_on("aux-1", port, data_port, &[]),
+        c.auxiliary("aux-2", &[]),
+    ];
+    let m = c.master("master-1", &[]);
+    wait_aux_count(&m, 3, Duration::from_secs(15));
+    let url = m.url();
+    let put_all = par_count(N, |cl, i| {
+        cl.put(format!("{url}/cache/r{i}")).body(format!("v{i}")).send().is_ok_and(|r| r.status() == StatusCode::OK)
+    });
+    assert_eq!(put_all, 0, "every write acknowledged");
+    let ring = tiercache_placement::Ring::new(&["aux-0", "aux-1", "aux-2"], tiercache_placement::DEFAULT_VIRTUAL_NODES);
+    let shared: Vec<usize> = (0..N)
+        .filter(|i| {
+            let o = ring.owners(format!("r{i}").as_bytes(), 2);
+            o.contains(&"aux-1") && o.contains(&"aux-2")
+        })
+        .collect();
+    assert!(shared.len() > N / 5, "{} keys shared by aux-1 and aux-2", shared.len());
+
+    // aux-1 restarts from its snapshot; aux-0 dies meanwhile and stays registered.
+    auxes[1].proc.terminate(Duration::from_secs(60)).expect("aux-1 exits on SIGTERM");
+    auxes[0].proc.kill();
+    let killed = Instant::now();
+    auxes[1] = c.auxiliary_on("aux-1", port, data_port, &[]);
+    let readable = |keys: &[usize]| {
+        par_count(keys.len(), |cl, j| {
+            let i = keys[j];
+            cl.get(format!("{url}/cache/r{i}"))
+                .send()
+                .is_ok_and(|r| r.status() == StatusCode::OK && r.text().is_ok_and(|t| t == format!("v{i}")))
+        }) == 0
+    };
+    // What aux-1 answers itself: a recovering answer is not counted by a master.
+    let full_replica_for = |keys: &[usize]| {
+        let mut conn = AuxConn::open(data_port);
+        keys.iter()
+            .filter(|i| {
+                let key = bytes::Bytes::from(format!("r{i}"));
+                matches!(conn.call(&tiercache_protocol::Request::Get { key }), tiercache_protocol::Response::Value(_))
+            })
+            .count()
+    };
+    let with_aux_0: Vec<usize> =
+        (0..N).filter(|i| ring.owners(format!("r{i}").as_bytes(), 2).contains(&"aux-0")).collect();
+    wait_until(Duration::from_secs(20), "aux-1 to serve the keys it shares with the live aux-2", || {
+        full_replica_for(&shared) == shared.len()
+    });
+    let served_after = killed.elapsed();
+    let held_back = with_aux_0.len() - full_replica_for(&with_aux_0);
+    let h = health(&auxes[1]).expect("aux-1 answers /health");
+    let still_registered = aux_count(&m) == 3;
+    println!(
+        "aux-0 dead, aux-1 back from its snapshot: the {} keys aux-1 shares with the live aux-2 served as a full \
+         replica {:.1} s after the kill; {held_back} of the {} keys of aux-0 still recovering (aux-0 registered: \
+         {still_registered}); aux-1 health {h}",
+        shared.len(),
+        served_after.as_secs_f64(),
+        with_aux_0.len(),
+    );
+    assert!(readable(&shared), "the shared keys read through the master");
+    assert!(still_registered, "aux-0's session (30 s) outlived the test's wait: nothing was checked");
+    assert_eq!(h["catching_up_from"], serde_json::json!(["aux-0"]), "only aux-0's keys wait");
+    assert_eq!(held_back, with_aux_0.len(), "keys shared with the dead aux-0 must stay recovering");
+    // Once aux-0's session expires, aux-1 and aux-2 own everything and aux-1 pulls again.
+    wait_aux_count(&m, 2, Duration::from_secs(45));
+    let all: Vec<usize> = (0..N).collect();
+    wait_until(Duration::from_secs(30), "every key to be readable after aux-0 left", || {
+        full_replica_for(&all) == N && readable(&all)
+    });
+    println!("every key readable {:.1} s after the kill", killed.elapsed().as_secs_f64());
+}

@@ -194,35 +194,19 @@ fn read_repair_fixes_a_stale_replica() {
     assert_eq!(put(&m, "k", "new"), StatusCode::OK);
     // Write an older version straight to one replica over the internal protocol: it must not
     // win, and the read repairs it.
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", auxes[0].data_port)).unwrap();
-    let send = |conn: &mut std::net::TcpStream, id: u64, req: &tiercache_protocol::Request| {
-        use std::io::{Read, Write};
-        let body = tiercache_protocol::encode(id, req).unwrap();
-        conn.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
-        conn.write_all(&body).unwrap();
-        let mut len = [0u8; 4];
-        conn.read_exact(&mut len).unwrap();
-        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
-        conn.read_exact(&mut buf).unwrap();
-        tiercache_protocol::decode::<tiercache_protocol::Response>(&buf).unwrap().1
-    };
-    send(&mut conn, 1, &tiercache_protocol::Request::Hello { token: TOKEN.into() });
+    let mut conn = AuxConn::open(auxes[0].data_port);
     let key = bytes::Bytes::from_static(b"k");
     // Delete the key on this replica only with an old version: refused (newer value there).
-    let r = send(&mut conn, 2, &tiercache_protocol::Request::Delete { key: key.clone(), version: 1 });
+    let r = conn.call(&tiercache_protocol::Request::Delete { key: key.clone(), version: 1 });
     assert!(matches!(r, tiercache_protocol::Response::Deleted { .. }));
     assert_eq!(get(&m, "k"), (StatusCode::OK, b"new".to_vec()));
     // Now make the replica really stale: put a key only there, then read through the master.
-    let r = send(
-        &mut conn,
-        3,
-        &tiercache_protocol::Request::Put {
-            key: bytes::Bytes::from_static(b"only-one"),
-            value: bytes::Bytes::from_static(b"v"),
-            version: 1,
-            ttl_ms: 0,
-        },
-    );
+    let r = conn.call(&tiercache_protocol::Request::Put {
+        key: bytes::Bytes::from_static(b"only-one"),
+        value: bytes::Bytes::from_static(b"v"),
+        version: 1,
+        ttl_ms: 0,
+    });
     assert!(matches!(r, tiercache_protocol::Response::Applied(1)));
     let before: u64 = auxes.iter().map(|a| aux_keys(a).unwrap()).sum();
     assert_eq!(get(&m, "only-one"), (StatusCode::OK, b"v".to_vec()));

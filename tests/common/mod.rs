@@ -373,3 +373,34 @@ pub fn get(master: &Node, key: &str) -> (reqwest::StatusCode, Vec<u8>) {
 pub fn aux_keys(n: &Node) -> Option<u64> {
     health(n).and_then(|v| v["keys"].as_u64())
 }
+
+/// A connection to an auxiliary's data port, speaking the internal protocol as a master does
+/// (after the token).
+pub struct AuxConn {
+    conn: TcpStream,
+    next_id: u64,
+}
+
+impl AuxConn {
+    pub fn open(data_port: u16) -> AuxConn {
+        let conn = TcpStream::connect(("127.0.0.1", data_port)).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        conn.set_nodelay(true).unwrap();
+        let mut c = AuxConn { conn, next_id: 0 };
+        c.call(&tiercache_protocol::Request::Hello { token: TOKEN.into() });
+        c
+    }
+
+    pub fn call(&mut self, req: &tiercache_protocol::Request) -> tiercache_protocol::Response {
+        self.next_id += 1;
+        let body = tiercache_protocol::encode(self.next_id, req).unwrap();
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        self.conn.write_all(&frame).unwrap();
+        let mut len = [0u8; 4];
+        self.conn.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.conn.read_exact(&mut buf).unwrap();
+        tiercache_protocol::decode::<tiercache_protocol::Response>(&buf).unwrap().1
+    }
+}

@@ -6,9 +6,12 @@
 //! has it back in its placement and has stopped routing writes around it (a suspect mark lasts
 //! 3 s, a re-registration takes up to 1.5 s to apply); then it pulls every entry it owns from
 //! its peers. Writes acknowledged before the pull are in it; writes after reach this node.
+//! Each peer's answer ends the recovery of the keys it shares with this node; a peer that
+//! fails is asked again every second, until it answers or the membership changes.
 
 use crate::ops::AuxOps;
 use crate::server::DataServer;
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -110,21 +113,66 @@ async fn catch_up_loop(server: Arc<DataServer>, ops: Arc<AuxOps>, mut feed: Clus
             let _ = tokio::time::timeout(Duration::from_secs(1), feed.members.changed()).await;
             continue;
         }
-        match ops.pull_from_peers(&members, virtual_nodes, replicas).await {
-            Ok(received) => {
-                if server.recovery.finish(epoch) {
-                    tracing::info!(
-                        received,
-                        peers = members.len() - 1,
-                        ms = started.elapsed().as_millis() as u64,
-                        "caught up: serving reads as a full replica"
-                    );
+        let ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+        let peers: Vec<(String, String)> = members.iter().filter(|(id, _)| *id != ops.node_id).cloned().collect();
+        let ring = tiercache_placement::Ring::new(&ids, virtual_nodes);
+        server.recovery.pulling(epoch, ring, replicas, &ops.node_id, peers.iter().map(|(id, _)| id.clone()).collect());
+        tracing::info!(epoch, peers = ?peers.iter().map(|(id, _)| id).collect::<Vec<_>>(), "catching up: pulling the keys this node owns from its peers");
+        let (mut waiting, mut received) = (peers, 0u64);
+        let (ops_ref, members_ref) = (&ops, &members);
+        'pull: loop {
+            let mut calls: FuturesUnordered<_> = waiting
+                .iter()
+                .map(|peer| async move {
+                    (peer.clone(), ops_ref.pull_from(members_ref, virtual_nodes, replicas, peer).await)
+                })
+                .collect();
+            let mut failed = Vec::new();
+            loop {
+                tokio::select! {
+                    next = calls.next() => match next {
+                        None => break,
+                        Some((peer, Ok(n))) => {
+                            received += n;
+                            server.recovery.peer_caught_up(epoch, &peer.0);
+                            tracing::info!(peer = peer.0, received = n, "caught up with one peer: the keys shared with it are served");
+                        }
+                        Some((peer, Err(e))) => {
+                            tracing::warn!(error = %e, "catch-up from one peer incomplete; the keys it shares stay recovering");
+                            failed.push(peer);
+                        }
+                    },
+                    // A peer that left (its session expired) no longer owns its keys: pull
+                    // again under the new membership instead of waiting for it.
+                    r = feed.members.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        if *feed.members.borrow() != members {
+                            break 'pull;
+                        }
+                    }
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "catch-up incomplete; trying again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            drop(calls);
+            waiting = failed;
+            if waiting.is_empty() {
+                break;
             }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let changed =
+                *feed.members.borrow() != members || *feed.placement.borrow() != Some((virtual_nodes, replicas));
+            if server.recovery.epoch() != epoch || changed {
+                break;
+            }
+        }
+        if waiting.is_empty() && server.recovery.finish(epoch) {
+            tracing::info!(
+                received,
+                peers = members.len() - 1,
+                ms = started.elapsed().as_millis() as u64,
+                "caught up: serving reads as a full replica"
+            );
         }
     }
 }

@@ -156,6 +156,8 @@ impl Auxiliary {
             "id": self.settings.node_id,
             "zookeeper": zookeeper,
             "recovering": self.recovering(),
+            // The peers whose keys this node still waits for; the rest it serves already.
+            "catching_up_from": self.server.recovery.waiting_for(),
             "keys": s.keys,
             "bytes": s.bytes,
         })

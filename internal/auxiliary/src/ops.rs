@@ -89,16 +89,18 @@ impl AuxOps {
         r
     }
 
-    /// Catch-up after a start, a stall or a lost session: asks every peer in `members` to send
-    /// this node every entry it owns (last-write-wins on arrival). Returns the entries applied.
-    pub async fn pull_from_peers(
+    /// Catch-up after a start, a stall or a lost session: asks `peer` (one of `members`) to
+    /// send this node every entry it owns (last-write-wins on arrival). Returns the entries
+    /// applied.
+    pub async fn pull_from(
         &self,
         members: &[(String, String)],
         virtual_nodes: u32,
         replicas: usize,
+        (id, addr): &(String, String),
     ) -> Result<u64, TransferError> {
         // Under a previous view without this node, this node is the only new owner of its keys:
-        // each peer's transfer then sends to it alone.
+        // the peer's transfer then sends to it alone.
         let previous: Vec<String> =
             members.iter().filter(|(id, _)| *id != self.node_id).map(|(id, _)| id.clone()).collect();
         let req = Request::Rebalance {
@@ -108,25 +110,12 @@ impl AuxOps {
             drop_unowned: false,
             previous,
         };
-        let calls = members.iter().filter(|(id, _)| *id != self.node_id).map(|(id, addr)| {
-            let req = &req;
-            async move {
-                let client = AuxClient::new(&self.rt, id, addr, &self.token, 1, Duration::from_secs(30));
-                let r = client.call_with_timeout(req, Duration::from_secs(600)).await;
-                (id, r)
-            }
-        });
-        let mut received = 0;
-        for (id, r) in futures::future::join_all(calls).await {
-            match r {
-                Ok(Response::Rebalanced { moved, .. }) => received += moved,
-                Ok(other) => {
-                    return Err(TransferError { target: id.clone(), message: format!("unexpected answer {other:?}") })
-                }
-                Err(e) => return Err(TransferError { target: id.clone(), message: e.to_string() }),
-            }
+        let client = AuxClient::new(&self.rt, id, addr, &self.token, 1, Duration::from_secs(30));
+        match client.call_with_timeout(&req, Duration::from_secs(600)).await {
+            Ok(Response::Rebalanced { moved, .. }) => Ok(moved),
+            Ok(other) => Err(TransferError { target: id.clone(), message: format!("unexpected answer {other:?}") }),
+            Err(e) => Err(TransferError { target: id.clone(), message: e.to_string() }),
         }
-        Ok(received)
     }
 
     /// Sends every entry this node holds to its other owners under `members`, then (when

@@ -5,10 +5,16 @@
 //!
 //! Every reason to recover bumps an epoch; a catch-up only ends recovery if no new reason came
 //! while it ran, so a stall during a catch-up starts another one.
+//!
+//! Catch-up is per key range: a key is caught up once every other owner of it has sent this
+//! node its copies ([`Recovery::peer_caught_up`]), so one dead peer holds back only the keys
+//! it shares with this node, not all of them.
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
+use tiercache_placement::Ring;
 use tokio::sync::Notify;
 
 /// A gap between heartbeats (every 100 ms) longer than this means the process was stopped or
@@ -25,6 +31,17 @@ pub struct Recovery {
     base: Instant,
     reason: Mutex<&'static str>,
     wake: Notify,
+    /// The catch-up under way, once it knows the placement it pulls for.
+    ranges: RwLock<Option<Ranges>>,
+}
+
+/// A catch-up's progress: the peers that have not sent their copies yet.
+struct Ranges {
+    epoch: u64,
+    ring: Ring,
+    replicas: usize,
+    node_id: String,
+    waiting_for: HashSet<String>,
 }
 
 impl Default for Recovery {
@@ -36,6 +53,7 @@ impl Default for Recovery {
             base: Instant::now(),
             reason: Mutex::new(""),
             wake: Notify::new(),
+            ranges: RwLock::new(None),
         }
     }
 }
@@ -79,6 +97,48 @@ impl Recovery {
             return false;
         }
         true
+    }
+
+    /// A catch-up for `epoch` pulls the keys this node owns on `ring` from `peers`; until one
+    /// of them has answered, the keys it shares with this node stay recovering.
+    pub fn pulling(&self, epoch: u64, ring: Ring, replicas: usize, node_id: &str, peers: HashSet<String>) {
+        *self.ranges.write() = Some(Ranges { epoch, ring, replicas, node_id: node_id.to_string(), waiting_for: peers });
+    }
+
+    /// `peer` sent every copy this node owns, for the catch-up of `epoch`.
+    pub fn peer_caught_up(&self, epoch: u64, peer: &str) {
+        if let Some(r) = self.ranges.write().as_mut().filter(|r| r.epoch == epoch) {
+            r.waiting_for.remove(peer);
+        }
+    }
+
+    /// The peers the running catch-up still waits for (empty when none runs).
+    pub fn waiting_for(&self) -> Vec<String> {
+        let epoch = self.epoch();
+        let mut v: Vec<String> = match &*self.ranges.read() {
+            Some(r) if r.epoch == epoch && self.recovering() => r.waiting_for.iter().cloned().collect(),
+            _ => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+
+    /// Like [`Recovery::recovering_now`], for one key: false once every other owner of the key
+    /// has answered this node's catch-up. A key this node does not own on the catch-up's ring
+    /// stays recovering until the whole catch-up ends.
+    pub fn recovering_for(&self, key: &[u8]) -> bool {
+        if !self.recovering_now() {
+            return false;
+        }
+        let epoch = self.epoch();
+        let ranges = self.ranges.read();
+        let Some(r) = ranges.as_ref().filter(|r| r.epoch == epoch) else { return true };
+        let owners = r.ring.owners(key, r.replicas);
+        if !owners.contains(&r.node_id.as_str()) {
+            return true;
+        }
+        // Read again: a reason that came after the check above makes the progress stale.
+        owners.iter().any(|o| r.waiting_for.contains(*o)) || self.epoch() != epoch
     }
 
     /// Resolves when recovery is needed (at once if it already is).
@@ -142,6 +202,39 @@ mod tests {
         assert!(r.recovering());
         assert!(r.finish(r.epoch()));
         assert!(!r.recovering());
+    }
+
+    #[test]
+    fn a_peer_that_answered_ends_recovery_of_the_keys_it_shares() {
+        let r = Recovery::default();
+        let e = r.begin("start");
+        let ids = ["a", "b", "c"];
+        let ring = Ring::new(&ids, 64);
+        r.pulling(e, ring.clone(), 2, "a", ["b".to_string(), "c".to_string()].into());
+        let keys: Vec<String> = (0..2000).map(|i| format!("k{i}")).collect();
+        let shared_with = |k: &str, peer: &str| {
+            let o = ring.owners(k.as_bytes(), 2);
+            o.contains(&"a") && o.contains(&peer)
+        };
+        assert!(keys.iter().all(|k| r.recovering_for(k.as_bytes())), "nobody answered yet");
+        r.peer_caught_up(e, "b");
+        assert_eq!(r.waiting_for(), vec!["c".to_string()]);
+        let (mut done, mut held) = (0, 0);
+        for k in &keys {
+            let expect = !shared_with(k, "b");
+            assert_eq!(r.recovering_for(k.as_bytes()), expect, "{k}");
+            if expect {
+                held += 1
+            } else {
+                done += 1
+            }
+        }
+        assert!(done > 300 && held > 300, "both kinds of key were checked: {done} done, {held} held");
+        // A new reason makes the progress stale.
+        r.begin("stalled");
+        assert!(keys.iter().all(|k| r.recovering_for(k.as_bytes())));
+        r.peer_caught_up(e, "c");
+        assert!(keys.iter().all(|k| r.recovering_for(k.as_bytes())), "an old epoch's answer does not count");
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl DataServer {
                 Response::Count(crate::keyspace::count_primary(&self.store, &self.ops.node_id, &ring))
             }
             // It may have missed writes: the step must not start from its own copy alone.
-            Request::Apply { .. } if self.recovery.recovering_now() => Response::Recovering(None),
+            Request::Apply { key, .. } if self.recovery.recovering_for(key) => Response::Recovering(None),
             Request::Apply { key, op, version } | Request::ApplyReconciled { key, op, version, .. } => {
                 if let Request::ApplyReconciled { base: Some(base), .. } = req {
                     let expires = self.store.expires_at(base.ttl_ms);
@@ -132,7 +132,7 @@ impl DataServer {
                 });
                 let result = if found.as_ref().is_some_and(|f| f.value.is_some()) { "hit" } else { "miss" };
                 self.metrics.observe("get", result, started);
-                if self.recovery.recovering_now() {
+                if self.recovery.recovering_for(key) {
                     Response::Recovering(found)
                 } else {
                     Response::Value(found)
