@@ -409,3 +409,55 @@ fn a_dead_peer_holds_back_only_the_keys_it_shares() {
     });
     println!("every key readable {:.1} s after the kill", killed.elapsed().as_secs_f64());
 }
+
+/// Expiry converges on every replica: an owner frozen while `EXPIRE` ran takes the new expiry
+/// from its catch-up (an expiry change keeps the version and bumps the expiry sequence, which
+/// last-write-wins compares after the version). Before, it kept the value without an expiry,
+/// and once the others had expired the key a read counting it brought the value back.
+/// REPLICAS=2 over two auxiliaries (both own every key), WRITE_QUORUM=1, READ_QUORUM=2.
+#[test]
+fn an_owner_that_missed_an_expire_takes_it_on_its_way_back() {
+    const N: usize = 100;
+    const TTL_S: u64 = 15;
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[("REPLICAS", "2"), ("WRITE_QUORUM", "1"), ("READ_QUORUM", "2")]);
+    let auxes: Vec<Node> = (0..2).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
+    let redis_port = free_port();
+    let m = c.master("master-1", &[("REDIS_PORT", &redis_port.to_string())]);
+    wait_aux_count(&m, 2, Duration::from_secs(15));
+    let mut r = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/")).unwrap().get_connection().unwrap();
+    for i in 0..N {
+        let _: () = redis::cmd("SET").arg(format!("e{i}")).arg("v").query(&mut r).unwrap();
+    }
+    auxes[1].proc.signal("-STOP");
+    let acked: Vec<usize> = (0..N)
+        .filter(|i| redis::cmd("EXPIRE").arg(format!("e{i}")).arg(TTL_S).query::<i64>(&mut r).is_ok_and(|n| n == 1))
+        .collect();
+    let expired_at = Instant::now() + Duration::from_secs(TTL_S);
+    auxes[1].proc.signal("-CONT");
+    assert!(acked.len() > N / 2, "EXPIRE acknowledged for {} of {N} keys", acked.len());
+    wait_until(Duration::from_secs(15), "aux-1 to catch up", || {
+        health(&auxes[1]).is_some_and(|h| h["recovering"].is_null())
+    });
+    let mut conn = AuxConn::open(auxes[1].data_port);
+    let no_expiry = acked
+        .iter()
+        .filter(|i| {
+            let key = bytes::Bytes::from(format!("e{i}"));
+            matches!(conn.call(&tiercache_protocol::Request::Get { key }),
+                tiercache_protocol::Response::Value(Some(f)) if f.ttl_ms == 0)
+        })
+        .count();
+    std::thread::sleep(expired_at.saturating_duration_since(Instant::now()) + Duration::from_millis(500));
+    let back = acked
+        .iter()
+        .filter(|i| redis::cmd("GET").arg(format!("e{i}")).query::<Option<String>>(&mut r).is_ok_and(|v| v.is_some()))
+        .count();
+    println!(
+        "EXPIRE of {} keys while one owner was frozen: {no_expiry} still without an expiry on it after its catch-up, \
+         {back} read back after they expired",
+        acked.len()
+    );
+    assert_eq!(no_expiry, 0, "the frozen owner kept the old expiry");
+    assert_eq!(back, 0, "expired keys came back");
+}

@@ -15,7 +15,12 @@ pub fn apply(store: &Store, key: &[u8], op: &Op, version: u64) -> Response {
             None => Response::Updated { previous: None, written: None },
             Some((e, changed)) => Response::Updated {
                 previous: e.value.clone(),
-                written: changed.then(|| Found { ttl_ms: e.remaining_ttl_ms(now), value: e.value, version: e.version }),
+                written: changed.then(|| Found {
+                    ttl_ms: e.remaining_ttl_ms(now),
+                    value: e.value,
+                    version: e.version,
+                    expiry_seq: e.expiry_seq,
+                }),
             },
         };
     }
@@ -24,7 +29,12 @@ pub fn apply(store: &Store, key: &[u8], op: &Op, version: u64) -> Response {
         let live = current.filter(|e| e.value.is_some());
         let previous = live.as_ref().and_then(|e| e.value.clone());
         let kept_expiry = live.as_ref().map_or(0, |e| e.expires_at_ms);
-        let write = |value: Option<Bytes>, expires_at_ms: u64| Entry { value, version: next_version, expires_at_ms };
+        let write = |value: Option<Bytes>, expires_at_ms: u64| Entry {
+            value,
+            version: next_version,
+            expires_at_ms,
+            expiry_seq: 0,
+        };
         let outcome: Result<Option<Entry>, RemoteError> = match op {
             Op::Set { value, ttl_ms, keep_ttl, condition } => {
                 let go = match condition {
@@ -59,6 +69,7 @@ pub fn apply(store: &Store, key: &[u8], op: &Op, version: u64) -> Response {
                     value: e.value.clone(),
                     version: e.version,
                     ttl_ms: e.remaining_ttl_ms(now),
+                    expiry_seq: e.expiry_seq,
                 });
                 (entry, Ok((previous, written)))
             }
@@ -139,7 +150,11 @@ mod tests {
         match apply(&s, b"k", &Op::Expire { ttl_ms: 5000 }, 99) {
             Response::Updated { previous, written: Some(f) } => {
                 assert_eq!(previous, Some(Bytes::from_static(b"old")));
-                assert_eq!((f.version, f.ttl_ms), (10, 5000), "same version, new expiry");
+                assert_eq!(
+                    (f.version, f.ttl_ms, f.expiry_seq),
+                    (10, 5000, 1),
+                    "same version, new expiry, next sequence"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -148,8 +163,32 @@ mod tests {
         assert_eq!(s.get(b"k").unwrap().value, Some(Bytes::from_static(b"new")));
         // PERSIST: only a value with an expiry changes.
         assert!(matches!(apply(&s, b"k", &Op::Expire { ttl_ms: 0 }, 1), Response::Updated { written: None, .. }));
-        // A replica applies the expiry only to the version the primary kept.
-        assert_eq!(s.set_expiry(b"k", 100, Some(10)).map(|(_, c)| c), Some(false));
-        assert_eq!(s.set_expiry(b"k", 100, Some(11)).map(|(e, c)| (e.expires_at_ms > 0, c)), Some((true, true)));
+        // A replica applies the expiry only to the version the primary kept, over an older
+        // sequence.
+        assert_eq!(s.set_expiry(b"k", 100, Some((10, 1))).map(|(_, c)| c), Some(false));
+        assert_eq!(s.set_expiry(b"k", 100, Some((11, 1))).map(|(e, c)| (e.expires_at_ms > 0, c)), Some((true, true)));
+        assert_eq!(s.set_expiry(b"k", 200, Some((11, 1))).map(|(_, c)| c), Some(false), "the same change twice");
+    }
+
+    #[test]
+    fn a_replica_that_missed_an_expire_takes_it_from_any_copy() {
+        let (primary, replica) = (store(), store());
+        for s in [&primary, &replica] {
+            s.put(Bytes::from_static(b"k"), Bytes::from_static(b"v"), 10, 0).unwrap();
+        }
+        let Response::Updated { written: Some(f), .. } = apply(&primary, b"k", &Op::Expire { ttl_ms: 5000 }, 11) else {
+            panic!("expiry applied")
+        };
+        // The replica missed the SetExpiry; a transfer or read repair sends the entry.
+        let expires = replica.expires_at(f.ttl_ms);
+        assert!(replica.apply_raw(b"k", f.value.as_deref(), f.version, expires, f.expiry_seq).unwrap());
+        assert_eq!(replica.get(b"k").unwrap().expires_at_ms, expires);
+        // PERSIST on the primary, the copy with the expiry arrives late: the newer sequence stays.
+        let Response::Updated { written: Some(p), .. } = apply(&primary, b"k", &Op::Expire { ttl_ms: 0 }, 12) else {
+            panic!("persist applied")
+        };
+        assert_eq!((p.ttl_ms, p.expiry_seq), (0, 2));
+        assert!(!primary.apply_raw(b"k", f.value.as_deref(), f.version, expires, f.expiry_seq).unwrap());
+        assert_eq!(primary.get(b"k").unwrap().expires_at_ms, 0);
     }
 }

@@ -153,6 +153,7 @@ impl AuxOps {
                         value: e.value.clone(),
                         version: e.version,
                         ttl_ms: e.remaining_ttl_ms(now),
+                        expiry_seq: e.expiry_seq,
                     });
                 }
             }

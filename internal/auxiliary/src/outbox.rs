@@ -95,7 +95,13 @@ pub fn set_aside(store: &Store, node_id: &str, ownership: Ownership) -> Outbox {
                 continue;
             }
             if store.remove_if_version(&key, e.version) {
-                out.push(WireEntry { ttl_ms: e.remaining_ttl_ms(now), key, value: e.value, version: e.version });
+                out.push(WireEntry {
+                    ttl_ms: e.remaining_ttl_ms(now),
+                    key,
+                    value: e.value,
+                    version: e.version,
+                    expiry_seq: e.expiry_seq,
+                });
             }
         }
     }

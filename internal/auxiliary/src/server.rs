@@ -106,7 +106,7 @@ impl DataServer {
             Request::Apply { key, op, version } | Request::ApplyReconciled { key, op, version, .. } => {
                 if let Request::ApplyReconciled { base: Some(base), .. } = req {
                     let expires = self.store.expires_at(base.ttl_ms);
-                    let _ = self.store.apply_raw(key, base.value.as_deref(), base.version, expires);
+                    let _ = self.store.apply_raw(key, base.value.as_deref(), base.version, expires, base.expiry_seq);
                 }
                 let r = crate::apply::apply(&self.store, key, op, *version);
                 self.metrics.observe(
@@ -116,8 +116,9 @@ impl DataServer {
                 );
                 r
             }
-            Request::SetExpiry { key, version, ttl_ms } => {
-                let changed = self.store.set_expiry(key, *ttl_ms, Some(*version)).is_some_and(|(_, c)| c);
+            Request::SetExpiry { key, version, expiry_seq, ttl_ms } => {
+                let changed =
+                    self.store.set_expiry(key, *ttl_ms, Some((*version, *expiry_seq))).is_some_and(|(_, c)| c);
                 Response::Applied(u64::from(changed))
             }
             Request::Recover => {
@@ -129,6 +130,7 @@ impl DataServer {
                     ttl_ms: e.remaining_ttl_ms(self.store.now_ms()),
                     value: e.value,
                     version: e.version,
+                    expiry_seq: e.expiry_seq,
                 });
                 let result = if found.as_ref().is_some_and(|f| f.value.is_some()) { "hit" } else { "miss" };
                 self.metrics.observe("get", result, started);
@@ -165,7 +167,9 @@ impl DataServer {
                     .iter()
                     .filter(|e| {
                         let expires = self.store.expires_at(e.ttl_ms);
-                        self.store.apply_raw(&e.key, e.value.as_deref(), e.version, expires).unwrap_or(false)
+                        self.store
+                            .apply_raw(&e.key, e.value.as_deref(), e.version, expires, e.expiry_seq)
+                            .unwrap_or(false)
                     })
                     .count();
                 Response::Applied(applied as u64)

@@ -99,6 +99,7 @@ fn write_snapshot_file(store: &Store, path: &Path) -> std::io::Result<(u64, u64)
             value: e.value,
             version: e.version,
             expires_at_ms: e.expires_at_ms,
+            expiry_seq: e.expiry_seq,
         })
     });
     let written = encode_snapshot(&mut w, entries).map_err(std::io::Error::other)?;
@@ -120,8 +121,8 @@ pub fn restore_newest(store: &Store, dir: &Path) -> Option<(PathBuf, u64, Durati
             }
         };
         let mut loaded = 0;
-        let result = decode_snapshot_with(&data, |key, value, version, expires_at_ms| {
-            if store.apply_raw(key, value, version, expires_at_ms).unwrap_or(false) {
+        let result = decode_snapshot_with(&data, |e| {
+            if store.apply_raw(e.key, e.value, e.version, e.expires_at_ms, e.expiry_seq).unwrap_or(false) {
                 loaded += 1;
             }
         });

@@ -18,7 +18,7 @@ use crate::MasterError;
 use bytes::Bytes;
 use std::sync::Arc;
 use tiercache_protocol::version::now_ms;
-use tiercache_protocol::{last_write_wins, Found, Op, Request, Response, WireEntry};
+use tiercache_protocol::{Found, Op, Request, Response, WireEntry};
 use tiercache_wire::WireError;
 
 impl<C: Connect> Router<C> {
@@ -103,10 +103,16 @@ impl<C: Connect> Router<C> {
         // An expiry keeps the version, so it travels as such: a copy of the entry would not
         // supersede the replicas' one.
         let replicate = if expiry_only {
-            Request::SetExpiry { key, version: w.version, ttl_ms: w.ttl_ms }
+            Request::SetExpiry { key, version: w.version, expiry_seq: w.expiry_seq, ttl_ms: w.ttl_ms }
         } else {
             Request::PutBatch {
-                entries: vec![WireEntry { key, value: w.value.clone(), version: w.version, ttl_ms: w.ttl_ms }],
+                entries: vec![WireEntry {
+                    key,
+                    value: w.value.clone(),
+                    version: w.version,
+                    ttl_ms: w.ttl_ms,
+                    expiry_seq: w.expiry_seq,
+                }],
             }
         };
         let plan =
@@ -139,10 +145,7 @@ impl<C: Connect> Router<C> {
             let (Response::Value(f) | Response::Recovering(f)) = r else { continue };
             heard = true;
             let Some(f) = f else { continue };
-            if newest
-                .as_ref()
-                .is_none_or(|b| last_write_wins(f.version, f.value.as_deref(), b.version, b.value.as_deref()))
-            {
+            if newest.as_ref().is_none_or(|b| f.stamp().supersedes(&b.stamp())) {
                 newest = Some(f);
             }
         }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tiercache_protocol::version::now_ms;
-use tiercache_protocol::{last_write_wins, Found, Hlc, Request, Response, WireEntry};
+use tiercache_protocol::{Found, Hlc, Request, Response, WireEntry};
 use tiercache_wire::{Metrics, WireError};
 
 /// Routing settings (from the master's configuration). `replicas` and `virtual_nodes` are the
@@ -250,14 +250,15 @@ impl<C: Connect> Router<C> {
             .filter(|(_, _, c)| *c || counted < need)
             .filter_map(|(_, f, _)| f.as_ref())
             .fold(None::<&Found>, |best, f| match best {
-                Some(b) if !last_write_wins(f.version, f.value.as_deref(), b.version, b.value.as_deref()) => Some(b),
+                Some(b) if !f.stamp().supersedes(&b.stamp()) => Some(b),
                 _ => Some(f),
             })
             .cloned();
         if let Some(newest) = &newest {
             self.hlc.observe(newest.version);
             for (node, f, _) in &answers {
-                if f.as_ref().is_none_or(|f| f.version != newest.version) {
+                // An older expiry of the same version is repaired too.
+                if f.as_ref().is_none_or(|f| newest.stamp().supersedes(&f.stamp())) {
                     self.repair(node.clone(), &key, newest);
                 }
             }
@@ -297,7 +298,13 @@ impl<C: Connect> Router<C> {
     }
 
     fn repair(&self, node: Arc<AuxNode<C::Peer>>, key: &Bytes, f: &Found) {
-        let entry = WireEntry { key: key.clone(), value: f.value.clone(), version: f.version, ttl_ms: f.ttl_ms };
+        let entry = WireEntry {
+            key: key.clone(),
+            value: f.value.clone(),
+            version: f.version,
+            ttl_ms: f.ttl_ms,
+            expiry_seq: f.expiry_seq,
+        };
         let metrics = self.metrics.clone();
         // On the calling thread's runtime, through its own connections.
         tokio::spawn(async move {

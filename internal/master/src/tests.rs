@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tiercache_protocol::{last_write_wins, Found, RemoteError, Request, Response};
+use tiercache_protocol::{Found, RemoteError, Request, Response};
 use tiercache_wire::{Metrics, WireError};
 
 /// How an in-memory auxiliary behaves.
@@ -42,9 +42,7 @@ struct MemPeer {
 }
 
 fn apply(data: &mut HashMap<Bytes, Found>, key: &Bytes, f: Found) -> bool {
-    let newer = data
-        .get(key)
-        .is_none_or(|old| last_write_wins(f.version, f.value.as_deref(), old.version, old.value.as_deref()));
+    let newer = data.get(key).is_none_or(|old| f.stamp().supersedes(&old.stamp()));
     if newer {
         data.insert(key.clone(), f);
     }
@@ -81,19 +79,24 @@ impl Peer for MemPeer {
                 }
             }
             Request::Put { key, value, version, ttl_ms } => {
-                let f = Found { value: Some(value.clone()), version: *version, ttl_ms: *ttl_ms };
+                let f = Found { value: Some(value.clone()), version: *version, ttl_ms: *ttl_ms, expiry_seq: 0 };
                 Response::Applied(u64::from(apply(&mut s.data, key, f)))
             }
             Request::Delete { key, version } => {
                 let existed = s.data.get(key).is_some_and(|f| f.value.is_some());
-                apply(&mut s.data, key, Found { value: None, version: *version, ttl_ms: 0 });
+                apply(&mut s.data, key, Found { value: None, version: *version, ttl_ms: 0, expiry_seq: 0 });
                 Response::Deleted { existed }
             }
             Request::PutBatch { entries } => {
                 let n = entries
                     .iter()
                     .filter(|e| {
-                        let f = Found { value: e.value.clone(), version: e.version, ttl_ms: e.ttl_ms };
+                        let f = Found {
+                            value: e.value.clone(),
+                            version: e.version,
+                            ttl_ms: e.ttl_ms,
+                            expiry_seq: e.expiry_seq,
+                        };
                         apply(&mut s.data, &e.key, f)
                     })
                     .count();
@@ -112,7 +115,7 @@ impl Peer for MemPeer {
                     .and_then(|f| f.value.as_ref())
                     .map_or(0, |v| String::from_utf8_lossy(v).parse().unwrap());
                 let version = (*version).max(old.map_or(0, |f| f.version) + 1);
-                let f = Found { value: Some(Bytes::from((n + d).to_string())), version, ttl_ms: 0 };
+                let f = Found { value: Some(Bytes::from((n + d).to_string())), version, ttl_ms: 0, expiry_seq: 0 };
                 s.data.insert(key.clone(), f.clone());
                 Response::Updated { previous: None, written: Some(f) }
             }
@@ -147,7 +150,7 @@ impl Net {
         self.state(id).lock().data.get(key.as_bytes()).cloned()
     }
     fn put_raw(&self, id: &str, key: &str, value: &str, version: u64) {
-        let f = Found { value: Some(Bytes::copy_from_slice(value.as_bytes())), version, ttl_ms: 0 };
+        let f = Found { value: Some(Bytes::copy_from_slice(value.as_bytes())), version, ttl_ms: 0, expiry_seq: 0 };
         self.state(id).lock().data.insert(Bytes::copy_from_slice(key.as_bytes()), f);
     }
 }

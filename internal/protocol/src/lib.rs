@@ -17,4 +17,4 @@ pub use messages::{
     decode, encode, Condition, Found, Op, ProtocolError, Request, Response, SnapshotReply, StatsReply, WireEntry,
     MAX_FRAME_BYTES,
 };
-pub use version::{last_write_wins, Hlc};
+pub use version::{Hlc, Stamp};

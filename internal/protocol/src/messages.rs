@@ -32,6 +32,15 @@ pub struct WireEntry {
     pub version: u64,
     /// Remaining time to live in ms, 0 = forever.
     pub ttl_ms: u64,
+    /// Expiry changes of this version (see [`crate::Stamp`]).
+    pub expiry_seq: u32,
+}
+
+impl WireEntry {
+    /// What last-write-wins compares.
+    pub fn stamp(&self) -> crate::Stamp<'_> {
+        crate::Stamp { version: self.version, value: self.value.as_deref(), expiry_seq: self.expiry_seq }
+    }
 }
 
 /// When a conditional `SET` writes.
@@ -169,12 +178,15 @@ pub enum Request {
         previous: Vec<String>,
     },
     /// A replica's half of `Op::Expire`: the expiry of `key`, only if its stored version is
-    /// `version` (answered `Applied(1)` when it changed).
+    /// `version` and its expiry sequence below `expiry_seq` (answered `Applied(1)` when it
+    /// changed).
     SetExpiry {
         /// The key.
         key: Bytes,
         /// The version the primary kept.
         version: u64,
+        /// The primary's expiry sequence after the change.
+        expiry_seq: u32,
         /// Time to live in ms from now; 0 removes the expiry.
         ttl_ms: u64,
     },
@@ -220,6 +232,15 @@ pub struct Found {
     pub version: u64,
     /// Remaining ttl in ms, 0 = forever.
     pub ttl_ms: u64,
+    /// Expiry changes of this version (see [`crate::Stamp`]).
+    pub expiry_seq: u32,
+}
+
+impl Found {
+    /// What last-write-wins compares.
+    pub fn stamp(&self) -> crate::Stamp<'_> {
+        crate::Stamp { version: self.version, value: self.value.as_deref(), expiry_seq: self.expiry_seq }
+    }
 }
 
 /// Store totals as answered to `Stats`.
@@ -335,7 +356,13 @@ mod tests {
             },
             Request::Delete { key: Bytes::from_static(b"k"), version: 7 },
             Request::PutBatch {
-                entries: vec![WireEntry { key: Bytes::from_static(b"a"), value: None, version: 1, ttl_ms: 0 }],
+                entries: vec![WireEntry {
+                    key: Bytes::from_static(b"a"),
+                    value: None,
+                    version: 1,
+                    ttl_ms: 0,
+                    expiry_seq: 0,
+                }],
             },
             Request::Stats,
             Request::Snapshot,
@@ -349,7 +376,7 @@ mod tests {
                 key: Bytes::from_static(b"k"),
                 op: Op::IncrBy(1),
                 version: 9,
-                base: Some(Found { value: Some(Bytes::from_static(b"41")), version: 8, ttl_ms: 5 }),
+                base: Some(Found { value: Some(Bytes::from_static(b"41")), version: 8, ttl_ms: 5, expiry_seq: 1 }),
             },
             Request::Rebalance {
                 members: vec![("a".into(), "127.0.0.1:1".into())],
@@ -371,7 +398,12 @@ mod tests {
         let resps = vec![
             Response::Welcome,
             Response::Value(None),
-            Response::Value(Some(Found { value: Some(Bytes::from_static(b"v")), version: 3, ttl_ms: 0 })),
+            Response::Value(Some(Found {
+                value: Some(Bytes::from_static(b"v")),
+                version: 3,
+                ttl_ms: 0,
+                expiry_seq: 0,
+            })),
             Response::Recovering(None),
             Response::Pong,
             Response::Count(7),

@@ -35,15 +35,27 @@ impl Hlc {
     }
 }
 
-/// The one last-write-wins rule, shared by the store, replicas and the master's quorum reads:
-/// does (`version`, `value`) replace (`other_version`, `other_value`)? Higher version wins;
-/// equal versions are broken by the value bytes (tombstone, `None`, lowest) so every replica
-/// picks the same winner; an identical copy does not win.
-pub fn last_write_wins(version: u64, value: Option<&[u8]>, other_version: u64, other_value: Option<&[u8]>) -> bool {
-    match version.cmp(&other_version) {
-        std::cmp::Ordering::Greater => true,
-        std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => value > other_value,
+/// What last-write-wins compares of an entry: its version, its value (to break a tie of
+/// versions), and its expiry sequence (bumped by every expiry change, which keeps the version
+/// so that a newer write still wins over it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp<'a> {
+    /// The version of the write.
+    pub version: u64,
+    /// The value, `None` for a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// Expiry changes of this version so far.
+    pub expiry_seq: u32,
+}
+
+impl Stamp<'_> {
+    /// The one last-write-wins rule, shared by the store, replicas and the master's quorum
+    /// reads: does `self` replace `other`? Higher version wins; equal versions are broken by
+    /// the value bytes (tombstone, `None`, lowest) so every replica picks the same winner,
+    /// then by the expiry sequence, so a replica that missed an `EXPIRE` takes it from any
+    /// copy; an identical copy does not win.
+    pub fn supersedes(&self, other: &Stamp<'_>) -> bool {
+        (self.version, self.value, self.expiry_seq) > (other.version, other.value, other.expiry_seq)
     }
 }
 
@@ -72,10 +84,13 @@ mod tests {
 
     #[test]
     fn higher_version_wins_and_ties_break_on_the_value() {
-        assert!(last_write_wins(2, None, 1, Some(b"v")));
-        assert!(!last_write_wins(1, Some(b"v"), 2, None));
-        assert!(last_write_wins(1, Some(b"b"), 1, Some(b"a")));
-        assert!(last_write_wins(1, Some(b""), 1, None), "a tombstone loses a tie");
-        assert!(!last_write_wins(1, Some(b"a"), 1, Some(b"a")), "an identical copy does not win");
+        let s = |version, value: Option<&'static [u8]>, expiry_seq| Stamp { version, value, expiry_seq };
+        assert!(s(2, None, 0).supersedes(&s(1, Some(b"v"), 0)));
+        assert!(!s(1, Some(b"v"), 0).supersedes(&s(2, None, 0)));
+        assert!(s(1, Some(b"b"), 0).supersedes(&s(1, Some(b"a"), 0)));
+        assert!(s(1, Some(b""), 0).supersedes(&s(1, None, 0)), "a tombstone loses a tie");
+        assert!(!s(1, Some(b"a"), 0).supersedes(&s(1, Some(b"a"), 0)), "an identical copy does not win");
+        assert!(s(1, Some(b"a"), 2).supersedes(&s(1, Some(b"a"), 1)), "a later expiry change wins");
+        assert!(!s(1, Some(b"a"), 9).supersedes(&s(2, Some(b"a"), 0)), "never over a newer write");
     }
 }

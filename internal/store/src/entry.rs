@@ -13,6 +13,8 @@ pub struct Entry {
     pub version: u64,
     /// Absolute expiry in Unix milliseconds; 0 means never.
     pub expires_at_ms: u64,
+    /// Expiry changes of this version so far (see [`tiercache_protocol::Stamp`]).
+    pub expiry_seq: u32,
 }
 
 impl Entry {
@@ -39,7 +41,12 @@ impl Entry {
     /// broken by the value bytes (tombstone lowest) so every replica picks the same winner; an
     /// identical copy does not (so transfers count only what was new).
     pub fn supersedes(&self, other: &Entry) -> bool {
-        tiercache_protocol::last_write_wins(self.version, self.value.as_deref(), other.version, other.value.as_deref())
+        self.stamp().supersedes(&other.stamp())
+    }
+
+    /// What last-write-wins compares.
+    pub fn stamp(&self) -> tiercache_protocol::Stamp<'_> {
+        tiercache_protocol::Stamp { version: self.version, value: self.value.as_deref(), expiry_seq: self.expiry_seq }
     }
 }
 
@@ -48,8 +55,9 @@ impl Entry {
 /// expiry field would make it 40). The expiry is stored only when there is one, so a cache
 /// used without TTLs does not pay for it.
 ///
-/// Layout: `varint(key_len << 2 | has_expiry << 1 | tombstone)`, then the expiry as 8 bytes
-/// little-endian when present, then the key, then the value. Lookups compare the key only.
+/// Layout: `varint(key_len << 3 | has_expiry_seq << 2 | has_expiry << 1 | tombstone)`, then
+/// the expiry as 8 bytes little-endian when present, then the expiry sequence as 4 bytes
+/// little-endian when not 0, then the key, then the value. Lookups compare the key only.
 pub(crate) struct Packed {
     pub(crate) data: Box<[u8]>,
 }
@@ -60,18 +68,22 @@ pub(crate) struct Layout {
     pub(crate) key_end: usize,
     pub(crate) tombstone: bool,
     pub(crate) expires_at_ms: u64,
+    pub(crate) expiry_seq: u32,
 }
 
 const TOMBSTONE_BIT: u64 = 1;
 const EXPIRY_BIT: u64 = 2;
+const SEQ_BIT: u64 = 4;
+const FLAG_BITS: u32 = 3;
 
 impl Packed {
-    pub(crate) fn new(key: &[u8], value: Option<&[u8]>, expires_at_ms: u64) -> Packed {
-        let tag = (key.len() as u64) << 2
+    pub(crate) fn new(key: &[u8], value: Option<&[u8]>, expires_at_ms: u64, expiry_seq: u32) -> Packed {
+        let tag = (key.len() as u64) << FLAG_BITS
+            | if expiry_seq != 0 { SEQ_BIT } else { 0 }
             | if expires_at_ms != 0 { EXPIRY_BIT } else { 0 }
             | if value.is_none() { TOMBSTONE_BIT } else { 0 };
         let tag_len = (64 - (tag | 1).leading_zeros() as usize).div_ceil(7);
-        let expiry_len = if expires_at_ms != 0 { 8 } else { 0 };
+        let expiry_len = if expires_at_ms != 0 { 8 } else { 0 } + if expiry_seq != 0 { 4 } else { 0 };
         // Exact capacity: `into_boxed_slice` would otherwise shrink a larger block in place,
         // and glibc keeps the whole chunk when the tail is under 32 bytes.
         let mut data = Vec::with_capacity(tag_len + expiry_len + key.len() + value.map_or(0, <[u8]>::len));
@@ -84,6 +96,9 @@ impl Packed {
         if expires_at_ms != 0 {
             data.extend_from_slice(&expires_at_ms.to_le_bytes());
         }
+        if expiry_seq != 0 {
+            data.extend_from_slice(&expiry_seq.to_le_bytes());
+        }
         data.extend_from_slice(key);
         if let Some(v) = value {
             data.extend_from_slice(v);
@@ -94,9 +109,12 @@ impl Packed {
 
     pub(crate) fn layout(&self) -> Layout {
         let d = &self.data;
-        // One byte for keys under 32 bytes: the common case decodes without a loop.
+        // One byte for keys under 16 bytes, two under 2,048: the common cases decode without
+        // a loop.
         let (tag, mut at) = if d[0] < 0x80 {
             (u64::from(d[0]), 1)
+        } else if d[1] < 0x80 {
+            (u64::from(d[0] & 0x7f) | u64::from(d[1]) << 7, 2)
         } else {
             let (mut tag, mut shift, mut i) = (0u64, 0, 0);
             loop {
@@ -116,7 +134,20 @@ impl Packed {
             expires_at_ms = u64::from_le_bytes(b);
             at += 8;
         }
-        Layout { key_start: at, key_end: at + (tag >> 2) as usize, tombstone: tag & TOMBSTONE_BIT != 0, expires_at_ms }
+        let mut expiry_seq = 0;
+        if tag & SEQ_BIT != 0 {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&d[at..at + 4]);
+            expiry_seq = u32::from_le_bytes(b);
+            at += 4;
+        }
+        Layout {
+            key_start: at,
+            key_end: at + (tag >> FLAG_BITS) as usize,
+            tombstone: tag & TOMBSTONE_BIT != 0,
+            expires_at_ms,
+            expiry_seq,
+        }
     }
 
     pub(crate) fn key(&self) -> &[u8] {
@@ -124,6 +155,7 @@ impl Packed {
         &self.data[l.key_start..l.key_end]
     }
 
+    #[cfg(test)]
     pub(crate) fn value(&self) -> Option<&[u8]> {
         let l = self.layout();
         (!l.tombstone).then(|| &self.data[l.key_end..])
@@ -140,6 +172,13 @@ impl Packed {
 
     pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
         expired(self.expires_at_ms(), now_ms)
+    }
+
+    /// What last-write-wins compares, at `version`.
+    pub(crate) fn stamp(&self, version: u64) -> tiercache_protocol::Stamp<'_> {
+        let l = self.layout();
+        let value = (!l.tombstone).then(|| &self.data[l.key_end..]);
+        tiercache_protocol::Stamp { version, value, expiry_seq: l.expiry_seq }
     }
 }
 
@@ -158,5 +197,5 @@ pub(crate) fn expired(expires_at_ms: u64, now_ms: u64) -> bool {
 pub(crate) fn unpack(p: &Packed, version: u64) -> Entry {
     let l = p.layout();
     let value = (!l.tombstone).then(|| Bytes::copy_from_slice(&p.data[l.key_end..]));
-    Entry { value, version, expires_at_ms: l.expires_at_ms }
+    Entry { value, version, expires_at_ms: l.expires_at_ms, expiry_seq: l.expiry_seq }
 }

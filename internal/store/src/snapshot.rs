@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 
 const MAGIC: &[u8; 8] = b"TIERSNAP";
-const FORMAT_VERSION: u32 = 1;
+/// 2 added the expiry sequence; files of format 1 are still read (sequence 0).
+const FORMAT_VERSION: u32 = 2;
 const TAG_ENTRY: u8 = 1;
 const TAG_END: u8 = 0;
 
@@ -23,6 +24,8 @@ pub struct SnapshotEntry {
     pub version: u64,
     /// Absolute expiry in Unix ms, 0 = never.
     pub expires_at_ms: u64,
+    /// Expiry changes of this version.
+    pub expiry_seq: u32,
 }
 
 struct CrcWriter<W> {
@@ -68,8 +71,25 @@ pub fn encode_snapshot<W: Write>(
 }
 
 /// An entry borrowed from the snapshot bytes (no allocation while restoring).
+#[derive(Debug, Deserialize)]
+pub struct EntryRef<'a> {
+    /// The key.
+    #[serde(borrow)]
+    pub key: &'a [u8],
+    /// The value, `None` for a tombstone.
+    #[serde(borrow)]
+    pub value: Option<&'a [u8]>,
+    /// Version for last-write-wins.
+    pub version: u64,
+    /// Absolute expiry in Unix ms, 0 = never.
+    pub expires_at_ms: u64,
+    /// Expiry changes of this version.
+    pub expiry_seq: u32,
+}
+
+/// An entry of a format 1 file.
 #[derive(Deserialize)]
-struct EntryRef<'a> {
+struct EntryRefV1<'a> {
     #[serde(borrow)]
     key: &'a [u8],
     #[serde(borrow)]
@@ -81,25 +101,27 @@ struct EntryRef<'a> {
 /// Reads a whole snapshot, verifying header, checksum and count before returning anything.
 pub fn decode_snapshot(data: &[u8]) -> Result<Vec<SnapshotEntry>, StoreError> {
     let mut out = Vec::new();
-    decode_snapshot_with(data, |key, value, version, expires_at_ms| {
+    decode_snapshot_with(data, |e| {
         out.push(SnapshotEntry {
-            key: Bytes::copy_from_slice(key),
-            value: value.map(Bytes::copy_from_slice),
-            version,
-            expires_at_ms,
+            key: Bytes::copy_from_slice(e.key),
+            value: e.value.map(Bytes::copy_from_slice),
+            version: e.version,
+            expires_at_ms: e.expires_at_ms,
+            expiry_seq: e.expiry_seq,
         })
     })?;
     Ok(out)
 }
 
-/// Verifies a snapshot, then hands every entry to `f` as (key, value or `None` for a
-/// tombstone, version, expiry) borrowed from `data`; returns the number of entries. Nothing
-/// is handed out unless the checksum matches, so a damaged file loads nothing.
-pub fn decode_snapshot_with(data: &[u8], mut f: impl FnMut(&[u8], Option<&[u8]>, u64, u64)) -> Result<u64, StoreError> {
+/// Verifies a snapshot, then hands every entry to `f`, borrowed from `data`; returns the
+/// number of entries. Nothing is handed out unless the checksum matches, so a damaged file
+/// loads nothing.
+pub fn decode_snapshot_with(data: &[u8], mut f: impl FnMut(EntryRef<'_>)) -> Result<u64, StoreError> {
     if data.len() < MAGIC.len() + 4 || &data[..8] != MAGIC {
         return Err(StoreError::BadSnapshotHeader);
     }
-    if u32::from_le_bytes([data[8], data[9], data[10], data[11]]) != FORMAT_VERSION {
+    let format = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
+    if format != FORMAT_VERSION && format != 1 {
         return Err(StoreError::BadSnapshotHeader);
     }
     if data.len() < 12 + 1 + 8 + 4 {
@@ -116,9 +138,16 @@ pub fn decode_snapshot_with(data: &[u8], mut f: impl FnMut(&[u8], Option<&[u8]>,
     loop {
         match body.get(pos) {
             Some(&TAG_ENTRY) => {
-                let (e, used): (EntryRef<'_>, usize) = bincode::serde::borrow_decode_from_slice(&body[pos + 1..], cfg)
-                    .map_err(|err| StoreError::CorruptSnapshot(err.to_string()))?;
-                f(e.key, e.value, e.version, e.expires_at_ms);
+                let bad = |err: bincode::error::DecodeError| StoreError::CorruptSnapshot(err.to_string());
+                let (e, used) = if format == 1 {
+                    let (e, used): (EntryRefV1<'_>, usize) =
+                        bincode::serde::borrow_decode_from_slice(&body[pos + 1..], cfg).map_err(bad)?;
+                    let EntryRefV1 { key, value, version, expires_at_ms } = e;
+                    (EntryRef { key, value, version, expires_at_ms, expiry_seq: 0 }, used)
+                } else {
+                    bincode::serde::borrow_decode_from_slice(&body[pos + 1..], cfg).map_err(bad)?
+                };
+                f(e);
                 n += 1;
                 pos += 1 + used;
             }
@@ -149,8 +178,37 @@ mod tests {
                 value: if i % 7 == 0 { None } else { Some(Bytes::from(vec![i as u8; i % 50])) },
                 version: i as u64 * 3,
                 expires_at_ms: if i % 2 == 0 { 0 } else { 1_700_000_000_000 + i as u64 },
+                expiry_seq: (i % 3) as u32,
             })
             .collect()
+    }
+
+    #[test]
+    fn reads_format_1_files() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            key: &'a [u8],
+            value: Option<&'a [u8]>,
+            version: u64,
+            expires_at_ms: u64,
+        }
+        let mut cw = CrcWriter { inner: Vec::new(), crc: crc32fast::Hasher::new(), written: 0 };
+        cw.write_all(MAGIC).unwrap();
+        cw.write_all(&1u32.to_le_bytes()).unwrap();
+        for (k, v) in [(&b"a"[..], Some(&b"1"[..])), (b"b", None)] {
+            cw.write_all(&[TAG_ENTRY]).unwrap();
+            let e = V1 { key: k, value: v, version: 7, expires_at_ms: 0 };
+            bincode::serde::encode_into_std_write(&e, &mut cw, bincode::config::standard()).unwrap();
+        }
+        cw.write_all(&[TAG_END]).unwrap();
+        cw.write_all(&2u64.to_le_bytes()).unwrap();
+        let crc = cw.crc.clone().finalize();
+        let mut buf = cw.inner;
+        buf.extend_from_slice(&crc.to_le_bytes());
+        let got = decode_snapshot(&buf).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].value.as_deref(), got[0].version, got[0].expiry_seq), (Some(&b"1"[..]), 7, 0));
+        assert_eq!(got[1].value, None);
     }
 
     #[test]

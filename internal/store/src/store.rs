@@ -8,7 +8,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tiercache_protocol::last_write_wins;
+use tiercache_protocol::Stamp;
 
 /// Limits of a store.
 #[derive(Debug, Clone)]
@@ -175,7 +175,7 @@ impl Store {
     /// Stores a value written at `version`, living `ttl_ms` (0 = forever). Returns whether it
     /// was applied (false when a newer version is already stored).
     pub fn put(&self, key: Bytes, value: Bytes, version: u64, ttl_ms: u64) -> Result<bool, StoreError> {
-        self.apply_raw(&key, Some(&value), version, self.expires_at(ttl_ms))
+        self.apply_raw(&key, Some(&value), version, self.expires_at(ttl_ms), 0)
     }
 
     /// Absolute expiry for a time to live given in ms (0 = never expires).
@@ -190,14 +190,14 @@ impl Store {
     /// Deletes by writing a tombstone at `version` (one shard lock for the check and the write).
     pub fn delete(&self, key: Bytes, version: u64) -> DeleteOutcome {
         let expires = self.tombstone_expires_at();
-        let (applied, existed) = self.apply_inner(&key, None, version, expires).unwrap_or((false, false));
+        let (applied, existed) = self.apply_inner(&key, None, version, expires, 0).unwrap_or((false, false));
         DeleteOutcome { existed, applied }
     }
 
     /// Inserts an entry if it supersedes what is stored (last-write-wins), then evicts least
     /// recently used entries of the shard until it is within its bounds.
     pub fn apply(&self, key: Bytes, entry: Entry) -> Result<bool, StoreError> {
-        self.apply_raw(&key, entry.value.as_deref(), entry.version, entry.expires_at_ms)
+        self.apply_raw(&key, entry.value.as_deref(), entry.version, entry.expires_at_ms, entry.expiry_seq)
     }
 
     /// [`Store::apply`] from borrowed parts (restore copies straight from the snapshot bytes).
@@ -207,8 +207,9 @@ impl Store {
         value: Option<&[u8]>,
         version: u64,
         expires_at_ms: u64,
+        expiry_seq: u32,
     ) -> Result<bool, StoreError> {
-        self.apply_inner(key, value, version, expires_at_ms).map(|(applied, _)| applied)
+        self.apply_inner(key, value, version, expires_at_ms, expiry_seq).map(|(applied, _)| applied)
     }
 
     /// Applies under one shard lock; also says whether a live value was there before.
@@ -218,6 +219,7 @@ impl Store {
         value: Option<&[u8]>,
         version: u64,
         expires_at_ms: u64,
+        expiry_seq: u32,
     ) -> Result<(bool, bool), StoreError> {
         let now = self.clock.now_ms();
         if expired(expires_at_ms, now) {
@@ -233,27 +235,18 @@ impl Store {
         if let Some((p, v)) = shard.lru.peek(key) {
             if !p.is_expired(now) {
                 existed = !p.is_tombstone();
-                if !last_write_wins(version, value, v, p.value()) {
+                if !(Stamp { version, value, expiry_seq }).supersedes(&p.stamp(v)) {
                     return Ok((false, existed));
                 }
             }
         }
-        self.insert_locked(&mut shard, key, value, version, expires_at_ms, now);
+        self.insert_locked(&mut shard, key, Packed::new(key, value, expires_at_ms, expiry_seq), version, now);
         Ok((true, existed))
     }
 
     /// Inserts into a locked shard, then evicts least recently used entries until the shard is
     /// within its bounds (the new entry fits: checked by the caller).
-    fn insert_locked(
-        &self,
-        shard: &mut Shard,
-        key: &[u8],
-        value: Option<&[u8]>,
-        version: u64,
-        expires_at_ms: u64,
-        now: u64,
-    ) {
-        let packed = Packed::new(key, value, expires_at_ms);
+    fn insert_locked(&self, shard: &mut Shard, key: &[u8], packed: Packed, version: u64, now: u64) {
         self.account_add(&packed, shard);
         if let Some((old, _)) = shard.lru.insert(packed, version) {
             self.account_remove(&old, shard);
@@ -292,7 +285,8 @@ impl Store {
                 return Err(StoreError::TooLarge { size, limit: self.shard_max_bytes });
             }
             if current.as_ref().is_none_or(|c| e.supersedes(c)) && !expired(e.expires_at_ms, now) {
-                self.insert_locked(&mut shard, key, e.value.as_deref(), e.version, e.expires_at_ms, now);
+                let packed = Packed::new(key, e.value.as_deref(), e.expires_at_ms, e.expiry_seq);
+                self.insert_locked(&mut shard, key, packed, e.version, now);
             }
         }
         Ok(answer)
@@ -300,24 +294,29 @@ impl Store {
 
     /// Sets the expiry of a live value to `ttl_ms` from now (0: removes it) without a new
     /// version, so that a concurrent write with a newer version still wins over it everywhere
-    /// (`EXPIRE` must never bring an overwritten value back). With `only_version`, only if the
-    /// stored version is that one (a replica following the primary). Returns the entry as it
-    /// is now and whether its expiry changed; `None` when there is no live value.
-    pub fn set_expiry(&self, key: &[u8], ttl_ms: u64, only_version: Option<u64>) -> Option<(Entry, bool)> {
+    /// (`EXPIRE` must never bring an overwritten value back); the expiry sequence goes up
+    /// instead, so copies of this version order by it. The primary passes `follow: None` and
+    /// bumps the sequence; a replica passes the primary's `(version, expiry_seq)` and applies
+    /// the change only to that version and only over an older sequence. Returns the entry as
+    /// it is now and whether its expiry changed; `None` when there is no live value.
+    pub fn set_expiry(&self, key: &[u8], ttl_ms: u64, follow: Option<(u64, u32)>) -> Option<(Entry, bool)> {
         let now = self.clock.now_ms();
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
         let current = shard.lru.peek(key).filter(|(p, _)| !p.is_expired(now)).map(|(p, v)| unpack(p, v))?;
         let value = current.value.clone()?;
-        if only_version.is_some_and(|v| v != current.version) {
-            return Some((current, false));
-        }
         let expires_at_ms = self.expires_at(ttl_ms);
-        if expires_at_ms == current.expires_at_ms || (ttl_ms == 0 && current.expires_at_ms == 0) {
-            return Some((current, false));
-        }
-        self.insert_locked(&mut shard, key, Some(&value), current.version, expires_at_ms, now);
-        Some((Entry { value: Some(value), version: current.version, expires_at_ms }, true))
+        let expiry_seq = match follow {
+            Some((version, seq)) if version != current.version || seq <= current.expiry_seq => {
+                return Some((current, false));
+            }
+            Some((_, seq)) => seq,
+            None if expires_at_ms == current.expires_at_ms => return Some((current, false)),
+            None => current.expiry_seq.saturating_add(1),
+        };
+        let packed = Packed::new(key, Some(&value), expires_at_ms, expiry_seq);
+        self.insert_locked(&mut shard, key, packed, current.version, now);
+        Some((Entry { value: Some(value), version: current.version, expires_at_ms, expiry_seq }, true))
     }
 
     /// The expiry a delete marker written now gets.

@@ -21,20 +21,23 @@ fn val(s: &Store, k: &str) -> Option<Bytes> {
 fn packed_layout_round_trips_and_keeps_the_node_small() {
     // The slab node holds (Packed, u64) plus two 4-byte links: 32 bytes.
     assert_eq!(std::mem::size_of::<Packed>() + std::mem::size_of::<u64>(), 24);
-    for key_len in [0usize, 1, 31, 32, 127, 128, 20_000] {
+    for key_len in [0usize, 1, 15, 16, 31, 32, 127, 128, 2047, 2048, 20_000] {
         let key: Vec<u8> = (0..key_len).map(|i| i as u8).collect();
-        for (value, expiry) in [(Some(&b"value"[..]), 0u64), (Some(&[][..]), u64::MAX), (None, 1_234)] {
-            let p = Packed::new(&key, value, expiry);
+        let cases =
+            [(Some(&b"value"[..]), 0u64, 0u32), (Some(&[][..]), u64::MAX, 7), (None, 1_234, 0), (Some(b"v"), 0, 1)];
+        for (value, expiry, seq) in cases {
+            let p = Packed::new(&key, value, expiry, seq);
             assert_eq!(p.key(), &key[..], "key of {key_len} bytes");
             assert_eq!(p.value(), value);
             assert_eq!(p.is_tombstone(), value.is_none());
             assert_eq!(p.expires_at_ms(), expiry);
+            assert_eq!(p.layout().expiry_seq, seq);
             let l = p.layout();
             assert_eq!((p.data.len() - l.key_start) as u64, (key_len + value.map_or(0, <[u8]>::len)) as u64);
         }
     }
-    // 16-byte key, 100-byte value, no TTL: one header byte, 117 bytes, a 128-byte chunk.
-    assert_eq!(Packed::new(&[7; 16], Some(&[1; 100]), 0).data.len(), 117);
+    // 16-byte key, 100-byte value, no TTL: two header bytes, 118 bytes, a 128-byte chunk.
+    assert_eq!(Packed::new(&[7; 16], Some(&[1; 100]), 0, 0).data.len(), 118);
 }
 
 #[test]
