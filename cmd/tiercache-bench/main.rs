@@ -415,6 +415,7 @@ async fn run_fill(o: FillOpts) -> Result<()> {
                 value: Some(value_of()),
                 version: 1,
                 ttl_ms: o.ttl * 1000,
+                expiry_seq: 0,
             })
             .collect();
         match frame_roundtrip(&mut s, &mut buf, i + 1, &tiercache_protocol::Request::PutBatch { entries }).await? {
