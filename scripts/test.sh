@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (ZooKeeper and NGINX from Debian's packages; kubernetes-validate
 # from PyPI for the manifests' test) when missing, then runs every test of the workspace: unit
-# tests and the cluster tests in tests/.
+# tests and the cluster tests in tests/, among them a 60 s seeded fault run with a history
+# checker (tests/nemesis.rs; longer soaks: scripts/nemesis.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
