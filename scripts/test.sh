@@ -12,6 +12,8 @@ need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
+# Network cuts between one master and one auxiliary (tests/common Cut) are iptables rules.
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need+=(iptables)
 command -v redis-cli >/dev/null 2>&1 && command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 [ ${#need[@]} -eq 0 ] || echo "installing missing packages: ${need[*]}"
 apt_install "${need[@]}"

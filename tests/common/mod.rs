@@ -280,6 +280,25 @@ impl Cluster {
         n
     }
 
+    /// A master running as user `uid` (not root), so that a [`Cut`] can drop its packets
+    /// alone.
+    pub fn master_as(&self, id: &str, uid: u32, extra: &[(&str, &str)]) -> Node {
+        let port = free_port();
+        let cmd = self.command("master", id, port, extra);
+        let mut wrapped = Command::new("setpriv");
+        wrapped
+            .args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()])
+            .arg(bin())
+            .arg("master");
+        wrapped.env_clear().envs(cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))));
+        let proc = Proc::spawn(id, wrapped, self.dir.path());
+        let n = Node { id: id.to_string(), port, data_port: 0, proc };
+        wait_until(Duration::from_secs(20), &format!("{id} to answer /health"), || {
+            http().get(format!("{}/health", n.url())).send().is_ok()
+        });
+        n
+    }
+
     /// A master process without waiting for it to serve (for one expected to stop).
     pub fn master_process(&self, id: &str, extra: &[(&str, &str)]) -> Proc {
         Proc::spawn(id, self.command("master", id, free_port(), extra), self.dir.path())
@@ -403,4 +422,40 @@ impl AuxConn {
         self.conn.read_exact(&mut buf).unwrap();
         tiercache_protocol::decode::<tiercache_protocol::Response>(&buf).unwrap().1
     }
+}
+
+/// A network cut between the processes of one user and one loopback port: their packets to it
+/// are dropped (an iptables rule on the owner's uid), so connections time out as across a
+/// severed link, while every other process still reaches the port. Healed on drop.
+pub struct Cut {
+    uid: u32,
+    port: u16,
+}
+
+impl Cut {
+    fn rule(&self, op: &str) -> std::process::Output {
+        Command::new("iptables")
+            .args([op, "OUTPUT", "-o", "lo", "-p", "tcp", "--dport", &self.port.to_string()])
+            .args(["-m", "owner", "--uid-owner", &self.uid.to_string(), "-j", "DROP"])
+            .output()
+            .expect("iptables runs (scripts/test.sh installs it; the tests run as root)")
+    }
+
+    pub fn new(uid: u32, port: u16) -> Cut {
+        let cut = Cut { uid, port };
+        let out = cut.rule("-A");
+        assert!(out.status.success(), "iptables -A failed: {}", String::from_utf8_lossy(&out.stderr));
+        cut
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        let _ = self.rule("-D");
+    }
+}
+
+/// A user id for a process a test may cut off, distinct per test (its port).
+pub fn uid_for(port: u16) -> u32 {
+    40_000 + u32::from(port)
 }

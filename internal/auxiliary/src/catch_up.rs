@@ -57,8 +57,35 @@ pub fn start(server: &Arc<DataServer>, ops: &Arc<AuxOps>, feed: ClusterFeed) -> 
         }
     });
     let settle = tokio::spawn(follow_settled(ops.clone(), feed.members.clone(), feed.placement.clone()));
+    let fence = tokio::spawn(follow_fence(
+        server.clone(),
+        feed.members.clone(),
+        feed.placement.clone(),
+        feed.registered.clone(),
+    ));
     let catch_up = tokio::spawn(catch_up_loop(server.clone(), ops.clone(), feed));
-    vec![heartbeat, session, settle, catch_up]
+    vec![heartbeat, session, settle, fence, catch_up]
+}
+
+/// Keeps the fence (see [`crate::fence`]) on the membership ZooKeeper reports.
+async fn follow_fence(
+    server: Arc<DataServer>,
+    mut members: watch::Receiver<Vec<(String, String)>>,
+    mut placement: watch::Receiver<Option<(u32, usize)>>,
+    mut registered: watch::Receiver<bool>,
+) {
+    loop {
+        let ids: Vec<String> = members.borrow_and_update().iter().map(|(id, _)| id.clone()).collect();
+        let is_registered = *registered.borrow_and_update();
+        if let Some((virtual_nodes, replicas)) = *placement.borrow_and_update() {
+            server.fence.update(&ids, virtual_nodes, replicas, is_registered);
+        }
+        tokio::select! {
+            r = members.changed() => if r.is_err() { return },
+            r = placement.changed() => if r.is_err() { return },
+            r = registered.changed() => if r.is_err() { return },
+        }
+    }
 }
 
 /// Records the placement once it has not changed for [`SETTLE`] (see [`crate::outbox`]):

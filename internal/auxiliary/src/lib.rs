@@ -6,6 +6,7 @@
 //!   read-modify-write operations it runs as one step when this node is a key's primary.
 //! - [`recovery`]: whether this node may have missed writes, and [`catch_up`]: the reasons to
 //!   recover and the pull from peers that ends it.
+//! - [`fence`]: only a key's first registered owner runs its atomic steps.
 //! - [`keyspace`]: `FLUSHALL` and the count behind `DBSIZE`.
 //! - [`ops`]: transfers to new owners, the catch-up pull, snapshots on demand.
 //! - [`snapshot`]: the snapshot files; [`outbox`]: restored copies of other nodes' keys,
@@ -13,6 +14,7 @@
 
 pub mod apply;
 pub mod catch_up;
+pub mod fence;
 pub mod keyspace;
 pub mod ops;
 pub mod outbox;

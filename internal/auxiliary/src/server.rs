@@ -29,6 +29,8 @@ pub struct DataServer {
     pub ops: Arc<AuxOps>,
     /// Whether reads may miss acknowledged writes (see [`Recovery`]).
     pub recovery: Recovery,
+    /// Whether this node may run a key's atomic steps (see [`crate::fence`]).
+    pub fence: crate::fence::Fence,
     /// The recovery epoch of this node's start, when it started recovering.
     pub start_epoch: Option<u64>,
     /// Set by [`DataServer::close_writes`] when the node hands its keys off for good. Writes
@@ -53,7 +55,16 @@ impl DataServer {
         // Before the first connection is accepted: restored data may be older than what the
         // cluster acknowledged meanwhile.
         let start_epoch = recovering.then(|| recovery.begin("starting"));
-        DataServer { store, token, metrics, ops, recovery, start_epoch, writes_closed: RwLock::new(false) }
+        DataServer {
+            store,
+            token,
+            metrics,
+            ops,
+            recovery,
+            fence: crate::fence::Fence::default(),
+            start_epoch,
+            writes_closed: RwLock::new(false),
+        }
     }
 
     /// From now on a write (put, delete, batch) is not applied: the connection that carried it
@@ -82,6 +93,11 @@ impl DataServer {
     /// Answers one cheap request from the store; `None` for the slow ones.
     fn handle_fast(&self, req: &Request) -> Option<Response> {
         let started = Instant::now();
+        if let Request::Apply { key, .. } | Request::ApplyReconciled { key, .. } = req {
+            if let Err(primary) = self.fence.may_lead(key, &self.ops.node_id) {
+                return Some(Response::Error(RemoteError::NotPrimary { primary }));
+            }
+        }
         Some(match req {
             Request::Hello { .. } => Response::Welcome,
             Request::Ping => Response::Pong,

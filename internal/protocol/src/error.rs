@@ -31,6 +31,13 @@ pub enum RemoteError {
     /// Writing the snapshot failed; the OS error as text.
     #[error("{0}")]
     Snapshot(String),
+    /// An atomic step sent to an owner that is not the key's first registered owner (see
+    /// the auxiliary's fence): `primary` is, or this node is not registered (empty).
+    #[error("not the key's primary now (the primary is {primary:?}); try again")]
+    NotPrimary {
+        /// The first owner this node sees registered; empty when this node is not.
+        primary: String,
+    },
     /// A transfer stopped part-way.
     #[error("transfer to {target} failed: {message}")]
     Transfer {
