@@ -4,8 +4,9 @@
 //! numbers on keys of their own, readers GET any key, incrementers INCR shared counters. A
 //! seeded schedule injects one fault at a time (the next once every node is back as a full
 //! replica): kill -9 of an auxiliary and a restart from its snapshot, SIGTERM and a restart,
-//! a freeze of an auxiliary (short, or long enough that its ZooKeeper session expires), and a
-//! freeze of a master. Every operation is recorded with its start, end and outcome; the
+//! a freeze of an auxiliary (short, or long enough that its ZooKeeper session expires), a
+//! freeze of a master, and a network cut between one master and one auxiliary (which the
+//! other master and ZooKeeper still reach). Every operation is recorded with its start, end and outcome; the
 //! checker then looks for lost acknowledged writes, reads older than a write acknowledged
 //! before they began, counters outside [acknowledged, acknowledged + unknown], and operations
 //! that hung.
@@ -113,13 +114,18 @@ fn check(history: &[Op], finals: &HashMap<String, u64>, longest: Duration) -> Fi
     for w in acked.values_mut() {
         w.sort_by_key(|(end, _)| *end);
     }
+    let first = history.iter().map(|o| o.start).min();
     for op in history {
         let (Kind::Read, Outcome::Ok(got)) = (&op.kind, &op.outcome) else { continue };
         let Some(w) = acked.get(op.key.as_str()) else { continue };
         // Every write acknowledged before the read began: the highest of them is the floor.
         let floor = w.iter().take_while(|(end, _)| *end < op.start).map(|(_, n)| *n).max().unwrap_or(0);
         if *got < floor {
-            f.stale_reads.push(format!("{} read {} = {got} < {floor} acknowledged before it began", op.client, op.key));
+            let at = first.map_or(0.0, |t| op.start.duration_since(t).as_secs_f64());
+            f.stale_reads.push(format!(
+                "{} read {} = {got} < {floor} acknowledged before it began ({at:.2} s after the first operation)",
+                op.client, op.key
+            ));
         }
     }
     for (key, w) in &acked {
@@ -328,8 +334,10 @@ fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
     let start_aux = |i: usize| c.auxiliary_on(&format!("aux-{i}"), ports[i].0, ports[i].1, &[]);
     let mut auxes: Vec<Node> = (0..3).map(start_aux).collect();
     let redis_ports = [free_port(), free_port()];
-    let m1 = c.master("master-1", &[("REDIS_PORT", &redis_ports[0].to_string())]);
-    let m2 = c.master("master-2", &[("REDIS_PORT", &redis_ports[1].to_string())]);
+    // Each master as a user of its own, so a cut can drop its packets alone.
+    let uids = [uid_for(redis_ports[0]), uid_for(redis_ports[1])];
+    let m1 = c.master_as("master-1", uids[0], &[("REDIS_PORT", &redis_ports[0].to_string())]);
+    let m2 = c.master_as("master-2", uids[1], &[("REDIS_PORT", &redis_ports[1].to_string())]);
     wait_aux_count(&m1, 3, Duration::from_secs(15));
     wait_aux_count(&m2, 3, Duration::from_secs(15));
     let masters = [&m1, &m2];
@@ -356,7 +364,7 @@ fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
     std::thread::sleep(Duration::from_secs(2));
     while Instant::now() < deadline {
         let i = rng.below(3) as usize;
-        let what = match rng.below(5) {
+        let what = match rng.below(6) {
             0 => {
                 let down = rng.millis(500, 3000);
                 auxes[i].proc.kill();
@@ -383,6 +391,13 @@ fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
                 std::thread::sleep(d);
                 auxes[i].proc.signal("-CONT");
                 format!("SIGSTOP aux-{i} for {} ms (session lost)", d.as_millis())
+            }
+            4 => {
+                let (j, d) = (rng.below(2) as usize, rng.millis(1000, 6000));
+                let cut = Cut::new(uids[j], auxes[i].data_port);
+                std::thread::sleep(d);
+                drop(cut);
+                format!("cut {} from aux-{i} for {} ms", masters[j].id, d.as_millis())
             }
             _ => {
                 let m = masters[i % 2];

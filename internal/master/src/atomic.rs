@@ -83,7 +83,7 @@ impl<C: Connect> Router<C> {
                 }
                 Ok(other) => errors.push(WireError::Unexpected(node.addr.id.clone(), format!("{other:?}"))),
                 // Never sent: the next owner is the primary for now.
-                Err(e @ WireError::Unreachable(_)) => {
+                Err(e @ (WireError::Unreachable(_) | WireError::Down(_))) => {
                     errors.push(e);
                     continue;
                 }
@@ -96,7 +96,7 @@ impl<C: Connect> Router<C> {
         let Some(w) = &written else { return Ok((previous, written)) };
         self.hlc.observe(w.version);
         let (live, suspects): (Vec<_>, Vec<_>) =
-            owners.into_iter().filter(|n| !Arc::ptr_eq(n, &primary)).partition(|n| n.status() == NodeStatus::Up);
+            owners.into_iter().filter(|n| !Arc::ptr_eq(n, &primary)).partition(|n| !n.routed_around());
         for n in &suspects {
             n.note_missed_write();
         }

@@ -16,13 +16,15 @@ pub(crate) struct Plan {
     /// Send to every node at once (writes), or `need` at a time and the next one whenever an
     /// answer fails or does not count (reads).
     pub all_at_once: bool,
-    /// A node found unreachable lowers `need`: writes count their quorum among the owners that
-    /// can answer, so one dead owner does not fail every write.
+    /// A node found down ([`WireError::is_down`]: it refused or closed the connection) lowers
+    /// `need`: writes count their quorum among the owners that serve, so one dead owner does
+    /// not fail every write. A timeout does not: behind a network cut the owner may still
+    /// serve other masters, whose reads must then see the write.
     pub sloppy: bool,
-    /// The first node that can be reached must confirm too (writes: the key's primary, which
-    /// runs INCR, SET NX and the other read-modify-write steps, so it must hold every write
-    /// that was acknowledged). An unreachable one passes the duty to the next, as the
-    /// read-modify-write steps then run there.
+    /// The first node that serves must confirm too (writes: the key's primary, which runs
+    /// INCR, SET NX and the other read-modify-write steps, so it must hold every write that
+    /// was acknowledged). One that is down passes the duty to the next; one that timed out
+    /// fails the write, since it may be running steps for another master.
     pub primary: bool,
 }
 
@@ -124,9 +126,9 @@ pub(crate) async fn try_call_many<P: Peer>(
             }
             Err(e) => {
                 if let Some(h) = heard.get_mut(i) {
-                    *h = if e.is_unreachable() { Heard::Unreachable } else { Heard::Failed };
+                    *h = if e.is_down() { Heard::Unreachable } else { Heard::Failed };
                 }
-                if plan.sloppy && e.is_unreachable() && need > 1 {
+                if plan.sloppy && e.is_down() && need > 1 {
                     need -= 1;
                 }
                 errors.push(e);

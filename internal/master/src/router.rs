@@ -325,11 +325,11 @@ impl<C: Connect> Router<C> {
         if owners.is_empty() {
             return Err(MasterError::NoAuxiliaries);
         }
-        let (live, suspects): (Vec<_>, Vec<_>) = owners.iter().cloned().partition(|n| n.status() == NodeStatus::Up);
+        let (live, suspects): (Vec<_>, Vec<_>) = owners.iter().cloned().partition(|n| !n.routed_around());
         let targets = if live.is_empty() {
             owners
         } else {
-            // Routed around: if this write is acknowledged, they miss it.
+            // Routed around (down): if this write is acknowledged, they miss it.
             for n in &suspects {
                 n.note_missed_write();
             }

@@ -57,7 +57,7 @@ impl Peer for MemPeer {
             s.mode.clone()
         };
         match &mode {
-            Mode::Down => return Err(WireError::Unreachable(self.id.clone())),
+            Mode::Down => return Err(WireError::Down(self.id.clone())),
             Mode::Stalled => {
                 tokio::time::sleep(timeout).await;
                 return Err(WireError::Timeout(self.id.clone()));
@@ -283,6 +283,24 @@ async fn a_write_counts_its_quorum_among_the_owners_that_can_answer() {
     r.put(b("k"), b("v"), 0).await.unwrap();
     assert_eq!(net.value(&o[0], "k").unwrap().value, Some(b("v")));
     assert!(net.value(&o[1], "k").is_none());
+}
+
+#[tokio::test]
+async fn an_owner_that_only_times_out_still_counts_toward_the_write_quorum() {
+    // It may be cut off from this master alone and serve another master's reads: a write it
+    // lacks must not be acknowledged at WRITE_QUORUM=2, nor once it is marked suspect.
+    let net = Net::default();
+    let r = router(&net, &["a", "b", "c"], 2, 2, 1);
+    let o = owners(&r, "k");
+    net.set(&o[1], Mode::Stalled);
+    for _ in 0..2 {
+        assert!(r.put(b("k"), b("v"), 0).await.is_err(), "acknowledged without a live owner");
+    }
+    // Its primary duty does not pass either (it may be running steps for another master).
+    net.set(&o[1], Mode::Up);
+    net.set(&o[0], Mode::Stalled);
+    let r1 = router(&net, &["a", "b", "c"], 2, 1, 1);
+    assert!(r1.put(b("k"), b("w"), 0).await.is_err(), "acknowledged without the primary");
 }
 
 #[tokio::test]

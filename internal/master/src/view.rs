@@ -67,6 +67,8 @@ pub struct AuxNode<P> {
     recovering_until_ms: AtomicU64,
     /// A write was acknowledged without this node and it has not yet been told to catch up.
     missed_writes: AtomicBool,
+    /// The last failure said the node is not serving ([`WireError::is_down`]).
+    down: AtomicBool,
 }
 
 /// How long a master keeps trying to tell an unreachable owner that it missed writes; past
@@ -83,7 +85,16 @@ impl<P: Peer> AuxNode<P> {
             suspect_until_ms: AtomicU64::new(0),
             recovering_until_ms: AtomicU64::new(0),
             missed_writes: AtomicBool::new(false),
+            down: AtomicBool::new(false),
         }
+    }
+
+    /// Writes may be acknowledged without this node: it is suspect and said it is not
+    /// serving (it refused or closed the connection). A node that only timed out may be cut
+    /// off from this master alone and still serve the others' reads, so writes keep
+    /// needing it (and fail while it does not answer).
+    pub fn routed_around(&self) -> bool {
+        self.status() == NodeStatus::Suspect && self.down.load(Ordering::Relaxed)
     }
 
     /// Current status.
@@ -131,6 +142,7 @@ impl<P: Peer> AuxNode<P> {
 
     pub(crate) fn mark(&self, err: &WireError) {
         if err.is_unreachable() {
+            self.down.store(err.is_down(), Ordering::Relaxed);
             self.suspect_until_ms.store(now_ms() + SUSPECT_FOR_MS, Ordering::Relaxed);
         }
     }
@@ -145,7 +157,10 @@ impl<P: Peer> AuxNode<P> {
     pub async fn call_with_timeout(&self, req: &Request, timeout: Duration) -> Result<Response, WireError> {
         let r = self.peer.call(req, timeout).await;
         match &r {
-            Ok(_) => self.suspect_until_ms.store(0, Ordering::Relaxed),
+            Ok(_) => {
+                self.suspect_until_ms.store(0, Ordering::Relaxed);
+                self.down.store(false, Ordering::Relaxed);
+            }
             Err(e) => self.mark(e),
         }
         r

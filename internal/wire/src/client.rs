@@ -59,6 +59,20 @@ struct Shared {
     next: AtomicUsize,
     /// Wakes connection keepers out of their back-off when a caller needs a connection.
     kick: tokio::sync::Notify,
+    /// The auxiliary itself ended the last connection or refused the last attempt (see
+    /// [`WireError::Down`]); false after a timeout or a silent connection.
+    down: AtomicBool,
+}
+
+impl Shared {
+    /// Why there is no connection to answer on.
+    fn unreachable(&self) -> WireError {
+        if self.down.load(Ordering::Relaxed) {
+            WireError::Down(self.id.clone())
+        } else {
+            WireError::Unreachable(self.id.clone())
+        }
+    }
 }
 
 /// How long a call waits for a connection to come (back) up before failing: long enough for a
@@ -94,6 +108,7 @@ impl AuxClient {
             ever_connected: AtomicBool::new(false),
             next: AtomicUsize::new(0),
             kick: tokio::sync::Notify::new(),
+            down: AtomicBool::new(false),
         });
         let (stop, stop_rx) = watch::channel(false);
         for slot in 0..shared.slots.len() {
@@ -132,7 +147,7 @@ impl AuxClient {
                 };
                 let mut rx = self.shared.live.subscribe();
                 let _ = tokio::time::timeout_at(wait, rx.wait_for(|n| *n > 0)).await;
-                self.pick().ok_or_else(|| WireError::Unreachable(self.shared.id.clone()))?
+                self.pick().ok_or_else(|| self.shared.unreachable())?
             }
         };
         let sent_ms = conn.now_ms();
@@ -142,12 +157,13 @@ impl AuxClient {
         conn.pending.lock().insert(id, tx);
         if conn.tx.send(frame).is_err() {
             conn.pending.lock().remove(&id);
-            return Err(WireError::Unreachable(self.shared.id.clone()));
+            return Err(self.shared.unreachable());
         }
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(Response::Error(e))) => Err(WireError::Remote(self.shared.id.clone(), e)),
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(_)) => Err(WireError::Unreachable(self.shared.id.clone())),
+            // The connection ended while this call waited; the keeper recorded why first.
+            Ok(Err(_)) => Err(self.shared.unreachable()),
             Err(_) => {
                 conn.pending.lock().remove(&id);
                 // A slow answer on a connection that carries others is no reason to drop them
@@ -168,9 +184,13 @@ fn set_live(shared: &Shared) {
 
 async fn connect(shared: &Shared) -> Result<Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>, WireError> {
     let unreachable = || WireError::Unreachable(shared.id.clone());
-    let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&shared.addr))
-        .await
-        .map_err(|_| unreachable())??;
+    let stream = match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&shared.addr)).await {
+        Err(_) => return Err(unreachable()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(WireError::Down(shared.id.clone()))
+        }
+        Ok(r) => r?,
+    };
     stream.set_nodelay(true)?;
     // The kernel's own probe as a second line behind the pings (and for idle pools).
     let keepalive =
@@ -194,8 +214,16 @@ fn hello_answer(id: &str, answer: Option<std::io::Result<bytes::BytesMut>>) -> R
             Ok((_, Response::Error(RemoteError::Unauthorized))) => Err(WireError::Unauthorized(id.to_string())),
             _ => Err(WireError::Unreachable(id.to_string())),
         },
-        _ => Err(WireError::Unreachable(id.to_string())),
+        // Closed before the welcome: a node stopping.
+        None | Some(Err(_)) => Err(WireError::Down(id.to_string())),
     }
+}
+
+/// The peer ended the connection (a reset or a closed pipe), as opposed to a local error such
+/// as a firewall's `EPERM` or a timeout.
+fn closed_by_peer(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof)
 }
 
 async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Receiver<bool>) {
@@ -212,6 +240,7 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
         let framed = match framed {
             Ok(f) => f,
             Err(e) => {
+                shared.down.store(e.is_down(), Ordering::Relaxed);
                 tracing::debug!(aux = shared.id, addr = shared.addr, error = %e, "connect failed");
                 if matches!(e, WireError::Unauthorized(_)) {
                     tracing::error!(
@@ -229,6 +258,7 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
             }
         };
         backoff = Duration::from_millis(50);
+        shared.down.store(false, Ordering::Relaxed);
         let (mut sink, mut stream) = framed.split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
@@ -285,11 +315,21 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
                 }
             }
         };
+        // The peer closing or resetting the connection means it is not serving (down); a
+        // silent one may be cut off (see `WireError::Down`).
         let stopped = tokio::select! {
             // Answers already received are read before the watchdog judges the connection.
             biased;
-            r = reader => { if let Err(e) = r { tracing::debug!(error = %e, "reader ended"); } false }
-            r = writer => { if let Err(e) = r { tracing::debug!(error = %e, "writer ended"); } false }
+            r = reader => {
+                if let Err(e) = &r { tracing::debug!(error = %e, "reader ended"); }
+                shared.down.store(r.as_ref().map_or_else(closed_by_peer, |()| true), Ordering::Relaxed);
+                false
+            }
+            r = writer => {
+                if let Err(e) = &r { tracing::debug!(error = %e, "writer ended"); }
+                shared.down.store(r.as_ref().is_err_and(closed_by_peer), Ordering::Relaxed);
+                false
+            }
             quiet = watchdog => {
                 tracing::warn!(aux = shared.id, ?quiet, "auxiliary silent on a pooled connection; replacing it");
                 false
@@ -375,10 +415,33 @@ mod tests {
         assert!(hello_answer("a", frame(&Response::Welcome)).is_ok());
         let refused = hello_answer("a", frame(&Response::Error(RemoteError::Unauthorized)));
         assert!(matches!(refused, Err(WireError::Unauthorized(_))));
-        // Closed by a dying peer, a reset, or something that is not a tiercache auxiliary.
-        for answer in [None, Some(Err(std::io::ErrorKind::ConnectionReset.into())), frame(&Response::Pong)] {
-            assert!(matches!(hello_answer("a", answer), Err(WireError::Unreachable(_))));
+        // Closed by a dying peer or a reset: down; something that is not a tiercache auxiliary:
+        // unreachable.
+        for answer in [None, Some(Err(std::io::ErrorKind::ConnectionReset.into()))] {
+            assert!(matches!(hello_answer("a", answer), Err(WireError::Down(_))));
         }
+        assert!(matches!(hello_answer("a", frame(&Response::Pong)), Err(WireError::Unreachable(_))));
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_down_and_a_silent_peer_only_unreachable() {
+        // Nobody listens: refused.
+        let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let closed = AuxClient::new(
+            &Handle::current(),
+            "gone",
+            &format!("127.0.0.1:{port}"),
+            "t",
+            1,
+            Duration::from_millis(500),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(matches!(closed.call(&Request::Ping).await, Err(WireError::Down(_))));
+        // Accepts and answers nothing (frozen, or cut off behind a firewall that drops).
+        let (addr, _) = half_open_peer().await;
+        let silent = AuxClient::new(&Handle::current(), "silent", &addr, "t", 1, Duration::from_millis(300));
+        let e = silent.call(&Request::Get { key: Bytes::from_static(b"k") }).await.unwrap_err();
+        assert!(!e.is_down(), "{e:?}");
     }
 
     #[tokio::test]

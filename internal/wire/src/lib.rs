@@ -20,9 +20,14 @@ use tokio_util::codec::LengthDelimitedCodec;
 /// Why a call to an auxiliary failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    /// No connection to the auxiliary.
+    /// No connection to the auxiliary, and no sign of why: it may be frozen, slow or cut off
+    /// from this node while it serves others.
     #[error("auxiliary {0} unreachable")]
     Unreachable(String),
+    /// The auxiliary is not serving: its host refused the connection or it closed it (a
+    /// process that died or is stopping).
+    #[error("auxiliary {0} down (it refused or closed the connection)")]
+    Down(String),
     /// The auxiliary did not answer in time.
     #[error("auxiliary {0} timed out")]
     Timeout(String),
@@ -46,7 +51,14 @@ pub enum WireError {
 impl WireError {
     /// True when the error means the peer could not be reached (worth marking it suspect).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, WireError::Unreachable(_) | WireError::Timeout(_) | WireError::Io(_))
+        matches!(self, WireError::Unreachable(_) | WireError::Down(_) | WireError::Timeout(_) | WireError::Io(_))
+    }
+
+    /// True when the peer itself said it is not serving ([`WireError::Down`]): only then may a
+    /// write be acknowledged without it. A timeout may be a network cut, behind which the
+    /// peer still serves other masters.
+    pub fn is_down(&self) -> bool {
+        matches!(self, WireError::Down(_))
     }
 }
 
