@@ -435,7 +435,8 @@ fn an_owner_that_missed_an_expire_takes_it_on_its_way_back() {
         .collect();
     let expired_at = Instant::now() + Duration::from_secs(TTL_S);
     auxes[1].proc.signal("-CONT");
-    assert!(acked.len() > N / 2, "EXPIRE acknowledged for {} of {N} keys", acked.len());
+    // Those whose primary is aux-0 (the frozen primary fails its keys' steps meanwhile).
+    assert!(acked.len() > N / 4, "EXPIRE acknowledged for {} of {N} keys", acked.len());
     wait_until(Duration::from_secs(15), "aux-1 to catch up", || {
         health(&auxes[1]).is_some_and(|h| h["recovering"].is_null())
     });
