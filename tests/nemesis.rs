@@ -111,15 +111,22 @@ fn check(history: &[Op], finals: &HashMap<String, u64>, longest: Duration) -> Fi
             _ => {}
         }
     }
+    // Sorted by end, with the running maximum: the floor of a read is one binary search.
     for w in acked.values_mut() {
         w.sort_by_key(|(end, _)| *end);
+        let mut highest = 0;
+        for (_, n) in w.iter_mut() {
+            highest = highest.max(*n);
+            *n = highest;
+        }
     }
     let first = history.iter().map(|o| o.start).min();
     for op in history {
         let (Kind::Read, Outcome::Ok(got)) = (&op.kind, &op.outcome) else { continue };
         let Some(w) = acked.get(op.key.as_str()) else { continue };
         // Every write acknowledged before the read began: the highest of them is the floor.
-        let floor = w.iter().take_while(|(end, _)| *end < op.start).map(|(_, n)| *n).max().unwrap_or(0);
+        let before = w.partition_point(|(end, _)| *end < op.start);
+        let floor = before.checked_sub(1).map_or(0, |i| w[i].1);
         if *got < floor {
             let at = first.map_or(0.0, |t| op.start.duration_since(t).as_secs_f64());
             f.stale_reads.push(format!(
