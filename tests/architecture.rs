@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 const ARROWS: &[(&str, &[&str])] = &[
     ("tiercache", &["node"]),
     ("tiercache-bench", &["placement", "protocol"]),
-    ("tiercache-node", &["auxiliary", "config", "discovery", "http"]),
+    ("tiercache-node", &["auxiliary", "config", "discovery", "http", "master", "resp"]),
     ("tiercache-http", &["master"]),
+    ("tiercache-resp", &["master"]),
     ("tiercache-master", &["placement", "protocol", "wire"]),
     ("tiercache-auxiliary", &["placement", "protocol", "store", "wire"]),
     ("tiercache-wire", &["protocol"]),

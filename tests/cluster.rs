@@ -213,7 +213,16 @@ fn internal_port_refuses_peers_without_the_token() {
         ttl_ms: 0,
     };
     // Without a hello, and with a wrong token: nothing is stored, the connection is closed.
-    for first in [frame(1, &put), frame(1, &tiercache_protocol::Request::Hello { token: "wrong-token".into() })] {
+    for first in [
+        frame(1, &put),
+        frame(
+            1,
+            &tiercache_protocol::Request::Hello {
+                token: "wrong-token".into(),
+                protocol: tiercache_protocol::PROTOCOL_VERSION,
+            },
+        ),
+    ] {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", aux.data_port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s.write_all(&first).unwrap();
@@ -222,6 +231,32 @@ fn internal_port_refuses_peers_without_the_token() {
         let _ = s.read_to_end(&mut buf);
         assert!(!String::from_utf8_lossy(&buf).contains("Welcome"));
     }
+    assert_eq!(get(&m, "intruder").0, StatusCode::NOT_FOUND);
+
+    // A peer of an older release (the protocol-1 handshake, right token) is told why, in the
+    // answer and in the auxiliary's log, and gets nothing else either.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", aux.data_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&frame(1, &tiercache_protocol::Request::HelloV1 { token: TOKEN.into() })).unwrap();
+    let _ = s.write_all(&frame(2, &put));
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).unwrap();
+    let (_, answer) = tiercache_protocol::decode::<tiercache_protocol::Response>(&body).unwrap();
+    assert_eq!(
+        answer,
+        tiercache_protocol::Response::Error(tiercache_protocol::RemoteError::ProtocolMismatch {
+            theirs: 1,
+            ours: tiercache_protocol::PROTOCOL_VERSION
+        })
+    );
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "nothing after the refusal");
+    wait_until(Duration::from_secs(5), "the mismatch in the auxiliary's log", || {
+        aux.proc.log().contains("internal protocol mismatch: the peer speaks version 1")
+    });
     assert_eq!(get(&m, "intruder").0, StatusCode::NOT_FOUND);
 }
 

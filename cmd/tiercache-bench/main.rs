@@ -393,7 +393,14 @@ async fn frame_roundtrip(
 async fn run_fill(o: FillOpts) -> Result<()> {
     let mut s = TcpStream::connect(&o.data_addr).await.with_context(|| format!("connect {}", o.data_addr))?;
     let mut buf = BytesMut::new();
-    match frame_roundtrip(&mut s, &mut buf, 0, &tiercache_protocol::Request::Hello { token: o.token.clone() }).await? {
+    match frame_roundtrip(
+        &mut s,
+        &mut buf,
+        0,
+        &tiercache_protocol::Request::Hello { token: o.token.clone(), protocol: tiercache_protocol::PROTOCOL_VERSION },
+    )
+    .await?
+    {
         tiercache_protocol::Response::Welcome => {}
         other => bail!("refused: {other:?}"),
     }

@@ -406,7 +406,9 @@ impl AuxConn {
         conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         conn.set_nodelay(true).unwrap();
         let mut c = AuxConn { conn, next_id: 0 };
-        c.call(&tiercache_protocol::Request::Hello { token: TOKEN.into() });
+        let hello =
+            tiercache_protocol::Request::Hello { token: TOKEN.into(), protocol: tiercache_protocol::PROTOCOL_VERSION };
+        assert_eq!(c.call(&hello), tiercache_protocol::Response::Welcome);
         c
     }
 

@@ -10,7 +10,7 @@ use futures::{SinkExt, StreamExt};
 use parking_lot::RwLock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiercache_protocol::{decode, encode, Found, RemoteError, Request, Response, StatsReply};
+use tiercache_protocol::{decode, encode, Found, RemoteError, Request, Response, StatsReply, PROTOCOL_VERSION};
 use tiercache_store::Store;
 use tiercache_wire::{codec, Metrics};
 use tokio::net::{TcpListener, TcpStream};
@@ -99,7 +99,7 @@ impl DataServer {
             }
         }
         Some(match req {
-            Request::Hello { .. } => Response::Welcome,
+            Request::Hello { .. } | Request::HelloV1 { .. } => Response::Welcome,
             Request::Ping => Response::Pong,
             Request::Flush { version } => Response::Count(crate::keyspace::flush(&self.store, *version)),
             Request::ScanShard { shard, members, virtual_nodes, pattern } => {
@@ -222,6 +222,10 @@ pub async fn serve_data(listener: TcpListener, server: Arc<DataServer>, mut shut
     }
 }
 
+fn stream_peer(framed: &Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>) -> Option<std::net::SocketAddr> {
+    framed.get_ref().peer_addr().ok()
+}
+
 async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut framed = Framed::new(stream, codec());
@@ -230,17 +234,29 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
         Ok(Some(f)) => f?,
         _ => return Ok(()),
     };
-    match decode::<Request>(&first) {
-        Ok((id, Request::Hello { token })) if constant_time_eq(token.as_bytes(), server.token.as_bytes()) => {
+    let token_ok = |t: &str| constant_time_eq(t.as_bytes(), server.token.as_bytes());
+    let theirs = match decode::<Request>(&first) {
+        Ok((id, Request::Hello { token, protocol })) if token_ok(&token) => Some((id, protocol)),
+        Ok((id, Request::HelloV1 { token })) if token_ok(&token) => Some((id, 1)),
+        _ => None,
+    };
+    match (decode::<Request>(&first), theirs) {
+        (Ok(_), Some((id, protocol))) if protocol == PROTOCOL_VERSION => {
             framed.send(Bytes::from(encode(id, &Response::Welcome).map_err(std::io::Error::other)?)).await?;
         }
-        Ok((id, _)) => {
+        (Ok(_), Some((id, protocol))) => {
+            let e = RemoteError::ProtocolMismatch { theirs: protocol, ours: PROTOCOL_VERSION };
+            tracing::error!(peer = ?stream_peer(&framed), "data connection refused: {e}");
+            let _ = framed.send(Bytes::from(encode(id, &Response::Error(e)).map_err(std::io::Error::other)?)).await;
+            return Ok(());
+        }
+        (Ok((id, _)), None) => {
             tracing::warn!("data connection refused: bad or missing internal token");
             let msg = Response::Error(RemoteError::Unauthorized);
             let _ = framed.send(Bytes::from(encode(id, &msg).map_err(std::io::Error::other)?)).await;
             return Ok(());
         }
-        Err(_) => return Ok(()),
+        (Err(_), _) => return Ok(()),
     }
     let (slow_tx, mut slow_rx) = mpsc::channel::<Bytes>(64);
     loop {

@@ -1,12 +1,13 @@
 //! Admin routes of a master: `POST /backup`, `POST /rebalance`, `POST /flush` and
 //! `PUT /config`, guarded by `ADMIN_TOKEN` when one is set.
 
-use crate::{error::ApiError, ConfigChangeError, MasterState};
+use crate::error::ApiError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::time::Duration;
 use tiercache_master::protocol::{Request, Response};
 use tiercache_master::router::Answers;
 use tiercache_master::WirePeer;
+use tiercache_master::{same_secret, ConfigChangeError, MasterState};
 
 /// The `Authorization: Bearer …` token of a request.
 pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
@@ -15,11 +16,6 @@ pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)
-}
-
-/// Byte-wise comparison that takes as long whatever the first difference.
-pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn authorize(req: &HttpRequest, state: &MasterState) -> Result<(), ApiError> {

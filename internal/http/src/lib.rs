@@ -1,17 +1,18 @@
 //! The HTTP side of tiercache (the only crate that imports actix-web): the master's client and
-//! admin API, the auxiliary's `/health` and `/metrics`, and the mapping of every error to a
-//! JSON body and a status code in one `match`.
+//! admin API over [`tiercache_master::MasterState`], the auxiliary's `/health` and
+//! `/metrics`, and the mapping of every error to a JSON body and a status code in one
+//! `match`. Its sibling front end, RESP, is the `tiercache-resp` crate.
 
 mod admin;
 mod api;
 mod error;
-pub mod resp;
 
-pub use api::{master_app_config, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Placement, ZkState};
+pub use api::master_app_config;
 pub use error::ApiError;
 
 use actix_web::{web, HttpResponse};
 use std::sync::Arc;
+use tiercache_master::MasterState;
 
 /// What an auxiliary's HTTP server needs: its answers, supplied by the auxiliary itself.
 #[derive(Clone)]
@@ -120,6 +121,3 @@ pub fn start_auxiliary(state: AuxState, listener: std::net::TcpListener) -> std:
         .run();
     Ok(run(server))
 }
-
-/// The master core this front end serves (for the wiring in `node`).
-pub use tiercache_master as master;

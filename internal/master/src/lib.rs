@@ -22,6 +22,7 @@ pub mod peer;
 mod quorum;
 pub mod rebalance;
 pub mod router;
+pub mod state;
 pub mod view;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use floors::WriteFloors;
 pub use peer::{Connect, Peer, WireConnect};
 pub use rebalance::{follow, rebalance_with_retries, RebalanceStatus};
 pub use router::{ReadResult, Router, RouterConfig, WriteRecord};
+pub use state::{same_secret, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Placement, ZkState};
 pub use tiercache_wire::{Metrics, WireError};
 pub use view::{AuxAddr, AuxNode, NodeStatus, View};
 

@@ -19,8 +19,11 @@ use tiercache_config::{AuxiliaryConfig, MasterConfig};
 use tiercache_discovery::{
     ClusterConfig, ConfigWriter, Discovery, DiscoveryConfig, MemberInfo, Membership, Role, ZkStatus,
 };
-use tiercache_http::master::{self, AuxAddr, Metrics, Router, RouterConfig, WireConnect};
-use tiercache_http::{AuxState, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Placement, ZkState};
+use tiercache_http::AuxState;
+use tiercache_master::{
+    self as master, AuxAddr, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Metrics, Placement,
+    Router, RouterConfig, WireConnect, ZkState,
+};
 use tokio::sync::watch;
 
 /// Errors that stop a node.
@@ -208,7 +211,7 @@ fn start_resp(cfg: &MasterConfig, state: &Arc<MasterState>) -> Result<Option<wat
     let addr = SocketAddr::new(cfg.common.bind_addr, cfg.redis_port);
     let listener = bind_tcp("REDIS_PORT", addr)?;
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(tiercache_http::resp::serve(listener, state.clone(), stopped));
+    tokio::spawn(tiercache_resp::serve(listener, state.clone(), stopped));
     tracing::info!(%addr, "RESP serving");
     Ok(Some(stop))
 }

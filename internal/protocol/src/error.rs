@@ -38,6 +38,14 @@ pub enum RemoteError {
         /// The first owner this node sees registered; empty when this node is not.
         primary: String,
     },
+    /// The peer speaks another version of this protocol (see `PROTOCOL_VERSION`).
+    #[error("internal protocol mismatch: the peer speaks version {theirs}, this auxiliary {ours}; run the same tiercache release on every node")]
+    ProtocolMismatch {
+        /// The version the peer stated (1 for the handshake without a version).
+        theirs: u32,
+        /// This auxiliary's.
+        ours: u32,
+    },
     /// A transfer stopped part-way.
     #[error("transfer to {target} failed: {message}")]
     Transfer {

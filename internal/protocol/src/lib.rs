@@ -3,7 +3,8 @@
 //! - [`messages`]: requests, responses and their frames, `u64 request id (LE) ++ bincode 2
 //!   payload`. Ids let many requests share one connection out of order; the transport
 //!   (length-delimited TCP) lives in the `wire` crate. The first request on a connection must be
-//!   [`Request::Hello`] with the shared token; an auxiliary answers nothing else before it.
+//!   [`Request::Hello`] with the shared token and [`PROTOCOL_VERSION`]; an auxiliary answers
+//!   nothing else before it, and refuses another version by name.
 //! - [`RemoteError`]: what an auxiliary answers when it refuses or fails, typed on the wire.
 //! - [`version`]: the hybrid logical clock that versions writes, and the one last-write-wins
 //!   rule every replica, transfer and quorum read applies.
@@ -15,6 +16,6 @@ pub mod version;
 pub use error::RemoteError;
 pub use messages::{
     decode, encode, Condition, Found, Op, ProtocolError, Request, Response, SnapshotReply, StatsReply, WireEntry,
-    MAX_FRAME_BYTES,
+    MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 pub use version::{Hlc, Stamp};

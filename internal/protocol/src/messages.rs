@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 /// Largest frame either side accepts (a rebalance batch included).
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
+/// The version of these messages, stated in [`Request::Hello`] and checked by the auxiliary:
+/// frames of another version do not decode, so a mixed cluster fails at the handshake, with a
+/// line naming both versions, instead of on garbled frames. 1: [`Request::HelloV1`], before
+/// expiry sequences; 2: expiry sequences in entries and `SetExpiry`.
+pub const PROTOCOL_VERSION: u32 = 2;
+
 /// Protocol errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
@@ -86,8 +92,9 @@ pub enum Op {
 /// A request from a master (or a peer auxiliary during a transfer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    /// Authenticates the connection; must come first.
-    Hello {
+    /// The handshake of protocol 1 (tiercache before expiry sequences), kept in its place so
+    /// that an auxiliary can tell such a peer what to do; refused.
+    HelloV1 {
         /// The `INTERNAL_TOKEN`.
         token: String,
     },
@@ -204,6 +211,14 @@ pub enum Request {
         version: u64,
         /// The newest entry of the other owners; `None` when none holds the key.
         base: Option<Found>,
+    },
+    /// Authenticates the connection and states the protocol version; must come first. Last
+    /// in this enum so that its index is new to older peers, which then refuse it.
+    Hello {
+        /// The `INTERNAL_TOKEN`.
+        token: String,
+        /// [`PROTOCOL_VERSION`] of the sender.
+        protocol: u32,
     },
 }
 
@@ -343,10 +358,70 @@ pub fn decode<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<(u64, T), 
 mod tests {
     use super::*;
 
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// The bytes on the wire do not change by accident: a peer of the same
+    /// [`PROTOCOL_VERSION`] must decode them. A change here bumps the version.
+    #[test]
+    fn frames_keep_their_bytes() {
+        let entry = WireEntry {
+            key: Bytes::from_static(b"k"),
+            value: Some(Bytes::from_static(b"v")),
+            version: 300,
+            ttl_ms: 5,
+            expiry_seq: 2,
+        };
+        let frames: Vec<(Vec<u8>, &str)> = vec![
+            (encode(1, &Request::Hello { token: "t".into(), protocol: PROTOCOL_VERSION }).unwrap(), GOLDEN[0]),
+            (encode(2, &Request::Get { key: Bytes::from_static(b"k") }).unwrap(), GOLDEN[1]),
+            (encode(3, &Request::PutBatch { entries: vec![entry] }).unwrap(), GOLDEN[2]),
+            (
+                encode(
+                    4,
+                    &Request::SetExpiry { key: Bytes::from_static(b"k"), version: 300, expiry_seq: 2, ttl_ms: 5 },
+                )
+                .unwrap(),
+                GOLDEN[3],
+            ),
+            (
+                encode(
+                    5,
+                    &Response::Value(Some(Found {
+                        value: Some(Bytes::from_static(b"v")),
+                        version: 300,
+                        ttl_ms: 0,
+                        expiry_seq: 1,
+                    })),
+                )
+                .unwrap(),
+                GOLDEN[4],
+            ),
+            (encode(6, &Response::Error(RemoteError::NotPrimary { primary: "a".into() })).unwrap(), GOLDEN[5]),
+        ];
+        let got: Vec<String> = frames.iter().map(|(f, _)| hex(f)).collect();
+        let want: Vec<&str> = frames.iter().map(|(_, g)| *g).collect();
+        assert_eq!(got, want, "frames changed: bump PROTOCOL_VERSION and update GOLDEN");
+        // A protocol-1 handshake still decodes, so the auxiliary can name the mismatch.
+        let v1 = encode(0, &Request::HelloV1 { token: "t".into() }).unwrap();
+        assert_eq!(v1[8], 0, "the protocol-1 handshake keeps variant index 0");
+        assert!(matches!(decode::<Request>(&v1), Ok((0, Request::HelloV1 { .. }))));
+    }
+
+    const GOLDEN: [&str; 6] = [
+        "010000000000000010017402",
+        "020000000000000001016b",
+        "03000000000000000401016b010176fb2c010502",
+        "04000000000000000e016bfb2c010205",
+        "05000000000000000101010176fb2c010001",
+        "06000000000000000c070161",
+    ];
+
     #[test]
     fn requests_round_trip() {
         let reqs = vec![
-            Request::Hello { token: "secret".into() },
+            Request::Hello { token: "secret".into(), protocol: PROTOCOL_VERSION },
             Request::Get { key: Bytes::from_static(b"k \xff/\x00") },
             Request::Put {
                 key: Bytes::from_static(b"k"),

@@ -183,6 +183,35 @@ mod tests {
             .collect()
     }
 
+    /// Files written by this release are read by the next: a change of these bytes bumps
+    /// FORMAT_VERSION and keeps a reader for the old format.
+    #[test]
+    fn files_keep_their_bytes() {
+        let entries = vec![
+            SnapshotEntry {
+                key: Bytes::from_static(b"a"),
+                value: Some(Bytes::from_static(b"1")),
+                version: 7,
+                expires_at_ms: 0,
+                expiry_seq: 0,
+            },
+            SnapshotEntry {
+                key: Bytes::from_static(b"b"),
+                value: None,
+                version: 1_700_000_000_000 << 16,
+                expires_at_ms: 1_800_000_000_000,
+                expiry_seq: 3,
+            },
+        ];
+        let mut buf = Vec::new();
+        encode_snapshot(&mut buf, entries.clone()).unwrap();
+        let hex: String = buf.iter().map(|x| format!("{x:02x}")).collect();
+        assert_eq!(hex, GOLDEN, "the snapshot format changed");
+        assert_eq!(decode_snapshot(&buf).unwrap(), entries);
+    }
+
+    const GOLDEN: &str = "54494552534e41500200000001016101013107000001016200fd00000068e5cf8b01fd00505c18a301000003000200000000000000a7a1d8b4";
+
     #[test]
     fn reads_format_1_files() {
         #[derive(Serialize)]

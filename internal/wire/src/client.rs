@@ -199,7 +199,8 @@ async fn connect(shared: &Shared) -> Result<Framed<TcpStream, tokio_util::codec:
     let keepalive = keepalive.with_retries(3);
     socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
     let mut framed = Framed::new(stream, codec());
-    framed.send(Bytes::from(encode(0, &Request::Hello { token: shared.token.clone() })?)).await?;
+    let hello = Request::Hello { token: shared.token.clone(), protocol: tiercache_protocol::PROTOCOL_VERSION };
+    framed.send(Bytes::from(encode(0, &hello)?)).await?;
     let answer = tokio::time::timeout(Duration::from_secs(2), framed.next()).await.map_err(|_| unreachable())?;
     hello_answer(&shared.id, answer).map(|()| framed)
 }
@@ -212,6 +213,9 @@ fn hello_answer(id: &str, answer: Option<std::io::Result<bytes::BytesMut>>) -> R
         Some(Ok(frame)) => match decode::<Response>(&frame) {
             Ok((_, Response::Welcome)) => Ok(()),
             Ok((_, Response::Error(RemoteError::Unauthorized))) => Err(WireError::Unauthorized(id.to_string())),
+            Ok((_, Response::Error(e @ RemoteError::ProtocolMismatch { .. }))) => {
+                Err(WireError::Remote(id.to_string(), e))
+            }
             _ => Err(WireError::Unreachable(id.to_string())),
         },
         // Closed before the welcome: a node stopping.
@@ -247,6 +251,9 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
                         aux = shared.id,
                         "auxiliary refused our INTERNAL_TOKEN; check that every node has the same"
                     );
+                }
+                if let WireError::Remote(_, e @ RemoteError::ProtocolMismatch { .. }) = &e {
+                    tracing::error!(aux = shared.id, "{e}");
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -374,7 +381,7 @@ mod tests {
                     while let Some(Ok(frame)) = framed.next().await {
                         let (id, req): (u64, Request) = decode(&frame).unwrap();
                         let resp = match req {
-                            Request::Hello { .. } => Response::Welcome,
+                            Request::Hello { .. } | Request::HelloV1 { .. } => Response::Welcome,
                             _ if n == 0 => continue,
                             Request::Ping => Response::Pong,
                             _ => Response::Value(None),

@@ -1,0 +1,115 @@
+//! What a master is, beyond its router: its identity, limits, secrets and the cluster as
+//! discovery reports it. Both front ends (HTTP and RESP) serve one [`MasterState`].
+
+use crate::{Metrics, Router};
+use std::sync::Arc;
+
+/// Size limits and defaults of the client API.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest key in bytes.
+    pub key_max_bytes: usize,
+    /// Largest value in bytes.
+    pub value_max_bytes: usize,
+    /// TTL when a write gives none (seconds, 0 = never).
+    pub default_ttl_secs: u64,
+}
+
+/// A master as listed in `/nodes`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MasterInfo {
+    /// `NODE_ID`.
+    pub id: String,
+    /// host:port of its HTTP API.
+    pub address: String,
+}
+
+/// The master's ZooKeeper session, as `/health` and `zookeeper_connected` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZkState {
+    /// No ZooKeeper (local mode).
+    Disabled,
+    /// No session yet, or building a new one.
+    Connecting,
+    /// Session live and registered.
+    Connected,
+    /// Connection lost; serving with the last membership seen.
+    Disconnected,
+}
+
+impl ZkState {
+    /// The word shown in `/health`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZkState::Disabled => "disabled",
+            ZkState::Connecting => "connecting",
+            ZkState::Connected => "connected",
+            ZkState::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// The placement settings the whole cluster shares (stored in ZooKeeper).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Placement {
+    /// Copies of each key.
+    pub replicas: usize,
+    /// Virtual nodes per auxiliary.
+    pub virtual_nodes: u32,
+    /// The `replicas` every key was last copied for (behind `replicas` while the coordinator
+    /// re-replicates after a change).
+    pub replicated_for: usize,
+}
+
+/// Why `PUT /config` could not store the change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigChangeError {
+    /// Local mode keeps no cluster configuration.
+    #[error("local mode has no cluster configuration: set REPLICAS in the environment")]
+    NoZooKeeper,
+    /// ZooKeeper did not take the write.
+    #[error("could not store the cluster configuration: {0}")]
+    Store(String),
+}
+
+/// What the master knows about the cluster beyond its router (from discovery).
+pub trait ClusterInfo: Send + Sync + 'static {
+    /// The cluster configuration as stored, once read.
+    fn placement(&self) -> Option<Placement>;
+    /// Stores a new `REPLICAS` for the whole cluster.
+    fn set_replicas(
+        &self,
+        replicas: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ConfigChangeError>> + Send + 'static>>;
+    /// Registered masters.
+    fn masters(&self) -> Vec<MasterInfo>;
+    /// The ZooKeeper session.
+    fn zookeeper(&self) -> ZkState;
+    /// Whether this master coordinates rebalances.
+    fn is_coordinator(&self) -> bool;
+    /// Id of the master that coordinates rebalances, if known.
+    fn coordinator(&self) -> Option<String>;
+}
+
+/// Everything the master's handlers need.
+pub struct MasterState {
+    /// `NODE_ID`.
+    pub node_id: String,
+    /// Routing to auxiliaries.
+    pub router: Arc<Router>,
+    /// Metrics of this master.
+    pub metrics: Arc<Metrics>,
+    /// Limits.
+    pub limits: Limits,
+    /// Token for `/backup`, `/rebalance` and `/flush` (RESP: `AUTH admin <token>`), if set.
+    pub admin_token: Option<String>,
+    /// Password of the client API, if set.
+    pub client_password: Option<String>,
+    /// Discovery's view.
+    pub cluster: Arc<dyn ClusterInfo>,
+}
+
+/// Byte-wise comparison that takes as long whatever the first difference (tokens, passwords).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,24 @@
+//! FLUSHALL [ASYNC | SYNC] and FLUSHDB: every key of the cluster written before now is deleted
+//! (on every auxiliary; a write after it survives). With `ADMIN_TOKEN` set, only a connection
+//! authenticated as `admin` may.
+
+use super::{cluster_error, ok, syntax_error, Ctx, Reply};
+use crate::Identity;
+use bytes::Bytes;
+use redis_protocol::resp2::types::BytesFrame;
+
+pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    if args.len() > 2
+        || args.get(1).is_some_and(|m| !m.eq_ignore_ascii_case(b"async") && !m.eq_ignore_ascii_case(b"sync"))
+    {
+        return syntax_error();
+    }
+    if ctx.state.admin_token.is_some() && ctx.session.identity != Identity::Admin {
+        let name = String::from_utf8_lossy(&args[0]).to_lowercase();
+        return BytesFrame::Error(format!("NOPERM User default has no permissions to run the '{name}' command").into());
+    }
+    match ctx.state.router.flush().await {
+        Ok(_) => ok(),
+        Err(e) => cluster_error(e),
+    }
+}

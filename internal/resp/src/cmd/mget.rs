@@ -1,0 +1,20 @@
+//! MGET key [key ...]: each key read from its own owners.
+
+use super::{bulk, nil, read, Ctx, Reply};
+use bytes::Bytes;
+use redis_protocol::resp2::types::BytesFrame;
+
+pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let ctx = &*ctx;
+    let reads = args[1..].iter().map(|k| async move {
+        match read(ctx, k).await {
+            Ok(Some((v, _))) => Ok(bulk(v)),
+            Ok(None) => Ok(nil()),
+            Err(e) => Err(e),
+        }
+    });
+    match futures::future::join_all(reads).await.into_iter().collect::<Result<Vec<_>, _>>() {
+        Ok(values) => BytesFrame::Array(values),
+        Err(e) => e,
+    }
+}

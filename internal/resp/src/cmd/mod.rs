@@ -1,0 +1,264 @@
+//! One file per command (a family such as TTL/PTTL shares one), dispatched through the one
+//! table of names, arity, flags and key positions ([`table`]); each file has its `run`.
+//! Replies and errors use Redis's own types and words, so client libraries react as they do
+//! with Redis.
+
+mod append;
+mod auth;
+mod client;
+mod command;
+mod dbsize;
+mod del;
+mod echo;
+mod exists;
+mod expire;
+mod flushall;
+mod get;
+mod getdel;
+mod getex;
+mod hello;
+mod incr;
+mod info;
+mod mget;
+mod mset;
+mod persist;
+mod ping;
+mod quit;
+mod reset;
+mod scan;
+mod select;
+mod set;
+mod setex;
+mod setnx;
+mod strlen;
+pub(crate) mod table;
+mod time;
+mod ttl;
+mod type_;
+
+use super::Session;
+use bytes::Bytes;
+use redis_protocol::resp2::types::BytesFrame;
+use std::time::Instant;
+use table::Runner;
+use tiercache_master::protocol::RemoteError;
+use tiercache_master::MasterError;
+use tiercache_master::MasterState;
+
+/// A reply.
+pub(crate) type Reply = BytesFrame;
+
+/// What a command works with.
+pub(crate) struct Ctx<'a> {
+    pub state: &'a MasterState,
+    pub session: &'a mut Session,
+}
+
+/// Runs one command: looked up in [`table::COMMANDS`], its arity checked there, then run
+/// by its file.
+pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<Bytes>) -> Reply {
+    let Some(spec) = table::lookup(&args[0]) else {
+        return unknown(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase(), &args[1..]);
+    };
+    if session.identity == super::Identity::Nobody && !spec.no_auth() {
+        return BytesFrame::Error("NOAUTH Authentication required.".into());
+    }
+    if !arity_ok(spec.arity, args.len()) {
+        return err(format!("wrong number of arguments for '{}' command", spec.name));
+    }
+    let mut ctx = Ctx { state, session };
+    let ctx = &mut ctx;
+    let args = &args;
+    match spec.runner {
+        Runner::Append => append::run(ctx, args).await,
+        Runner::Auth => auth::run(ctx, args).await,
+        Runner::Client => client::run(ctx, args).await,
+        Runner::Command => command::run(ctx, args).await,
+        Runner::Dbsize => dbsize::run(ctx, args).await,
+        Runner::Del => del::run(ctx, args).await,
+        Runner::Echo => echo::run(ctx, args).await,
+        Runner::Exists | Runner::Touch => exists::run(ctx, args).await,
+        Runner::Expire => expire::run(ctx, args).await,
+        Runner::Flushall => flushall::run(ctx, args).await,
+        Runner::Get => get::run(ctx, args).await,
+        Runner::Getdel => getdel::run(ctx, args).await,
+        Runner::Getex => getex::run(ctx, args).await,
+        Runner::Hello => hello::run(ctx, args).await,
+        Runner::Incr => incr::run(ctx, args).await,
+        Runner::Info => info::run(ctx, args).await,
+        Runner::Mget => mget::run(ctx, args).await,
+        Runner::Mset => mset::run(ctx, args).await,
+        Runner::Persist => persist::run(ctx, args).await,
+        Runner::Ping => ping::run(ctx, args).await,
+        Runner::Quit => quit::run(ctx, args).await,
+        Runner::Reset => reset::run(ctx, args).await,
+        Runner::Scan => scan::run(ctx, args).await,
+        Runner::Select => select::run(ctx, args).await,
+        Runner::Set => set::run(ctx, args).await,
+        Runner::Setex => setex::run(ctx, args).await,
+        Runner::Setnx => setnx::run(ctx, args).await,
+        Runner::Strlen => strlen::run(ctx, args).await,
+        Runner::Time => time::run(ctx, args).await,
+        Runner::Ttl => ttl::run(ctx, args).await,
+        Runner::Type => type_::run(ctx, args).await,
+    }
+}
+
+/// Commands that only read keys: a run of them may go to the cluster together.
+pub(crate) fn is_read(args: &[Bytes]) -> bool {
+    args.first().and_then(|n| table::lookup(n)).is_some_and(table::Spec::reads_keys)
+}
+
+fn arity_ok(arity: i32, n: usize) -> bool {
+    if arity >= 0 {
+        n == arity as usize
+    } else {
+        n >= arity.unsigned_abs() as usize
+    }
+}
+
+fn unknown(name: &str, args: &[Bytes]) -> Reply {
+    let shown: String = args.iter().take(20).map(|a| format!("'{}' ", String::from_utf8_lossy(a))).collect();
+    err(format!("unknown command '{name}', with args beginning with: {shown}"))
+}
+
+pub(crate) fn ok() -> Reply {
+    BytesFrame::SimpleString(Bytes::from_static(b"OK"))
+}
+
+pub(crate) fn err(msg: impl std::fmt::Display) -> Reply {
+    BytesFrame::Error(format!("ERR {msg}").into())
+}
+
+pub(crate) fn syntax_error() -> Reply {
+    err("syntax error")
+}
+
+pub(crate) fn not_integer() -> Reply {
+    err("value is not an integer or out of range")
+}
+
+pub(crate) fn int(n: i64) -> Reply {
+    BytesFrame::Integer(n)
+}
+
+pub(crate) fn bulk(b: Bytes) -> Reply {
+    BytesFrame::BulkString(b)
+}
+
+pub(crate) fn nil() -> Reply {
+    BytesFrame::Null
+}
+
+/// An argument as an integer, or Redis's error for it.
+pub(crate) fn integer(arg: &[u8]) -> Result<i64, Reply> {
+    std::str::from_utf8(arg).ok().and_then(|s| s.parse().ok()).ok_or_else(not_integer)
+}
+
+/// A failure of the cluster, in words a Redis client shows to its user.
+pub(crate) fn cluster_error(e: MasterError) -> Reply {
+    match e {
+        MasterError::Refused { error: e @ (RemoteError::NotAnInteger | RemoteError::Overflow), .. } => err(e),
+        MasterError::Refused { error: RemoteError::TooLarge { size, limit }, .. } => {
+            err(format!("entry of {size} bytes exceeds the per-shard limit of {limit}"))
+        }
+        // Like a Redis cluster that cannot serve the slot right now: clients may retry.
+        other => BytesFrame::Error(format!("TRYAGAIN {other}").into()),
+    }
+}
+
+/// Refuses a key over `KEY_MAX_BYTES`.
+pub(crate) fn check_key(ctx: &Ctx<'_>, key: &[u8]) -> Result<(), Reply> {
+    let max = ctx.state.limits.key_max_bytes;
+    if key.len() > max {
+        return Err(err(format!("key of {} bytes exceeds KEY_MAX_BYTES ({max})", key.len())));
+    }
+    Ok(())
+}
+
+/// Refuses a value over `VALUE_MAX_BYTES`.
+pub(crate) fn check_value(ctx: &Ctx<'_>, value: &[u8]) -> Result<(), Reply> {
+    let max = ctx.state.limits.value_max_bytes;
+    if value.len() > max {
+        return Err(err(format!("value of {} bytes exceeds VALUE_MAX_BYTES ({max})", value.len())));
+    }
+    Ok(())
+}
+
+/// Counts an operation in `cache_operations_total` and `cache_request_duration_seconds`.
+pub(crate) fn observe(ctx: &Ctx<'_>, operation: &str, result: &str, started: Instant) {
+    ctx.state.metrics.observe(operation, result, started);
+}
+
+/// The value and remaining ttl (ms, 0 = none) of a key, or a reply to send instead.
+pub(crate) async fn read(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<(Bytes, u64)>, Reply> {
+    let started = Instant::now();
+    let floor = ctx.session.floors.lock().floor(key);
+    match ctx.state.router.read_at_least(key.clone(), floor).await {
+        Ok(found) => {
+            let hit = found.and_then(|f| Some((f.value?, f.ttl_ms)));
+            observe(ctx, "get", if hit.is_some() { "hit" } else { "miss" }, started);
+            Ok(hit)
+        }
+        Err(e) => {
+            observe(ctx, "get", "error", started);
+            Err(cluster_error(e))
+        }
+    }
+}
+
+/// Writes a value with a ttl in ms (0 = none).
+pub(crate) async fn write(ctx: &Ctx<'_>, key: &Bytes, value: Bytes, ttl_ms: u64) -> Result<(), Reply> {
+    let started = Instant::now();
+    let r = ctx.state.router.put(key.clone(), value, ttl_ms).await;
+    observe(ctx, "put", if r.is_ok() { "ok" } else { "error" }, started);
+    let version = r.map_err(cluster_error)?;
+    ctx.session.floors.lock().note(key, version);
+    Ok(())
+}
+
+/// Runs a read-modify-write on the key's primary owner: the value before and the one written.
+pub(crate) async fn apply(
+    ctx: &Ctx<'_>,
+    key: &Bytes,
+    op: tiercache_master::protocol::Op,
+) -> Result<(Option<Bytes>, Option<Bytes>), Reply> {
+    let started = Instant::now();
+    let r = ctx.state.router.apply(key.clone(), op).await;
+    observe(ctx, "put", if r.is_ok() { "ok" } else { "error" }, started);
+    match r {
+        Ok((previous, written)) => {
+            if let Some(w) = &written {
+                ctx.session.floors.lock().note(key, w.version);
+            }
+            Ok((previous, written.and_then(|w| w.value)))
+        }
+        Err(e) => Err(cluster_error(e)),
+    }
+}
+
+/// Deletes; true when a live value was there.
+pub(crate) async fn delete(ctx: &Ctx<'_>, key: &Bytes) -> Result<bool, Reply> {
+    let started = Instant::now();
+    match ctx.state.router.delete_versioned(key.clone()).await {
+        Ok((existed, version)) => {
+            ctx.session.floors.lock().note(key, version);
+            observe(ctx, "delete", if existed { "hit" } else { "miss" }, started);
+            Ok(existed)
+        }
+        Err(e) => {
+            observe(ctx, "delete", "error", started);
+            Err(cluster_error(e))
+        }
+    }
+}
+
+/// The TTL a write without one gets (`DEFAULT_TTL`), in ms.
+pub(crate) fn default_ttl_ms(ctx: &Ctx<'_>) -> u64 {
+    ctx.state.limits.default_ttl_secs * 1000
+}
+
+/// Wall-clock milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    tiercache_master::protocol::version::now_ms()
+}

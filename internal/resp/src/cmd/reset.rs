@@ -1,0 +1,11 @@
+//! RESET: forgets the connection's name and goes back to RESP2.
+
+use super::{Ctx, Reply};
+use bytes::Bytes;
+use redis_protocol::resp2::types::BytesFrame;
+
+pub(super) async fn run(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
+    ctx.session.name = None;
+    ctx.session.resp3 = false;
+    BytesFrame::SimpleString(Bytes::from_static(b"RESET"))
+}

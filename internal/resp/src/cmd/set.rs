@@ -1,0 +1,92 @@
+//! SET key value [NX | XX] [GET] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]. A plain SET is a
+//! versioned quorum write; with NX, XX, GET or KEEPTTL it is one step on the key's primary
+//! owner (it reads what is there), then replicated.
+
+use super::{apply, bulk, check_key, check_value, default_ttl_ms, err, integer, nil, now_ms, ok, syntax_error, write};
+use super::{Ctx, Reply};
+use bytes::Bytes;
+use tiercache_master::protocol::{Condition, Op};
+
+/// What the expiry options ask for.
+#[derive(Clone, Copy)]
+enum Expiry {
+    Default,
+    InMs(u64),
+    Keep,
+}
+
+struct Options {
+    expiry: Expiry,
+    condition: Condition,
+    get: bool,
+}
+
+/// Sets an option that may be given once.
+fn once<T>(slot: &mut Option<T>, v: T) -> Result<(), Reply> {
+    if slot.replace(v).is_some() {
+        Err(syntax_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The options of `SET`, or the reply to send instead.
+fn parse(options: &[Bytes]) -> Result<Options, Reply> {
+    let (mut expiry, mut condition, mut get) = (None, None, false);
+    let mut it = options.iter();
+    while let Some(opt) = it.next() {
+        let opt = opt.to_ascii_uppercase();
+        match opt.as_slice() {
+            b"NX" => once(&mut condition, Condition::IfAbsent)?,
+            b"XX" => once(&mut condition, Condition::IfPresent)?,
+            b"GET" => get = true,
+            b"KEEPTTL" => once(&mut expiry, Expiry::Keep)?,
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" => {
+                let n = integer(it.next().ok_or_else(syntax_error)?)?;
+                if n <= 0 {
+                    return Err(err("invalid expire time in 'set' command"));
+                }
+                let n = n as u64;
+                let ms = match opt.as_slice() {
+                    b"EX" => n.saturating_mul(1000),
+                    b"PX" => n,
+                    b"EXAT" => n.saturating_mul(1000).saturating_sub(now_ms()).max(1),
+                    _ => n.saturating_sub(now_ms()).max(1),
+                };
+                once(&mut expiry, Expiry::InMs(ms))?;
+            }
+            _ => return Err(syntax_error()),
+        }
+    }
+    Ok(Options { expiry: expiry.unwrap_or(Expiry::Default), condition: condition.unwrap_or(Condition::Always), get })
+}
+
+pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let (key, value) = (&args[1], &args[2]);
+    if let Err(e) = check_key(ctx, key).and_then(|()| check_value(ctx, value)) {
+        return e;
+    }
+    let o = match parse(&args[3..]) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let ttl_ms = match o.expiry {
+        Expiry::Default => default_ttl_ms(ctx),
+        Expiry::InMs(ms) => ms,
+        Expiry::Keep => 0,
+    };
+    let keep_ttl = matches!(o.expiry, Expiry::Keep);
+    if o.condition == Condition::Always && !o.get && !keep_ttl {
+        return match write(ctx, key, value.clone(), ttl_ms).await {
+            Ok(()) => ok(),
+            Err(e) => e,
+        };
+    }
+    let op = Op::Set { value: value.clone(), ttl_ms, keep_ttl, condition: o.condition };
+    match apply(ctx, key, op).await {
+        Ok((previous, _)) if o.get => previous.map_or_else(nil, bulk),
+        Ok((_, Some(_))) => ok(),
+        Ok((_, None)) => nil(),
+        Err(e) => e,
+    }
+}

@@ -1,0 +1,187 @@
+//! The Redis protocol (RESP2, and RESP3 after `HELLO 3`) front end of a master: a sibling of
+//! the HTTP API over the same master core, so routing, quorums, versions and TTLs are not
+//! written twice.
+//!
+//! - `frame`: requests off the wire, every announced length checked before it is buffered.
+//! - `cmd`: one file per command, dispatched by name with Redis's arity rules and error words.
+//!
+//! A connection answers its commands in order; everything already received is answered before
+//! one write (pipelining), and within it a run of consecutive reads is sent to the cluster
+//! together while any other command runs alone, so a read after a write sees the write. The server stops reading while it
+//! writes, so a client that sends faster than it reads meets TCP back-pressure, not a growing
+//! buffer here.
+
+mod cmd;
+mod frame;
+mod resp3;
+
+use bytes::BytesMut;
+use frame::Parsed;
+use redis_protocol::resp2::encode::extend_encode;
+use redis_protocol::resp2::types::BytesFrame;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tiercache_master::MasterState;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A connection with nothing pending is closed after this long without a request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A request that started arriving must be complete within this long.
+const SLOW_TIMEOUT: Duration = Duration::from_secs(30);
+/// Commands taken from the input at once.
+const MAX_BATCH: usize = 1024;
+/// Answers are written out once this many bytes are waiting, even mid-pipeline.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Who a connection has authenticated as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Identity {
+    /// Nothing yet, and a client password is set: only AUTH, HELLO and QUIT are served.
+    Nobody,
+    /// A client (or no password is set).
+    Client,
+    /// `AUTH admin <ADMIN_TOKEN>`: may also flush.
+    Admin,
+}
+
+/// What one client connection remembers between commands.
+#[derive(Clone)]
+pub(crate) struct Session {
+    /// Who it is.
+    pub identity: Identity,
+    /// `CLIENT ID`.
+    pub id: u64,
+    /// `CLIENT SETNAME`.
+    pub name: Option<bytes::Bytes>,
+    /// QUIT was received: answer, then close.
+    pub quit: bool,
+    /// `HELLO 3` switched this connection to RESP3 (until `HELLO 2` or `RESET`).
+    pub resp3: bool,
+    /// The versions of this connection's recent writes, so its reads see them. Shared by the
+    /// clones a run of pipelined reads works with.
+    pub floors: Arc<parking_lot::Mutex<tiercache_master::WriteFloors>>,
+}
+
+/// Accepts RESP connections until `stop` turns true.
+pub async fn serve(listener: TcpListener, state: Arc<MasterState>, mut stop: watch::Receiver<bool>) {
+    let ids = Arc::new(AtomicU64::new(0));
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let (state, id) = (state.clone(), ids.fetch_add(1, Ordering::Relaxed) + 1);
+                    tokio::spawn(async move {
+                        state.metrics.resp_connections.inc();
+                        if let Err(e) = connection(stream, &state, id).await {
+                            tracing::debug!(%peer, error = %e, "RESP connection ended");
+                        }
+                        state.metrics.resp_connections.dec();
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "RESP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Resolves once the flag turns true (the guard `wait_for` returns is dropped inside).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Appends a reply in the connection's protocol. Commands build RESP2 frames; in RESP3 they
+/// are converted (`resp3::convert`), and `HELLO`'s field-value list becomes a map.
+fn encode(out: &mut BytesMut, reply: &BytesFrame, session: &Session, hello: bool) {
+    let encoded = if session.resp3 {
+        let frame = if hello { resp3::map(reply) } else { resp3::convert(reply) };
+        redis_protocol::resp3::encode::complete::extend_encode(out, &frame, false).map(drop)
+    } else {
+        extend_encode(out, reply, false).map(drop)
+    };
+    if let Err(e) = encoded {
+        tracing::warn!(error = %e, "cannot encode a RESP reply");
+    }
+}
+
+async fn connection(mut stream: TcpStream, state: &MasterState, id: u64) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let max_bulk = state.limits.value_max_bytes.max(state.limits.key_max_bytes);
+    let identity = if state.client_password.is_some() { Identity::Nobody } else { Identity::Client };
+    let mut session = Session { identity, id, name: None, quit: false, resp3: false, floors: Default::default() };
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut batch: Vec<Vec<bytes::Bytes>> = Vec::new();
+    loop {
+        // Everything already received, up to a bound, is one batch: answered with one write.
+        let mut invalid = None;
+        while batch.len() < MAX_BATCH {
+            match frame::next(&mut input, max_bulk) {
+                Parsed::Command(args) => batch.push(args),
+                Parsed::Incomplete => break,
+                Parsed::Invalid(why) => {
+                    invalid = Some(why);
+                    break;
+                }
+            }
+        }
+        let full = batch.len() == MAX_BATCH;
+        let mut at = 0;
+        while at < batch.len() {
+            // A run of reads goes out together (their answers keep their order); anything
+            // else runs alone, so a read after a write sees it.
+            let reads = batch[at..].iter().take_while(|args| cmd::is_read(args)).count();
+            if reads > 1 {
+                let replies = futures::future::join_all(batch[at..at + reads].iter().map(|args| {
+                    let mut s = session.clone();
+                    async move { cmd::run(state, &mut s, args.clone()).await }
+                }))
+                .await;
+                for reply in &replies {
+                    encode(&mut out, reply, &session, false);
+                }
+                at += reads;
+            } else {
+                let hello = batch[at].first().is_some_and(|c| c.eq_ignore_ascii_case(b"hello"));
+                let reply = cmd::run(state, &mut session, batch[at].clone()).await;
+                encode(&mut out, &reply, &session, hello);
+                at += 1;
+                if session.quit {
+                    stream.write_all(&out).await?;
+                    return Ok(());
+                }
+            }
+            if out.len() >= FLUSH_AT {
+                stream.write_all(&out).await?;
+                out.clear();
+            }
+        }
+        batch.clear();
+        if let Some(why) = invalid {
+            encode(&mut out, &BytesFrame::Error(format!("ERR Protocol error: {why}").into()), &session, false);
+            stream.write_all(&out).await?;
+            return Ok(());
+        }
+        if full {
+            // More complete commands may be waiting: take them before reading.
+            continue;
+        }
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+        let wait = if input.is_empty() { IDLE_TIMEOUT } else { SLOW_TIMEOUT };
+        input.reserve(16 * 1024);
+        match tokio::time::timeout(wait, stream.read_buf(&mut input)).await {
+            Ok(Ok(0)) | Err(_) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+}
