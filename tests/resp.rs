@@ -477,3 +477,56 @@ fn hello_3_speaks_resp3_until_told_otherwise() {
     );
     assert_eq!(raw(m.p2, b"GET nothing\r\nQUIT\r\n"), "$-1\r\n+OK\r\n");
 }
+
+/// `MAX_CLIENTS`: past it a client gets Redis's error and is closed, and a slot freed is
+/// taken again; a limit the open-file limit cannot hold is lowered at start with a line.
+#[test]
+fn clients_past_max_clients_are_refused_in_redis_words() {
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[("REPLICAS", "1")]);
+    let _aux = c.auxiliary("aux-0", &[]);
+    let port = free_port();
+    let m = c.master("master-1", &[("REDIS_PORT", &port.to_string()), ("MAX_CLIENTS", "3")]);
+    wait_aux_count(&m, 1, Duration::from_secs(15));
+    let mut open: Vec<Connection> = (0..3).map(|_| conn(port)).collect();
+    for con in &mut open {
+        assert_eq!(q::<String>(con, &[b"PING"]).unwrap(), "PONG");
+    }
+    let mut fourth = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    fourth.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = fourth.write_all(b"PING\r\n");
+    let mut answer = String::new();
+    let _ = fourth.read_to_string(&mut answer);
+    assert_eq!(answer, "-ERR max number of clients reached\r\n");
+    let metrics = http().get(format!("{}/metrics", m.url())).send().unwrap().text().unwrap();
+    assert!(metrics.contains("resp_connections_rejected_total 1"), "{metrics}");
+    drop(open.pop());
+    wait_until(Duration::from_secs(5), "a freed slot to be taken again", || {
+        redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
+    });
+
+    // An open-file limit of 300 holds 300 - 128 reserved = 172 clients, not 10,000.
+    let p2 = free_port();
+    let wrapper = ["sh".to_string(), "-c".into(), "ulimit -n 300; exec \"$0\" \"$@\"".into()];
+    let m2 = c.master_under("master-2", &[("REDIS_PORT", &p2.to_string())], &wrapper);
+    wait_until(Duration::from_secs(5), "the lowered limit in the log", || {
+        m2.proc.log().contains("MAX_CLIENTS lowered") && m2.proc.log().contains("lowered_to=172")
+    });
+
+    // A stop drains: idle connections are closed (not left to the exit), and the master exits.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    idle.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    idle.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+    let mut m = m;
+    let status = m.proc.terminate(Duration::from_secs(20)).expect("the master exits on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let mut rest = Vec::new();
+    assert!(idle.read_to_end(&mut rest).is_ok_and(|n| n == 0), "the idle connection was closed: {rest:?}");
+    assert!(m.proc.log().contains("draining HTTP requests and RESP connections"));
+}

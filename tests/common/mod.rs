@@ -283,13 +283,18 @@ impl Cluster {
     /// A master running as user `uid` (not root), so that a [`Cut`] can drop its packets
     /// alone.
     pub fn master_as(&self, id: &str, uid: u32, extra: &[(&str, &str)]) -> Node {
+        let setpriv =
+            ["setpriv".to_string(), format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()];
+        self.master_under(id, extra, &setpriv)
+    }
+
+    /// A master started through `wrapper` (a program and its arguments, followed by the
+    /// binary and `master`): `setpriv …`, `sh -c 'ulimit …; exec "$0" "$@"'`.
+    pub fn master_under(&self, id: &str, extra: &[(&str, &str)], wrapper: &[String]) -> Node {
         let port = free_port();
         let cmd = self.command("master", id, port, extra);
-        let mut wrapped = Command::new("setpriv");
-        wrapped
-            .args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()])
-            .arg(bin())
-            .arg("master");
+        let mut wrapped = Command::new(&wrapper[0]);
+        wrapped.args(&wrapper[1..]).arg(bin()).arg("master");
         wrapped.env_clear().envs(cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))));
         let proc = Proc::spawn(id, wrapped, self.dir.path());
         let n = Node { id: id.to_string(), port, data_port: 0, proc };

@@ -98,6 +98,8 @@ pub struct MasterConfig {
     pub connections_per_auxiliary: usize,
     /// Port of the Redis-protocol (RESP) front end; 0 = off.
     pub redis_port: u16,
+    /// Most RESP client connections open at once (`MAX_CLIENTS`).
+    pub max_clients: usize,
     /// Password of the client API (RESP `AUTH`, HTTP `Authorization: Bearer`), if set.
     pub client_password: Option<String>,
 }
@@ -145,6 +147,7 @@ pub const VARIABLES: &[&str] = &[
     "REQUEST_TIMEOUT_MS",
     "CONNECTIONS_PER_AUXILIARY",
     "REDIS_PORT",
+    "MAX_CLIENTS",
     "CLIENT_PASSWORD",
     "CACHE_SIZE",
     "CACHE_MAX_BYTES",
@@ -177,6 +180,7 @@ struct Raw {
     request_timeout_ms: Option<String>,
     connections_per_auxiliary: Option<String>,
     redis_port: Option<String>,
+    max_clients: Option<String>,
     client_password: Option<String>,
     cache_size: Option<String>,
     cache_max_bytes: Option<String>,
@@ -410,6 +414,13 @@ impl Raw {
             replicas_from_env: trimmed(&self.replicas).is_some(),
             virtual_nodes_from_env: trimmed(&self.virtual_nodes).is_some(),
             redis_port: parse_num("REDIS_PORT", &self.redis_port, 6379u16, 0, "a TCP port 1-65535, or 0 for off")?,
+            max_clients: parse_num(
+                "MAX_CLIENTS",
+                &self.max_clients,
+                10_000usize,
+                1,
+                "a number of connections, at least 1",
+            )?,
             client_password: self.client_password.clone().filter(|p| !p.is_empty()),
         })
     }

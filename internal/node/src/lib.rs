@@ -203,17 +203,21 @@ fn bind_std(var: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener
     bind().map_err(|source| NodeError::Bind { var, addr, source })
 }
 
-/// The RESP front end, when `REDIS_PORT` is not 0; stopped by the returned sender.
-fn start_resp(cfg: &MasterConfig, state: &Arc<MasterState>) -> Result<Option<watch::Sender<bool>>, NodeError> {
+/// The RESP front end, when `REDIS_PORT` is not 0: stopping it is a send on the sender, and
+/// the task ends once its connections have drained.
+type RespFrontEnd = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
+
+fn start_resp(cfg: &MasterConfig, state: &Arc<MasterState>) -> Result<Option<RespFrontEnd>, NodeError> {
     if cfg.redis_port == 0 {
         return Ok(None);
     }
     let addr = SocketAddr::new(cfg.common.bind_addr, cfg.redis_port);
     let listener = bind_tcp("REDIS_PORT", addr)?;
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(tiercache_resp::serve(listener, state.clone(), stopped));
-    tracing::info!(%addr, "RESP serving");
-    Ok(Some(stop))
+    let max_clients = tiercache_resp::client_limit(cfg.max_clients);
+    let task = tokio::spawn(tiercache_resp::serve(listener, state.clone(), stopped, max_clients));
+    tracing::info!(%addr, max_clients, "RESP serving");
+    Ok(Some((stop, task)))
 }
 
 fn workers() -> usize {
@@ -329,14 +333,19 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
         _ = shutdown => None,
         Ok(e) = fatal => Some(e),
     };
-    if let Some(stop) = resp {
+    // The written order: stop accepting (RESP here, HTTP below), leave ZooKeeper, drain.
+    let resp = resp.map(|(stop, task)| {
         let _ = stop.send(true);
-    }
+        task
+    });
     tracing::info!("shutting down: leaving ZooKeeper");
     follow.abort();
     discovery.leave(Duration::from_secs(3)).await;
-    tracing::info!("shutting down: draining HTTP requests");
+    tracing::info!("shutting down: draining HTTP requests and RESP connections");
     server.stop().await;
+    if let Some(task) = resp {
+        let _ = task.await;
+    }
     tracing::info!("master stopped");
     fatal.map_or(Ok(()), Err)
 }
@@ -599,10 +608,14 @@ pub async fn run_local(
     let server = tiercache_http::start_master(state, listener, workers()).map_err(NodeError::Http)?;
     tracing::info!(addr = %http_addr, "local mode: one master and three auxiliaries serving");
     shutdown.await;
-    if let Some(stop) = resp {
+    let resp = resp.map(|(stop, task)| {
         let _ = stop.send(true);
-    }
+        task
+    });
     server.stop().await;
+    if let Some(task) = resp {
+        let _ = task.await;
+    }
     for a in auxes {
         if let Err(e) = a.stop().await {
             tracing::error!(error = e, "final snapshot failed");

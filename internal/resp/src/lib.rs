@@ -65,17 +65,60 @@ pub(crate) struct Session {
     pub floors: Arc<parking_lot::Mutex<tiercache_master::WriteFloors>>,
 }
 
-/// Accepts RESP connections until `stop` turns true.
-pub async fn serve(listener: TcpListener, state: Arc<MasterState>, mut stop: watch::Receiver<bool>) {
+/// File descriptors kept for everything but client connections (pooled connections to the
+/// auxiliaries, ZooKeeper, the HTTP listener and its clients, logs).
+const RESERVED_FDS: u64 = 128;
+
+/// How long the stop waits for open connections to finish what they received.
+const DRAIN_FOR: Duration = Duration::from_secs(10);
+
+/// `MAX_CLIENTS`, lowered to what the open-file limit allows (as Redis does), with a line saying so.
+pub fn client_limit(max_clients: usize) -> usize {
+    let Some(soft) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current else {
+        return max_clients;
+    };
+    let room = usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX).max(1);
+    if room < max_clients {
+        tracing::warn!(
+            max_clients,
+            lowered_to = room,
+            open_file_limit = soft,
+            "MAX_CLIENTS lowered to what the open-file limit allows (raise it with ulimit -n or LimitNOFILE)"
+        );
+        return room;
+    }
+    max_clients
+}
+
+/// Accepts RESP connections until `stop` turns true, at most `max_clients` at once (past
+/// that a client gets Redis's `-ERR max number of clients reached` and is closed); then lets
+/// the open connections finish the commands they received (up to 10 s) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<MasterState>,
+    mut stop: watch::Receiver<bool>,
+    max_clients: usize,
+) {
     let ids = Arc::new(AtomicU64::new(0));
+    let open = tokio_util::task::TaskTracker::new();
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let (state, id) = (state.clone(), ids.fetch_add(1, Ordering::Relaxed) + 1);
+                Ok((mut stream, _)) if open.len() >= max_clients => {
+                    state.metrics.resp_rejected.inc();
                     tokio::spawn(async move {
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(1),
+                            stream.write_all(b"-ERR max number of clients reached\r\n"),
+                        )
+                        .await;
+                    });
+                }
+                Ok((stream, peer)) => {
+                    let (state, id, stop) = (state.clone(), ids.fetch_add(1, Ordering::Relaxed) + 1, stop.clone());
+                    open.spawn(async move {
                         state.metrics.resp_connections.inc();
-                        if let Err(e) = connection(stream, &state, id).await {
+                        if let Err(e) = connection(stream, &state, id, stop).await {
                             tracing::debug!(%peer, error = %e, "RESP connection ended");
                         }
                         state.metrics.resp_connections.dec();
@@ -86,8 +129,16 @@ pub async fn serve(listener: TcpListener, state: Arc<MasterState>, mut stop: wat
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = stopped(&mut stop) => return,
+            _ = stopped(&mut stop) => break,
         }
+    }
+    drop(listener);
+    open.close();
+    if !open.is_empty() {
+        tracing::info!(connections = open.len(), "draining RESP connections");
+    }
+    if tokio::time::timeout(DRAIN_FOR, open.wait()).await.is_err() {
+        tracing::warn!(connections = open.len(), "RESP connections still busy after the drain; closing them");
     }
 }
 
@@ -110,7 +161,12 @@ fn encode(out: &mut BytesMut, reply: &BytesFrame, session: &Session, hello: bool
     }
 }
 
-async fn connection(mut stream: TcpStream, state: &MasterState, id: u64) -> std::io::Result<()> {
+async fn connection(
+    mut stream: TcpStream,
+    state: &MasterState,
+    id: u64,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let max_bulk = state.limits.value_max_bytes.max(state.limits.key_max_bytes);
     let identity = if state.client_password.is_some() { Identity::Nobody } else { Identity::Client };
@@ -178,7 +234,15 @@ async fn connection(mut stream: TcpStream, state: &MasterState, id: u64) -> std:
         }
         let wait = if input.is_empty() { IDLE_TIMEOUT } else { SLOW_TIMEOUT };
         input.reserve(16 * 1024);
-        match tokio::time::timeout(wait, stream.read_buf(&mut input)).await {
+        // Stopping: everything received has been answered; close between commands.
+        if *stop.borrow() && input.is_empty() {
+            return Ok(());
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout(wait, stream.read_buf(&mut input)) => r,
+            _ = stopped(&mut stop), if input.is_empty() => return Ok(()),
+        };
+        match read {
             Ok(Ok(0)) | Err(_) => return Ok(()),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub recovering: IntGauge,
     /// `resp_connections_current`: open Redis-protocol client connections (master).
     pub resp_connections: IntGauge,
+    /// `resp_connections_rejected_total`: connections refused past `MAX_CLIENTS` (master).
+    pub resp_rejected: IntCounter,
     /// `replication_keys_repaired_total`: replicas fixed by read repair.
     pub read_repairs: IntCounter,
     /// `backup_last_success_timestamp_seconds`.
@@ -98,6 +100,10 @@ impl Metrics {
                 "1 while this auxiliary catches up after a start, a stall or a lost session",
             )?,
             resp_connections: IntGauge::new("resp_connections_current", "Open Redis-protocol client connections")?,
+            resp_rejected: IntCounter::new(
+                "resp_connections_rejected_total",
+                "Redis-protocol connections refused because MAX_CLIENTS were open",
+            )?,
             read_repairs: IntCounter::new("replication_keys_repaired_total", "Stale replicas fixed by read repair")?,
             backup_last_success: Gauge::new(
                 "backup_last_success_timestamp_seconds",
@@ -133,6 +139,7 @@ impl Metrics {
                 Box::new(m.auxiliary_nodes.clone()),
                 Box::new(m.read_repairs.clone()),
                 Box::new(m.resp_connections.clone()),
+                Box::new(m.resp_rejected.clone()),
             ]
         };
         let collectors = shared.into_iter().chain(own);
