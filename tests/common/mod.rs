@@ -12,23 +12,34 @@ use std::time::{Duration, Instant};
 pub const TOKEN: &str = "test-internal-token";
 const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
 
-/// A loopback port nobody listens on right now, below the kernel's ephemeral range: a test
-/// that restarts a node on the same port must not find it taken by one of the thousands of
-/// outgoing connections the tests make (those get ephemeral ports, 32768 and up).
+/// A loopback port nobody listens on right now and no other test process holds, below the
+/// kernel's ephemeral range: a test that restarts a node on the same port must not find it
+/// taken by one of the thousands of outgoing connections the tests make (those get ephemeral
+/// ports, 32768 and up). Test processes run in parallel and a port is bound only when the node
+/// starts, so each port handed out is also claimed with a lock on a file of its own, held
+/// until this process exits (the kernel drops it then, even after a crash).
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    static CLAIMED: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("tiercache-test-ports");
+    std::fs::create_dir_all(&dir).unwrap();
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
         ^ (u64::from(std::process::id()) << 20);
     for i in 0..1000u64 {
         let x =
             seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)).wrapping_add(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let port = 20_000 + (x >> 33) as u16 % 12_000;
+        let Ok(lock) = std::fs::File::create(dir.join(port.to_string())) else { continue };
+        if lock.try_lock().is_err() {
+            continue;
+        }
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            CLAIMED.lock().unwrap().push(lock);
             return port;
         }
     }
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    panic!("no free loopback port between 20000 and 32000 after 1000 tries");
 }
 
 /// Polls `f` until it returns true or `timeout` passes.
