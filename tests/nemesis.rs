@@ -416,10 +416,14 @@ fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
             }
         };
         let at = began.elapsed();
-        // One fault at a time: the next once every node is back as a full replica.
+        // One fault at a time: the next once every node has been back as a full replica for a
+        // second (a resumed node notices its stall at its next heartbeat, and a master's notice
+        // that it wrote around a node may start a recovery a moment later).
         let back = Instant::now();
-        while !all_back(&auxes, &masters) && back.elapsed() < Duration::from_secs(60) {
-            std::thread::sleep(Duration::from_millis(200));
+        let mut since: Option<Instant> = None;
+        while back.elapsed() < Duration::from_secs(60) && since.is_none_or(|t| t.elapsed() < Duration::from_secs(1)) {
+            since = if all_back(&auxes, &masters) { since.or(Some(Instant::now())) } else { None };
+            std::thread::sleep(Duration::from_millis(100));
         }
         let took = back.elapsed();
         faults.lock().unwrap().push(format!(
@@ -427,7 +431,7 @@ fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
             at.as_secs_f64(),
             took.as_secs_f64()
         ));
-        if !all_back(&auxes, &masters) {
+        if since.is_none() {
             stuck = Some(what);
             break;
         }
