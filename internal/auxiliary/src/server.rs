@@ -222,10 +222,6 @@ pub async fn serve_data(listener: TcpListener, server: Arc<DataServer>, mut shut
     }
 }
 
-fn stream_peer(framed: &Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>) -> Option<std::net::SocketAddr> {
-    framed.get_ref().peer_addr().ok()
-}
-
 async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut framed = Framed::new(stream, codec());
@@ -235,29 +231,31 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
         _ => return Ok(()),
     };
     let token_ok = |t: &str| constant_time_eq(t.as_bytes(), server.token.as_bytes());
-    let theirs = match decode::<Request>(&first) {
-        Ok((id, Request::Hello { token, protocol })) if token_ok(&token) => Some((id, protocol)),
-        Ok((id, Request::HelloV1 { token })) if token_ok(&token) => Some((id, 1)),
-        _ => None,
+    // (id, the peer's protocol version when its token is right).
+    let (id, protocol) = match decode::<Request>(&first) {
+        Ok((id, Request::Hello { token, protocol })) => (id, token_ok(&token).then_some(protocol)),
+        Ok((id, Request::HelloV1 { token })) => (id, token_ok(&token).then_some(1)),
+        Ok((id, _)) => (id, None),
+        Err(_) => return Ok(()),
     };
-    match (decode::<Request>(&first), theirs) {
-        (Ok(_), Some((id, protocol))) if protocol == PROTOCOL_VERSION => {
-            framed.send(Bytes::from(encode(id, &Response::Welcome).map_err(std::io::Error::other)?)).await?;
+    let answer = match protocol {
+        Some(PROTOCOL_VERSION) => Response::Welcome,
+        Some(theirs) => {
+            let e = RemoteError::ProtocolMismatch { theirs, ours: PROTOCOL_VERSION };
+            tracing::error!(peer = ?framed.get_ref().peer_addr().ok(), "data connection refused: {e}");
+            Response::Error(e)
         }
-        (Ok(_), Some((id, protocol))) => {
-            let e = RemoteError::ProtocolMismatch { theirs: protocol, ours: PROTOCOL_VERSION };
-            tracing::error!(peer = ?stream_peer(&framed), "data connection refused: {e}");
-            let _ = framed.send(Bytes::from(encode(id, &Response::Error(e)).map_err(std::io::Error::other)?)).await;
-            return Ok(());
-        }
-        (Ok((id, _)), None) => {
+        None => {
             tracing::warn!("data connection refused: bad or missing internal token");
-            let msg = Response::Error(RemoteError::Unauthorized);
-            let _ = framed.send(Bytes::from(encode(id, &msg).map_err(std::io::Error::other)?)).await;
-            return Ok(());
+            Response::Error(RemoteError::Unauthorized)
         }
-        (Err(_), _) => return Ok(()),
+    };
+    let welcome = answer == Response::Welcome;
+    let sent = framed.send(Bytes::from(encode(id, &answer).map_err(std::io::Error::other)?)).await;
+    if !welcome {
+        return Ok(());
     }
+    sent?;
     let (slow_tx, mut slow_rx) = mpsc::channel::<Bytes>(64);
     loop {
         tokio::select! {
