@@ -94,8 +94,8 @@ pub struct MasterConfig {
     pub default_ttl_secs: u64,
     /// Timeout of one request to an auxiliary.
     pub request_timeout: Duration,
-    /// Pooled connections per auxiliary and per worker thread.
-    pub connections_per_auxiliary: usize,
+    /// Threads serving clients (HTTP and RESP), each with one connection per auxiliary.
+    pub data_threads: usize,
     /// Port of the Redis-protocol (RESP) front end; 0 = off.
     pub redis_port: u16,
     /// Most RESP client connections open at once (`MAX_CLIENTS`).
@@ -145,7 +145,7 @@ pub const VARIABLES: &[&str] = &[
     "VALUE_MAX_BYTES",
     "DEFAULT_TTL",
     "REQUEST_TIMEOUT_MS",
-    "CONNECTIONS_PER_AUXILIARY",
+    "DATA_THREADS",
     "REDIS_PORT",
     "MAX_CLIENTS",
     "CLIENT_PASSWORD",
@@ -178,7 +178,7 @@ struct Raw {
     value_max_bytes: Option<String>,
     default_ttl: Option<String>,
     request_timeout_ms: Option<String>,
-    connections_per_auxiliary: Option<String>,
+    data_threads: Option<String>,
     redis_port: Option<String>,
     max_clients: Option<String>,
     client_password: Option<String>,
@@ -397,8 +397,10 @@ impl Raw {
         let default_ttl_secs =
             parse_num("DEFAULT_TTL", &self.default_ttl, 0u64, 0, "whole seconds >= 0 (0 = never expires)")?;
         let rt = parse_num("REQUEST_TIMEOUT_MS", &self.request_timeout_ms, 1000u64, 1, "milliseconds >= 1")?;
-        let conns =
-            parse_num("CONNECTIONS_PER_AUXILIARY", &self.connections_per_auxiliary, 2usize, 1, "an integer >= 1")?;
+        // The CPUs this process may run on (its affinity mask and cgroup quota).
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let data_threads =
+            parse_range("DATA_THREADS", &self.data_threads, cpus, 1, 1024, "a number of threads from 1 to 1024")?;
         Ok(MasterConfig {
             common,
             virtual_nodes,
@@ -410,7 +412,7 @@ impl Raw {
             value_max_bytes,
             default_ttl_secs,
             request_timeout: Duration::from_millis(rt),
-            connections_per_auxiliary: conns,
+            data_threads,
             replicas_from_env: trimmed(&self.replicas).is_some(),
             virtual_nodes_from_env: trimmed(&self.virtual_nodes).is_some(),
             redis_port: parse_num("REDIS_PORT", &self.redis_port, 6379u16, 0, "a TCP port 1-65535, or 0 for off")?,
@@ -492,6 +494,7 @@ mod tests {
         assert_eq!(m.common.port, 8000);
         assert_eq!((m.replicas, m.write_quorum, m.read_quorum), (2, 1, 1));
         assert_eq!(m.common.zk_root, "/tiercache");
+        assert_eq!(m.data_threads, std::thread::available_parallelism().unwrap().get());
         let a = auxiliary_from(vars(&[("INTERNAL_TOKEN", "12345678")])).unwrap();
         assert_eq!((a.common.port, a.data_port), (3001, 4001));
         assert_eq!(a.backup_interval_secs, 60);
@@ -512,6 +515,8 @@ mod tests {
             ("LOG_FORMAT", "xml", "LOG_FORMAT"),
             ("DEFAULT_TTL", "-1", "DEFAULT_TTL"),
             ("INTERNAL_TOKEN", "short", "INTERNAL_TOKEN"),
+            ("DATA_THREADS", "0", "DATA_THREADS"),
+            ("DATA_THREADS", "many", "DATA_THREADS"),
         ];
         for (var, val, name) in cases {
             let mut v = vars(&[("INTERNAL_TOKEN", "12345678")]);

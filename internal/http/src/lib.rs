@@ -93,20 +93,25 @@ fn run(server: actix_web::dev::Server) -> RunningServer {
 }
 
 /// Serves the master's API on `listener` with `workers` actix workers (signals are the
-/// node's business, not actix's).
+/// node's business, not actix's). Each worker is one of the master's data threads: it
+/// registers its runtime in [`MasterState::data_threads`] as it starts, so the RESP front end
+/// serves its connections there too.
 pub fn start_master(
     state: Arc<MasterState>,
     listener: std::net::TcpListener,
     workers: usize,
 ) -> std::io::Result<RunningServer> {
     let state = web::Data::from(state);
-    let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(master_app_config(state.clone())))
-        .workers(workers)
-        .backlog(4096)
-        .disable_signals()
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
+    let server = actix_web::HttpServer::new(move || {
+        state.data_threads.register_current();
+        actix_web::App::new().configure(master_app_config(state.clone()))
+    })
+    .workers(workers)
+    .backlog(4096)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
     Ok(run(server))
 }
 

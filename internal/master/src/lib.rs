@@ -13,6 +13,7 @@
 //! - [`peer`]: the seam in front of the network ([`Peer`], [`Connect`]); [`WireConnect`] in
 //!   production, in-memory peers in the unit tests.
 //! - [`floors`]: read your writes on one client connection.
+//! - [`threads`]: [`DataThreads`], the single-threaded runtimes both front ends serve on.
 //! - [`MasterError`]: why an operation failed, typed to the end.
 
 mod atomic;
@@ -23,6 +24,7 @@ mod quorum;
 pub mod rebalance;
 pub mod router;
 pub mod state;
+pub mod threads;
 pub mod view;
 
 #[cfg(test)]
@@ -33,6 +35,7 @@ pub use peer::{Connect, Peer, WireConnect};
 pub use rebalance::{follow, rebalance_with_retries, RebalanceStatus};
 pub use router::{ReadResult, Router, RouterConfig, WriteRecord};
 pub use state::{same_secret, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Placement, ZkState};
+pub use threads::DataThreads;
 pub use tiercache_wire::{Metrics, WireError};
 pub use view::{AuxAddr, AuxNode, NodeStatus, View};
 

@@ -107,6 +107,8 @@ pub struct MasterState {
     pub client_password: Option<String>,
     /// Discovery's view.
     pub cluster: Arc<dyn ClusterInfo>,
+    /// The threads both front ends serve clients on.
+    pub data_threads: Arc<crate::DataThreads>,
 }
 
 /// Byte-wise comparison that takes as long whatever the first difference (tokens, passwords).

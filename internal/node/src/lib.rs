@@ -164,7 +164,7 @@ fn router_for(cfg: &MasterConfig, metrics: Arc<Metrics>) -> Arc<Router> {
             virtual_nodes: cfg.virtual_nodes,
             request_timeout: cfg.request_timeout,
         },
-        WireConnect { token: cfg.common.internal_token.clone(), connections: cfg.connections_per_auxiliary },
+        WireConnect { token: cfg.common.internal_token.clone(), connections: 1 },
         metrics,
     ))
 }
@@ -220,10 +220,6 @@ fn start_resp(cfg: &MasterConfig, state: &Arc<MasterState>) -> Result<Option<Res
     Ok(Some((stop, task)))
 }
 
-fn workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
-}
-
 fn aux_addrs(m: &Arc<Membership>) -> Vec<AuxAddr> {
     m.auxiliaries
         .iter()
@@ -268,6 +264,7 @@ fn master_state(
         admin_token: cfg.admin_token.clone(),
         client_password: cfg.client_password.clone(),
         cluster,
+        data_threads: Default::default(),
     }
 }
 
@@ -326,8 +323,9 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
         fatal_tx,
     ));
     let state = Arc::new(master_state(&cfg, router, metrics, info));
+    // The HTTP workers are the data threads the RESP connections are served on.
+    let server = tiercache_http::start_master(state.clone(), listener, cfg.data_threads).map_err(NodeError::Http)?;
     let resp = start_resp(&cfg, &state)?;
-    let server = tiercache_http::start_master(state, listener, workers()).map_err(NodeError::Http)?;
     tracing::info!(addr = %http_addr, id = cfg.common.node_id, zk = cfg.common.zk_servers, "master serving");
     let fatal = tokio::select! {
         _ = shutdown => None,
@@ -604,8 +602,8 @@ pub async fn run_local(
         },
     });
     let state = Arc::new(master_state(&master, router, metrics, info));
+    let server = tiercache_http::start_master(state.clone(), listener, master.data_threads).map_err(NodeError::Http)?;
     let resp = start_resp(&master, &state)?;
-    let server = tiercache_http::start_master(state, listener, workers()).map_err(NodeError::Http)?;
     tracing::info!(addr = %http_addr, "local mode: one master and three auxiliaries serving");
     shutdown.await;
     let resp = resp.map(|(stop, task)| {

@@ -92,7 +92,9 @@ pub fn client_limit(max_clients: usize) -> usize {
 
 /// Accepts RESP connections until `stop` turns true, at most `max_clients` at once (past
 /// that a client gets Redis's `-ERR max number of clients reached` and is closed); then lets
-/// the open connections finish the commands they received (up to 10 s) and returns.
+/// the open connections finish the commands they received (up to 10 s) and returns. Each
+/// connection is served on one of the master's data threads (`MasterState::data_threads`),
+/// round robin, and stays there.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<MasterState>,
@@ -101,6 +103,7 @@ pub async fn serve(
 ) {
     let ids = Arc::new(AtomicU64::new(0));
     let open = tokio_util::task::TaskTracker::new();
+    let data_threads = state.data_threads.clone();
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -116,13 +119,31 @@ pub async fn serve(
                 }
                 Ok((stream, peer)) => {
                     let (state, id, stop) = (state.clone(), ids.fetch_add(1, Ordering::Relaxed) + 1, stop.clone());
-                    open.spawn(async move {
+                    // The socket leaves this runtime's reactor: its readiness then wakes the
+                    // data thread that serves it, not this one.
+                    let stream = match stream.into_std() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "cannot hand a RESP connection over");
+                            continue;
+                        }
+                    };
+                    let serve = open.track_future(async move {
+                        let stream = TcpStream::from_std(stream)?;
                         state.metrics.resp_connections.inc();
-                        if let Err(e) = connection(stream, &state, id, stop).await {
+                        let r = connection(stream, &state, id, stop).await;
+                        state.metrics.resp_connections.dec();
+                        r
+                    });
+                    let served = async move {
+                        if let Err(e) = serve.await {
                             tracing::debug!(%peer, error = %e, "RESP connection ended");
                         }
-                        state.metrics.resp_connections.dec();
-                    });
+                    };
+                    match data_threads.pick() {
+                        Some(thread) => drop(thread.spawn(served)),
+                        None => drop(tokio::spawn(served)),
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "RESP accept failed");
