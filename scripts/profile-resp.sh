@@ -8,6 +8,7 @@
 #
 #   scripts/profile-resp.sh              # N=300000 GET
 #   TEST=set scripts/profile-resp.sh
+#   TC=/tmp/tiercache-before PERF=0 scripts/profile-resp.sh   # another binary; CPU only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -24,10 +25,13 @@ command -v nutcracker >/dev/null 2>&1 || [ -x /usr/sbin/nutcracker ] || need+=(n
 command -v perf >/dev/null 2>&1 || need+=(linux-perf)
 apt_install "${need[@]}"
 
-# Symbols for perf: a release build with debug line tables, in its own target directory.
-CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_TARGET_DIR=target/profile \
-  cargo build --release -p tiercache -q
-TC=$ROOT/target/profile/release/tiercache
+PERF=${PERF:-1}
+if [ -z "${TC:-}" ]; then
+  # Symbols for perf: a release build with debug line tables, in its own target directory.
+  CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_TARGET_DIR=target/profile \
+    cargo build --release -p tiercache -q
+  TC=$ROOT/target/profile/release/tiercache
+fi
 
 WORK=$(mktemp -d /tmp/tiercache-profile.XXXXXX)
 PIDS=()
@@ -85,6 +89,7 @@ wait_for 30 bash -c "curl -s http://127.0.0.1:$MP/health | grep -q '\"auxiliarie
 [ "$TEST" = get ] && redis-benchmark -p "$RP" -c 64 -d 100 -n 100000 -r 100000 -t set -q >/dev/null 2>&1
 measure "tiercache $TEST" "$RP" "${tc[@]}"
 
+[ "$PERF" = 1 ] || exit 0
 AUX0=${tc[1]#*=}
 perf record -F 499 -g -o "$WORK/master.perf" -p "$MASTER" -- sleep 8 >/dev/null 2>&1 &
 perf_m=$!

@@ -65,6 +65,8 @@ pub struct Auxiliary {
     ops: Arc<AuxOps>,
     settings: Settings,
     stop_data: watch::Sender<bool>,
+    /// Dropped with the auxiliary: ends the data thread.
+    _data_thread: watch::Sender<()>,
     background: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -123,12 +125,23 @@ impl Auxiliary {
         let (stop_data, stop_rx) = watch::channel(false);
         let server =
             Arc::new(DataServer::new(store.clone(), settings.token.clone(), metrics.clone(), ops.clone(), recovering));
-        let mut background = vec![tokio::spawn(server::serve_data(listener, server.clone(), stop_rx))];
-        background.push(tokio::spawn(active_expiry(store.clone())));
+        let (data_thread, gone) = watch::channel(());
+        server::spawn_data_thread(listener, server.clone(), stop_rx, gone)?;
+        let mut background = vec![tokio::spawn(active_expiry(store.clone()))];
         if settings.backup_interval_secs > 0 {
             background.push(tokio::spawn(periodic_snapshots(ops.clone(), settings.backup_interval_secs)));
         }
-        Ok(Auxiliary { store, server, metrics, data_addr, ops, settings, stop_data, background: background.into() })
+        Ok(Auxiliary {
+            store,
+            server,
+            metrics,
+            data_addr,
+            ops,
+            settings,
+            stop_data,
+            _data_thread: data_thread,
+            background: background.into(),
+        })
     }
 
     /// Follows the cluster: recovery on a stall or a lost session, and the catch-up.

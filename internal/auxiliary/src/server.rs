@@ -1,7 +1,9 @@
 //! The auxiliary's internal-protocol server: length-delimited frames over TCP, the first of
-//! which must carry the shared token. Cheap requests are answered inline in arrival order;
-//! slow ones (snapshot, rebalance) run in their own task and answer when done, so one
-//! connection keeps serving while they run.
+//! which must carry the shared token. It runs on a data thread of its own (a single-threaded
+//! runtime, [`spawn_data_thread`]): cheap requests are answered inline in arrival order, the
+//! answers to everything one read brought in leave in one write; slow ones (snapshot,
+//! rebalance, and the walks over the whole store: flush, scan, count) run on the node's other
+//! runtime and answer when done, so the data thread never stalls behind them.
 
 use crate::ops::AuxOps;
 use crate::recovery::Recovery;
@@ -101,22 +103,6 @@ impl DataServer {
         Some(match req {
             Request::Hello { .. } | Request::HelloV1 { .. } => Response::Welcome,
             Request::Ping => Response::Pong,
-            Request::Flush { version } => Response::Count(crate::keyspace::flush(&self.store, *version)),
-            Request::ScanShard { shard, members, virtual_nodes, pattern } => {
-                let ring = tiercache_placement::Ring::new(members, *virtual_nodes);
-                let keys = crate::keyspace::scan_shard(
-                    &self.store,
-                    *shard as usize,
-                    &self.ops.node_id,
-                    &ring,
-                    pattern.as_deref(),
-                );
-                Response::Keys { keys, shards: self.store.shard_count() as u32 }
-            }
-            Request::CountPrimary { members, virtual_nodes } => {
-                let ring = tiercache_placement::Ring::new(members, *virtual_nodes);
-                Response::Count(crate::keyspace::count_primary(&self.store, &self.ops.node_id, &ring))
-            }
             // It may have missed writes: the step must not start from its own copy alone.
             Request::Apply { key, .. } if self.recovery.recovering_for(key) => Response::Recovering(None),
             Request::Apply { key, op, version } | Request::ApplyReconciled { key, op, version, .. } => {
@@ -194,9 +180,77 @@ impl DataServer {
                 let s = self.store.stats();
                 Response::Stats(StatsReply { keys: s.keys, bytes: s.bytes, evictions: s.evictions, expired: s.expired })
             }
-            Request::Snapshot | Request::Rebalance { .. } => return None,
+            Request::Snapshot
+            | Request::Rebalance { .. }
+            | Request::Flush { .. }
+            | Request::ScanShard { .. }
+            | Request::CountPrimary { .. } => return None,
         })
     }
+
+    /// Answers a slow request, off the data thread.
+    async fn handle_slow(self: Arc<Self>, req: Request) -> Response {
+        let walk = |f: Box<dyn FnOnce(&DataServer) -> Response + Send>| {
+            let server = self.clone();
+            async move {
+                tokio::task::spawn_blocking(move || f(&server))
+                    .await
+                    .unwrap_or_else(|_| Response::Error(RemoteError::NotSupported))
+            }
+        };
+        match req {
+            Request::Snapshot => self.ops.snapshot_answer().await,
+            r @ Request::Rebalance { .. } => self.ops.rebalance_answer(r).await,
+            Request::Flush { version } => {
+                walk(Box::new(move |s| Response::Count(crate::keyspace::flush(&s.store, version)))).await
+            }
+            Request::ScanShard { shard, members, virtual_nodes, pattern } => {
+                walk(Box::new(move |s| {
+                    let ring = tiercache_placement::Ring::new(&members, virtual_nodes);
+                    let keys = crate::keyspace::scan_shard(
+                        &s.store,
+                        shard as usize,
+                        &s.ops.node_id,
+                        &ring,
+                        pattern.as_deref(),
+                    );
+                    Response::Keys { keys, shards: s.store.shard_count() as u32 }
+                }))
+                .await
+            }
+            Request::CountPrimary { members, virtual_nodes } => {
+                walk(Box::new(move |s| {
+                    let ring = tiercache_placement::Ring::new(&members, virtual_nodes);
+                    Response::Count(crate::keyspace::count_primary(&s.store, &s.ops.node_id, &ring))
+                }))
+                .await
+            }
+            _ => Response::Error(RemoteError::NotSupported),
+        }
+    }
+}
+
+/// Starts the data thread: [`serve_data`] on a single-threaded runtime of its own, until
+/// `shutdown` turns true; the connections open then are served until `gone` closes (the
+/// auxiliary is dropped) or the process ends.
+pub fn spawn_data_thread(
+    listener: TcpListener,
+    server: Arc<DataServer>,
+    shutdown: watch::Receiver<bool>,
+    mut gone: watch::Receiver<()>,
+) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("tiercache-data".into()).spawn(move || {
+        rt.block_on(async move {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => serve_data(listener, server, shutdown).await,
+                Err(e) => tracing::error!(error = %e, "data listener unusable"),
+            }
+            let _ = gone.changed().await;
+        });
+    })?;
+    Ok(())
 }
 
 /// Accepts data connections until `shutdown` turns true.
@@ -281,14 +335,9 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
                         }
                     }
                     Handled::Slow => {
-                        let (server, tx) = (server.clone(), slow_tx.clone());
-                        tokio::spawn(async move {
-                            let resp = match req {
-                                Request::Snapshot => server.ops.snapshot_answer().await,
-                                r @ Request::Rebalance { .. } => server.ops.rebalance_answer(r).await,
-                                _ => Response::Error(RemoteError::NotSupported),
-                            };
-                            if let Ok(out) = encode(id, &resp) {
+                        let (tx, slow) = (slow_tx.clone(), server.clone().handle_slow(req));
+                        server.ops.rt.spawn(async move {
+                            if let Ok(out) = encode(id, &slow.await) {
                                 let _ = tx.send(Bytes::from(out)).await;
                             }
                         });
