@@ -15,7 +15,7 @@ pub mod version;
 
 pub use error::RemoteError;
 pub use messages::{
-    decode, encode, Condition, Found, Op, ProtocolError, Request, Response, SnapshotReply, StatsReply, WireEntry,
-    MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    decode, encode, encode_frame_into, Condition, Found, Op, ProtocolError, Request, Response, SnapshotReply,
+    StatsReply, WireEntry, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 pub use version::{Hlc, Stamp};

@@ -347,6 +347,34 @@ pub fn encode<T: Serialize>(id: u64, msg: &T) -> Result<Vec<u8>, ProtocolError> 
     Ok(out)
 }
 
+/// Appends a message with its request id to `out` as one whole frame, length prefix
+/// included (the framing of [`MAX_FRAME_BYTES`]-bounded length-delimited codecs: a 4-byte
+/// big-endian length, then the body [`encode`] makes). On an error `out` is as it was.
+pub fn encode_frame_into<T: Serialize>(id: u64, msg: &T, out: &mut bytes::BytesMut) -> Result<(), ProtocolError> {
+    use bytes::BufMut;
+    let start = out.len();
+    out.put_u32(0);
+    out.put_u64_le(id);
+    let mut w = out.writer();
+    let written = bincode::serde::encode_into_std_write(msg, &mut w, cfg());
+    let out = w.into_inner();
+    let body = out.len() - start - 4;
+    match written {
+        Ok(_) if body <= MAX_FRAME_BYTES => {
+            out[start..start + 4].copy_from_slice(&(body as u32).to_be_bytes());
+            Ok(())
+        }
+        Ok(_) => {
+            out.truncate(start);
+            Err(ProtocolError::Encode(format!("a frame of {body} bytes is over the limit of {MAX_FRAME_BYTES}")))
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(ProtocolError::Encode(e.to_string()))
+        }
+    }
+}
+
 /// Decodes a frame into its id and message.
 pub fn decode<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<(u64, T), ProtocolError> {
     let (id, body) = frame.split_first_chunk::<8>().ok_or(ProtocolError::Short)?;
@@ -357,6 +385,17 @@ pub fn decode<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<(u64, T), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_encoded_in_place_is_the_length_then_the_message() {
+        let req = Request::Get { key: bytes::Bytes::from_static(b"k") };
+        let mut out = bytes::BytesMut::from(&b"xy"[..]);
+        encode_frame_into(7, &req, &mut out).unwrap();
+        let body = encode(7, &req).unwrap();
+        assert_eq!(&out[..2], b"xy");
+        assert_eq!(&out[2..6], &(body.len() as u32).to_be_bytes());
+        assert_eq!(&out[6..], &body[..]);
+    }
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()

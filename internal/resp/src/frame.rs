@@ -3,8 +3,6 @@
 //! client cannot make this server buffer more than the limits allow, whatever it announces.
 
 use bytes::{Buf, Bytes, BytesMut};
-use redis_protocol::resp2::decode::decode_bytes_mut;
-use redis_protocol::resp2::types::BytesFrame;
 
 /// Most arguments in one command (Redis allows 1024 * 1024 as well).
 pub const MAX_ARGS: i64 = 1024 * 1024;
@@ -30,8 +28,23 @@ fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
     Some((&buf[at..at + end], at + end + 2))
 }
 
+/// A decimal header (`-1`, `42`); `None` for anything else, or past 18 digits.
 fn number(digits: &[u8]) -> Option<i64> {
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    let (negative, digits) = match digits.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, digits),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut n = 0i64;
+    for d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -n } else { n })
 }
 
 /// Takes the next command out of `buf`, if it is complete. `max_bulk` bounds one argument.
@@ -81,22 +94,22 @@ pub fn next(buf: &mut BytesMut, max_bulk: usize) -> Parsed {
             if at > buf.len() {
                 return Parsed::Incomplete;
             }
-        }
-        return match decode_bytes_mut(buf) {
-            Ok(Some((BytesFrame::Array(items), _, _))) => {
-                let mut args = Vec::with_capacity(items.len());
-                for item in items {
-                    match item {
-                        BytesFrame::BulkString(b) => args.push(b),
-                        _ => return Parsed::Invalid("expected bulk strings".into()),
-                    }
-                }
-                Parsed::Command(args)
+            // A length that does not match the data would shift every argument after it.
+            if &buf[at - 2..at] != b"\r\n" {
+                return Parsed::Invalid("bulk data longer than its length".into());
             }
-            Ok(Some(_)) => Parsed::Invalid("expected an array".into()),
-            Ok(None) => Parsed::Incomplete,
-            Err(e) => Parsed::Invalid(e.details().to_string()),
-        };
+        }
+        // Every header was checked above: take the frame and slice its arguments out.
+        let frame = buf.split_to(at).freeze();
+        let mut args = Vec::with_capacity(n as usize);
+        let mut at = line(&frame, 0).map_or(0, |(_, next)| next);
+        for _ in 0..n {
+            let Some((head, data)) = line(&frame, at) else { break };
+            let len = number(&head[1..]).unwrap_or(0) as usize;
+            args.push(frame.slice(data..data + len));
+            at = data + len + 2;
+        }
+        return Parsed::Command(args);
     }
 }
 
@@ -142,6 +155,8 @@ mod tests {
         assert_eq!(parse(b"*2\r\n$3\r\nGE").0, Parsed::Incomplete);
         assert_eq!(parse(b"PING\r\n"), (cmd(&["PING"]), 0));
         assert_eq!(parse(b"set  a   b\n"), (cmd(&["set", "a", "b"]), 0));
+        // Binary data, CRLF inside a value, an empty argument.
+        assert_eq!(parse(b"*3\r\n$3\r\nSET\r\n$4\r\na\r\nb\r\n$0\r\n\r\n"), (cmd(&["SET", "a\r\nb", ""]), 0));
     }
 
     #[test]
@@ -152,6 +167,9 @@ mod tests {
         assert_eq!(parse(b"*9999999999\r\n").0, Parsed::Invalid("invalid multibulk length".into()));
         assert_eq!(parse(b"*1\r\n$-5\r\n").0, Parsed::Invalid("invalid bulk length".into()));
         assert_eq!(parse(b"*x\r\n").0, Parsed::Invalid("invalid multibulk length".into()));
+        assert_eq!(parse(b"*1\r\n$1x\r\n").0, Parsed::Invalid("invalid bulk length".into()));
+        assert_eq!(parse(b"*1\r\n$\r\n").0, Parsed::Invalid("invalid bulk length".into()));
+        assert_eq!(parse(b"*1\r\n$1\r\nabc\r\n").0, Parsed::Invalid("bulk data longer than its length".into()));
         assert_eq!(parse(b"*1\r\n:5\r\n").0, Parsed::Invalid("expected '$', got ':'".into()));
         let long = vec![b'a'; MAX_LINE + 10];
         assert!(matches!(parse(&long).0, Parsed::Invalid(_)));

@@ -195,6 +195,14 @@ async fn connection(
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut batch: Vec<Vec<bytes::Bytes>> = Vec::new();
+    // One timer and one stop signal for the connection's life, not one per read: `idle`
+    // fires at the earliest moment the connection could be idle for too long, and looks at
+    // when it last heard from the client before closing it.
+    let mut heard = tokio::time::Instant::now();
+    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    tokio::pin!(idle);
+    let stop_signal = stopped(&mut stop);
+    tokio::pin!(stop_signal);
     loop {
         // Everything already received, up to a bound, is one batch: answered with one write.
         let mut invalid = None;
@@ -215,9 +223,10 @@ async fn connection(
             // else runs alone, so a read after a write sees it.
             let reads = batch[at..].iter().take_while(|args| cmd::is_read(args)).count();
             if reads > 1 {
-                let replies = futures::future::join_all(batch[at..at + reads].iter().map(|args| {
+                let replies = futures::future::join_all(batch[at..at + reads].iter_mut().map(|args| {
                     let mut s = session.clone();
-                    async move { cmd::run(state, &mut s, args.clone()).await }
+                    let args = std::mem::take(args);
+                    async move { cmd::run(state, &mut s, args).await }
                 }))
                 .await;
                 for reply in &replies {
@@ -226,7 +235,7 @@ async fn connection(
                 at += reads;
             } else {
                 let hello = batch[at].first().is_some_and(|c| c.eq_ignore_ascii_case(b"hello"));
-                let reply = cmd::run(state, &mut session, batch[at].clone()).await;
+                let reply = cmd::run(state, &mut session, std::mem::take(&mut batch[at])).await;
                 encode(&mut out, &reply, &session, hello);
                 at += 1;
                 if session.quit {
@@ -253,20 +262,34 @@ async fn connection(
             stream.write_all(&out).await?;
             out.clear();
         }
-        let wait = if input.is_empty() { IDLE_TIMEOUT } else { SLOW_TIMEOUT };
         input.reserve(16 * 1024);
-        // Stopping: everything received has been answered; close between commands.
-        if *stop.borrow() && input.is_empty() {
-            return Ok(());
-        }
-        let read = tokio::select! {
-            r = tokio::time::timeout(wait, stream.read_buf(&mut input)) => r,
-            _ = stopped(&mut stop), if input.is_empty() => return Ok(()),
-        };
-        match read {
-            Ok(Ok(0)) | Err(_) => return Ok(()),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e),
+        loop {
+            let wait = if input.is_empty() { IDLE_TIMEOUT } else { SLOW_TIMEOUT };
+            if idle.deadline() > heard + wait {
+                // A request started arriving: it has the shorter time to be complete.
+                idle.as_mut().reset(heard + wait);
+            }
+            tokio::select! {
+                // The input first: when it is ready, the timer and the stop signal are not
+                // polled at all.
+                biased;
+                r = stream.read_buf(&mut input) => match r {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {
+                        heard = tokio::time::Instant::now();
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                },
+                () = &mut idle => {
+                    if heard.elapsed() >= wait {
+                        return Ok(());
+                    }
+                    idle.as_mut().reset(heard + wait);
+                }
+                // Stopping: everything received has been answered; close between commands.
+                () = &mut stop_signal, if input.is_empty() => return Ok(()),
+            }
         }
     }
 }

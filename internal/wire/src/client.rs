@@ -4,29 +4,34 @@
 //! runtime handle given at creation, so callers on any runtime never block on a connect and a
 //! dead auxiliary fails fast instead of making every request wait.
 
+use crate::slots::{self, Slots};
 use crate::{codec, WireError};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tiercache_protocol::{decode, encode, RemoteError, Request, Response};
+use tiercache_protocol::{decode, encode, encode_frame_into, RemoteError, Request, Response};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::codec::Framed;
-
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
+use tokio::sync::{watch, Notify};
+use tokio_util::codec::{Framed, FramedRead};
 
 struct Conn {
-    tx: mpsc::UnboundedSender<Bytes>,
-    pending: Pending,
-    next_id: AtomicU64,
-    /// Signalled by a call that timed out on a silent connection: it is replaced, not reused
-    /// (a peer that vanished without FIN or RST leaves it half-open for good).
-    broken: tokio::sync::Notify,
+    /// Requests encoded and waiting for the writer, which takes them all at once: everything
+    /// the calling thread sent in one turn of its loop leaves in one write.
+    out: Mutex<BytesMut>,
+    /// Wakes the writer when `out` stops being empty.
+    wake_writer: Notify,
+    /// Signalled by the writer each time it takes `out`: callers held back by a full buffer
+    /// go on.
+    drained: Notify,
+    /// The calls waiting for answers.
+    slots: Slots,
+    /// Wakes the connection's timer when a call starts on an idle connection.
+    busy: Notify,
     /// When the connection came up; `heard_ms` counts from it.
     base: tokio::time::Instant,
     /// Milliseconds after `base` at which the last frame arrived (+1, so 0 means never).
@@ -38,11 +43,28 @@ impl Conn {
         self.base.elapsed().as_millis() as u64 + 1
     }
 
-    /// Nothing at all arrived on this connection since `since` (from [`Conn::now_ms`]).
-    fn silent_since(&self, since: u64) -> bool {
-        self.heard_ms.load(Ordering::Relaxed) <= since
+    /// Appends one request to the output, unless the buffer is full (see [`OUT_LIMIT`]).
+    fn enqueue(&self, id: u64, req: &Request) -> Result<bool, WireError> {
+        let mut out = self.out.lock();
+        if out.len() >= OUT_LIMIT {
+            return Ok(false);
+        }
+        let was_empty = out.is_empty();
+        encode_frame_into(id, req, &mut out)?;
+        if was_empty {
+            self.wake_writer.notify_one();
+        }
+        Ok(true)
     }
 }
+
+/// Bytes of requests waiting to be written past which a caller waits for the writer: a slow
+/// auxiliary then holds back the client tasks that call it (they stop reading from their
+/// clients) instead of growing this buffer.
+const OUT_LIMIT: usize = 4 << 20;
+
+/// How often a connection with calls in flight looks for those past their deadline.
+const TICK: Duration = Duration::from_millis(10);
 
 /// An idle connection is pinged this often...
 const PING_EVERY: Duration = Duration::from_secs(1);
@@ -151,28 +173,35 @@ impl AuxClient {
             }
         };
         let sent_ms = conn.now_ms();
-        let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = Bytes::from(encode(id, req)?);
-        let (tx, rx) = oneshot::channel();
-        conn.pending.lock().insert(id, tx);
-        if conn.tx.send(frame).is_err() {
-            conn.pending.lock().remove(&id);
-            return Err(self.shared.unreachable());
+        let deadline_ms = sent_ms + deadline.saturating_duration_since(tokio::time::Instant::now()).as_millis() as u64;
+        let (id, first) = match conn.slots.take(sent_ms, deadline_ms) {
+            Ok(taken) => taken,
+            Err(slots::Ended::Full) => return Err(WireError::Busy(self.shared.id.clone())),
+            Err(_) => return Err(self.shared.unreachable()),
+        };
+        let reply = conn.slots.wait(id);
+        if first {
+            conn.busy.notify_one();
         }
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Response::Error(e))) => Err(WireError::Remote(self.shared.id.clone(), e)),
-            Ok(Ok(resp)) => Ok(resp),
-            // The connection ended while this call waited; the keeper recorded why first.
-            Ok(Err(_)) => Err(self.shared.unreachable()),
-            Err(_) => {
-                conn.pending.lock().remove(&id);
-                // A slow answer on a connection that carries others is no reason to drop them
-                // all; a connection on which nothing came back since this request was sent is.
-                if conn.silent_since(sent_ms) {
-                    conn.broken.notify_one();
-                }
-                Err(WireError::Timeout(self.shared.id.clone()))
+        while !conn.enqueue(id, req)? {
+            // Full: wait for the writer to take the buffer (registered before the second
+            // look, so a drain in between is not missed).
+            let drained = conn.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if conn.enqueue(id, req)? {
+                break;
             }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return Err(WireError::Timeout(self.shared.id.clone()));
+            }
+        }
+        match reply.await {
+            Ok(Response::Error(e)) => Err(WireError::Remote(self.shared.id.clone(), e)),
+            Ok(resp) => Ok(resp),
+            // The connection ended while this call waited; the keeper recorded why first.
+            Err(slots::Ended::Closed | slots::Ended::Full) => Err(self.shared.unreachable()),
+            Err(slots::Ended::TimedOut) => Err(WireError::Timeout(self.shared.id.clone())),
         }
     }
 }
@@ -231,7 +260,6 @@ fn closed_by_peer(e: &std::io::Error) -> bool {
 }
 
 async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Receiver<bool>) {
-    let Ok(ping) = encode(0, &Request::Ping).map(Bytes::from) else { return };
     let mut backoff = Duration::from_millis(50);
     loop {
         if *stop.borrow() {
@@ -266,95 +294,139 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
         };
         backoff = Duration::from_millis(50);
         shared.down.store(false, Ordering::Relaxed);
-        let (mut sink, mut stream) = framed.split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-        let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        // The server sends nothing before it is asked, so nothing is left in the read buffer.
+        let (read_half, write_half) = framed.into_inner().into_split();
         let conn = Arc::new(Conn {
-            tx,
-            pending: pending.clone(),
-            next_id: AtomicU64::new(1),
-            broken: tokio::sync::Notify::new(),
+            out: Mutex::new(BytesMut::with_capacity(16 * 1024)),
+            wake_writer: Notify::new(),
+            drained: Notify::new(),
+            slots: Slots::default(),
+            busy: Notify::new(),
             base: tokio::time::Instant::now(),
             heard_ms: AtomicU64::new(1),
         });
         *shared.slots[slot].lock() = Some(conn.clone());
         shared.ever_connected.store(true, Ordering::Relaxed);
         set_live(&shared);
-        let writer = async {
-            while let Some(first) = rx.recv().await {
-                sink.feed(first).await?;
-                while let Ok(more) = rx.try_recv() {
-                    sink.feed(more).await?;
-                }
-                sink.flush().await?;
-            }
-            Ok::<(), std::io::Error>(())
-        };
-
-        let reader = async {
-            while let Some(frame) = stream.next().await {
-                let frame = frame?;
-                conn.heard_ms.store(conn.now_ms(), Ordering::Relaxed);
-                match decode::<Response>(&frame) {
-                    Ok((id, resp)) => {
-                        if let Some(tx) = pending.lock().remove(&id) {
-                            let _ = tx.send(resp);
-                        }
-                    }
-                    Err(e) => tracing::warn!(aux = shared.id, error = %e, "undecodable answer"),
-                }
-            }
-            Ok::<(), std::io::Error>(())
-        };
-        let watchdog = async {
-            let mut tick = tokio::time::interval(PING_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let quiet =
-                    Duration::from_millis(conn.now_ms().saturating_sub(conn.heard_ms.load(Ordering::Relaxed).max(1)));
-                if quiet >= DEAD_AFTER {
-                    return quiet;
-                }
-                // Answers to id 0 match no call; any frame heard proves the peer alive.
-                if quiet >= PING_EVERY && conn.tx.send(ping.clone()).is_err() {
-                    return quiet;
-                }
-            }
-        };
+        // Reader, writer and timer are tasks of their own: each is polled only when what it
+        // waits for happens, not whenever any of them is woken.
+        let mut parts = tokio::task::JoinSet::new();
+        parts.spawn(write(conn.clone(), write_half));
+        parts.spawn(read(conn.clone(), shared.clone(), read_half));
+        parts.spawn(watch(conn.clone()));
         // The peer closing or resetting the connection means it is not serving (down); a
         // silent one may be cut off (see `WireError::Down`).
         let stopped = tokio::select! {
-            // Answers already received are read before the watchdog judges the connection.
-            biased;
-            r = reader => {
-                if let Err(e) = &r { tracing::debug!(error = %e, "reader ended"); }
-                shared.down.store(r.as_ref().map_or_else(closed_by_peer, |()| true), Ordering::Relaxed);
-                false
-            }
-            r = writer => {
-                if let Err(e) = &r { tracing::debug!(error = %e, "writer ended"); }
-                shared.down.store(r.as_ref().is_err_and(closed_by_peer), Ordering::Relaxed);
-                false
-            }
-            quiet = watchdog => {
-                tracing::warn!(aux = shared.id, ?quiet, "auxiliary silent on a pooled connection; replacing it");
-                false
-            }
-            _ = conn.broken.notified() => {
-                tracing::info!(aux = shared.id, "a request timed out; replacing its connection");
+            ended = parts.join_next() => {
+                match ended {
+                    Some(Ok(Ended::Reader(r))) => {
+                        if let Err(e) = &r { tracing::debug!(error = %e, "reader ended"); }
+                        shared.down.store(r.as_ref().map_or_else(closed_by_peer, |()| true), Ordering::Relaxed);
+                    }
+                    Some(Ok(Ended::Writer(r))) => {
+                        if let Err(e) = &r { tracing::debug!(error = %e, "writer ended"); }
+                        shared.down.store(r.as_ref().is_err_and(closed_by_peer), Ordering::Relaxed);
+                    }
+                    Some(Ok(Ended::Silent(quiet))) => {
+                        tracing::warn!(aux = shared.id, ?quiet, "auxiliary silent on a pooled connection; replacing it")
+                    }
+                    Some(Ok(Ended::TimedOut)) => {
+                        tracing::info!(aux = shared.id, "a request timed out; replacing its connection")
+                    }
+                    Some(Err(e)) => tracing::warn!(aux = shared.id, error = %e, "connection task failed"),
+                    None => {}
+                }
                 false
             }
             _ = crate::stopped(&mut stop) => true,
         };
+        parts.abort_all();
         *shared.slots[slot].lock() = None;
-        // Dropping the senders fails every waiting call at once instead of at its timeout.
-        pending.lock().clear();
+        // Every waiting call fails at once instead of at its timeout.
+        conn.slots.close_all();
         set_live(&shared);
         if stopped {
             return;
         }
         tracing::info!(aux = shared.id, addr = shared.addr, "connection to auxiliary lost; reconnecting");
+    }
+}
+
+/// Why a connection's task ended.
+enum Ended {
+    Reader(std::io::Result<()>),
+    Writer(std::io::Result<()>),
+    /// Nothing heard for this long.
+    Silent(Duration),
+    /// A call timed out on a connection silent since it was sent.
+    TimedOut,
+}
+
+/// Writes whatever the callers queued, all of it at once, each time the writer is woken.
+async fn write(conn: Arc<Conn>, mut half: tokio::net::tcp::OwnedWriteHalf) -> Ended {
+    let mut taken = BytesMut::with_capacity(16 * 1024);
+    loop {
+        conn.wake_writer.notified().await;
+        loop {
+            std::mem::swap(&mut *conn.out.lock(), &mut taken);
+            if taken.is_empty() {
+                break;
+            }
+            conn.drained.notify_waiters();
+            if let Err(e) = half.write_all(&taken).await {
+                return Ended::Writer(Err(e));
+            }
+            taken.clear();
+        }
+    }
+}
+
+/// Hands each answer to the call waiting for it.
+async fn read(conn: Arc<Conn>, shared: Arc<Shared>, half: tokio::net::tcp::OwnedReadHalf) -> Ended {
+    let mut frames = FramedRead::new(half, codec());
+    while let Some(frame) = frames.next().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => return Ended::Reader(Err(e)),
+        };
+        conn.heard_ms.store(conn.now_ms(), Ordering::Relaxed);
+        match decode::<Response>(&frame) {
+            // Answers to id 0 (pings) match no call.
+            Ok((id, resp)) => drop(id != 0 && conn.slots.answer(id, resp)),
+            Err(e) => tracing::warn!(aux = shared.id, error = %e, "undecodable answer"),
+        }
+    }
+    Ended::Reader(Ok(()))
+}
+
+/// The connection's one timer: the deadlines of the calls in flight, and pings when idle.
+async fn watch(conn: Arc<Conn>) -> Ended {
+    let mut last_ping_check = conn.now_ms();
+    loop {
+        let wait = if conn.slots.waiting() > 0 { TICK } else { PING_EVERY };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = conn.busy.notified() => continue,
+        }
+        // Answers that arrived with this wake-up (after a pause of the whole process, say)
+        // are read before any call or the connection is judged.
+        tokio::task::yield_now().await;
+        let now = conn.now_ms();
+        if conn.slots.expire(now, conn.heard_ms.load(Ordering::Relaxed)) {
+            return Ended::TimedOut;
+        }
+        if now.saturating_sub(last_ping_check) < PING_EVERY.as_millis() as u64 {
+            continue;
+        }
+        last_ping_check = now;
+        let quiet = Duration::from_millis(now.saturating_sub(conn.heard_ms.load(Ordering::Relaxed).max(1)));
+        if quiet >= DEAD_AFTER {
+            return Ended::Silent(quiet);
+        }
+        // Any frame heard proves the peer alive.
+        if quiet >= PING_EVERY && conn.enqueue(0, &Request::Ping).is_err() {
+            return Ended::Silent(quiet);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! - [`client`]: [`AuxClient`], a pool of persistent, authenticated connections to one
 //!   auxiliary, multiplexed by request id and pipelined; dead peers are detected by pings and
 //!   timeouts and their connections replaced.
+//! - [`slots`]: the calls in flight on one connection, matched to their answers by id.
 //! - [`codec`]: length-delimited framing with the protocol's frame limit.
 //! - [`WireError`]: why a call failed, typed (a remote refusal carries the auxiliary's
 //!   [`RemoteError`]).
@@ -10,6 +11,7 @@
 
 pub mod client;
 pub mod metrics;
+pub mod slots;
 
 pub use client::AuxClient;
 pub use metrics::Metrics;
@@ -31,6 +33,10 @@ pub enum WireError {
     /// The auxiliary did not answer in time.
     #[error("auxiliary {0} timed out")]
     Timeout(String),
+    /// Too many requests to the auxiliary are in flight on this connection already: refused
+    /// at once rather than queued behind a slow auxiliary.
+    #[error("auxiliary {0} busy: too many requests in flight")]
+    Busy(String),
     /// The auxiliary answered with an error.
     #[error("auxiliary {0}: {1}")]
     Remote(String, RemoteError),

@@ -140,13 +140,13 @@ pub(crate) const COMMANDS: &[Spec] = &[
 
 /// The command named `name`, in any case; no allocation.
 pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    COMMANDS
-        .binary_search_by(|s| {
-            let (a, b) = (s.name.as_bytes(), name);
-            a.iter().map(u8::to_ascii_lowercase).cmp(b.iter().map(u8::to_ascii_lowercase))
-        })
-        .ok()
-        .map(|i| &COMMANDS[i])
+    // Lowered once on the stack, so the search compares plain bytes.
+    let mut lower = [0u8; 16];
+    let lower = lower.get_mut(..name.len())?;
+    for (l, c) in lower.iter_mut().zip(name) {
+        *l = c.to_ascii_lowercase();
+    }
+    COMMANDS.binary_search_by(|s| s.name.as_bytes().cmp(lower)).ok().map(|i| &COMMANDS[i])
 }
 
 #[cfg(test)]
@@ -163,6 +163,7 @@ mod tests {
         }
         assert!(lookup(b"nosuch").is_none());
         assert!(lookup(b"").is_none());
+        assert!(lookup(b"a-name-longer-than-any-command").is_none());
     }
 
     #[test]
