@@ -103,11 +103,27 @@ pub(crate) async fn try_call_many<P: Peer>(
         }
     };
     let mut waiting = nodes.into_iter().enumerate();
+    let (mut answers, mut errors, mut counted) = (Vec::new(), Vec::new(), 0);
+    if !plan.all_at_once && !plan.primary && need == 1 {
+        // The common read, one answer needed: the first owner is asked inline, with no
+        // stream of calls built unless its answer fails or does not count.
+        if let Some((_, node)) = waiting.next() {
+            match node.call(&req).await {
+                Ok(resp) => {
+                    counted += usize::from(counts(&node, &resp));
+                    answers.push((node, resp));
+                }
+                Err(e) => errors.push(e),
+            }
+            if counted == need {
+                return Outcome { answers, counted, need, errors, primary_failed: false };
+            }
+        }
+    }
     let mut inflight = FuturesUnordered::new();
     if plan.all_at_once || plan.primary {
         inflight.extend(waiting.by_ref().map(launch));
     }
-    let (mut answers, mut errors, mut counted) = (Vec::new(), Vec::new(), 0);
     while counted < need || matches!(duty, Duty::Owed(_)) {
         while inflight.len() + counted < need {
             match waiting.next() {

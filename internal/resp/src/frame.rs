@@ -24,8 +24,14 @@ pub enum Parsed {
 
 /// The line starting at `at`, without its CRLF, and where the next one starts.
 fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let end = buf[at..].windows(2).position(|w| w == b"\r\n")?;
-    Some((&buf[at..at + end], at + end + 2))
+    let mut from = at;
+    loop {
+        let cr = from + memchr::memchr(b'\r', &buf[from..])?;
+        if buf.get(cr + 1) == Some(&b'\n') {
+            return Some((&buf[at..cr], cr + 2));
+        }
+        from = cr + 1;
+    }
 }
 
 /// A decimal header (`-1`, `42`); `None` for anything else, or past 18 digits.
@@ -124,7 +130,7 @@ fn too_long_or_incomplete(pending: usize, what: &str) -> Parsed {
 /// An inline command: one line of words separated by blanks (quotes are not interpreted).
 /// `None` for a blank line, which is skipped.
 fn inline(buf: &mut BytesMut) -> Option<Parsed> {
-    let Some(end) = buf.iter().position(|b| *b == b'\n') else {
+    let Some(end) = memchr::memchr(b'\n', buf) else {
         return Some(too_long_or_incomplete(buf.len(), "inline request"));
     };
     let line = buf.split_to(end + 1).freeze();

@@ -194,7 +194,7 @@ async fn connection(
     let mut session = Session { identity, id, name: None, quit: false, resp3: false, floors: Default::default() };
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
-    let mut batch: Vec<Vec<bytes::Bytes>> = Vec::new();
+    let mut batch: Vec<cmd::Command> = Vec::new();
     // One timer and one stop signal for the connection's life, not one per read: `idle`
     // fires at the earliest moment the connection could be idle for too long, and looks at
     // when it last heard from the client before closing it.
@@ -208,7 +208,7 @@ async fn connection(
         let mut invalid = None;
         while batch.len() < MAX_BATCH {
             match frame::next(&mut input, max_bulk) {
-                Parsed::Command(args) => batch.push(args),
+                Parsed::Command(args) => batch.push(cmd::Command::new(args)),
                 Parsed::Incomplete => break,
                 Parsed::Invalid(why) => {
                     invalid = Some(why);
@@ -221,7 +221,7 @@ async fn connection(
         while at < batch.len() {
             // A run of reads goes out together (their answers keep their order); anything
             // else runs alone, so a read after a write sees it.
-            let reads = batch[at..].iter().take_while(|args| cmd::is_read(args)).count();
+            let reads = batch[at..].iter().take_while(|c| c.is_read()).count();
             if reads > 1 {
                 let replies = futures::future::join_all(batch[at..at + reads].iter_mut().map(|args| {
                     let mut s = session.clone();
@@ -234,7 +234,7 @@ async fn connection(
                 }
                 at += reads;
             } else {
-                let hello = batch[at].first().is_some_and(|c| c.eq_ignore_ascii_case(b"hello"));
+                let hello = batch[at].is_hello();
                 let reply = cmd::run(state, &mut session, std::mem::take(&mut batch[at])).await;
                 encode(&mut out, &reply, &session, hello);
                 at += 1;

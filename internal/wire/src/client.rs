@@ -30,8 +30,10 @@ struct Conn {
     drained: Notify,
     /// The calls waiting for answers.
     slots: Slots,
-    /// Wakes the connection's timer when a call starts on an idle connection.
+    /// Wakes the connection's timer when a call starts on an idle connection (`idle`: the
+    /// timer sleeps until the next ping, not the next deadline check).
     busy: Notify,
+    idle: AtomicBool,
     /// When the connection came up; `heard_ms` counts from it.
     base: tokio::time::Instant,
     /// Milliseconds after `base` at which the last frame arrived (+1, so 0 means never).
@@ -180,7 +182,8 @@ impl AuxClient {
             Err(_) => return Err(self.shared.unreachable()),
         };
         let reply = conn.slots.wait(id);
-        if first {
+        if first && conn.idle.load(Ordering::Relaxed) {
+            conn.idle.store(false, Ordering::Relaxed);
             conn.busy.notify_one();
         }
         while !conn.enqueue(id, req)? {
@@ -302,6 +305,7 @@ async fn keep_connected(shared: Arc<Shared>, slot: usize, mut stop: watch::Recei
             drained: Notify::new(),
             slots: Slots::default(),
             busy: Notify::new(),
+            idle: AtomicBool::new(false),
             base: tokio::time::Instant::now(),
             heard_ms: AtomicU64::new(1),
         });
@@ -403,10 +407,20 @@ async fn read(conn: Arc<Conn>, shared: Arc<Shared>, half: tokio::net::tcp::Owned
 async fn watch(conn: Arc<Conn>) -> Ended {
     let mut last_ping_check = conn.now_ms();
     loop {
-        let wait = if conn.slots.waiting() > 0 { TICK } else { PING_EVERY };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = conn.busy.notified() => continue,
+        // Deadlines are checked every tick while calls were in flight at the last one; an
+        // idle connection sleeps until its next ping unless a call wakes it.
+        if conn.slots.waiting() > 0 {
+            tokio::time::sleep(TICK).await;
+        } else {
+            conn.idle.store(true, Ordering::Relaxed);
+            // A call that started before the flag was up is seen here.
+            if conn.slots.waiting() == 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(PING_EVERY) => {}
+                    _ = conn.busy.notified() => continue,
+                }
+            }
+            conn.idle.store(false, Ordering::Relaxed);
         }
         // Answers that arrived with this wake-up (after a pause of the whole process, say)
         // are read before any call or the connection is judged.

@@ -54,10 +54,34 @@ pub(crate) struct Ctx<'a> {
     pub session: &'a mut Session,
 }
 
-/// Runs one command: looked up in [`table::COMMANDS`], its arity checked there, then run
-/// by its file.
-pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<Bytes>) -> Reply {
-    let Some(spec) = table::lookup(&args[0]) else {
+/// A command off the wire, looked up once in [`table::COMMANDS`].
+#[derive(Default)]
+pub(crate) struct Command {
+    spec: Option<&'static table::Spec>,
+    args: Vec<Bytes>,
+}
+
+impl Command {
+    /// `args[0]` names the command (a frame always has at least one argument).
+    pub(crate) fn new(args: Vec<Bytes>) -> Command {
+        Command { spec: args.first().and_then(|n| table::lookup(n)), args }
+    }
+
+    /// It only reads keys: a run of such commands may go to the cluster together.
+    pub(crate) fn is_read(&self) -> bool {
+        self.spec.is_some_and(table::Spec::reads_keys)
+    }
+
+    /// `HELLO`, whose reply is a map in RESP3.
+    pub(crate) fn is_hello(&self) -> bool {
+        self.spec.is_some_and(|s| matches!(s.runner, Runner::Hello))
+    }
+}
+
+/// Runs one command: its arity checked against [`table::COMMANDS`], then run by its file.
+pub(crate) async fn run(state: &MasterState, session: &mut Session, command: Command) -> Reply {
+    let Command { spec, args } = command;
+    let Some(spec) = spec else {
         return unknown(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase(), &args[1..]);
     };
     if session.identity == super::Identity::Nobody && !spec.no_auth() {
@@ -102,11 +126,6 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, args: Vec<By
         Runner::Ttl => ttl::run(ctx, args).await,
         Runner::Type => type_::run(ctx, args).await,
     }
-}
-
-/// Commands that only read keys: a run of them may go to the cluster together.
-pub(crate) fn is_read(args: &[Bytes]) -> bool {
-    args.first().and_then(|n| table::lookup(n)).is_some_and(table::Spec::reads_keys)
 }
 
 fn arity_ok(arity: i32, n: usize) -> bool {
