@@ -208,7 +208,9 @@ fn junk_and_huge_announcements_get_a_protocol_error_not_a_crash() {
     let zk = ZooKeeper::start();
     let m = cluster(&zk);
     // A bulk of 2 GB announced: refused at once, before any of it is sent.
-    assert!(raw(m.p1, b"*2\r\n$3\r\nGET\r\n$2000000000\r\n").starts_with("-ERR Protocol error: invalid bulk length"));
+    let huge = raw(m.p1, b"*2\r\n$3\r\nGET\r\n$2000000000\r\n");
+    assert!(huge.starts_with("-ERR Protocol error: invalid bulk length"), "{huge}");
+    assert!(huge.contains("VALUE_MAX_BYTES"), "the setting that bounds it is named: {huge}");
     assert!(raw(m.p1, b"*3000000000\r\n").starts_with("-ERR Protocol error: invalid multibulk length"));
     assert!(raw(m.p1, b"*1\r\n:12\r\n").starts_with("-ERR Protocol error: expected '$'"));
     assert!(raw(m.p1, b"*1\r\n$-7\r\n").starts_with("-ERR Protocol error"));
@@ -399,6 +401,51 @@ fn scan_walks_the_whole_cluster() {
     assert!(some.iter().all(|k| k.starts_with("scan:1") && k.len() == 8));
     let (_, typed): (u64, Vec<String>) = q(&mut a, &[b"SCAN", b"0", b"TYPE", b"hash"]).unwrap();
     assert!(typed.is_empty(), "every value is a string");
+    // KEYS: the same walk, whole, each key once.
+    let mut keys: Vec<String> = q(&mut conn(m.p2), &[b"KEYS", b"scan:1??"]).unwrap();
+    keys.sort();
+    let mut expected: Vec<String> = some.into_iter().collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert_eq!(q::<Vec<String>>(&mut a, &[b"KEYS", b"*"]).unwrap().len(), N + 1);
+}
+
+/// What tools ask on connect: CONFIG GET, FUNCTION FLUSH/LIST, INFO; what they must not be
+/// told: that this is a Redis Cluster, or that the data is the master's memory.
+#[test]
+fn tools_that_read_config_info_and_functions_on_connect_are_answered_truly() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let mut a = conn(m.p1);
+    let policy: Vec<String> = q(&mut a, &[b"CONFIG", b"GET", b"maxmemory-policy"]).unwrap();
+    assert_eq!(policy, ["maxmemory-policy", "allkeys-lru"]);
+    let max: Vec<String> = q(&mut a, &[b"CONFIG", b"GET", b"maxclients", b"databases"]).unwrap();
+    assert_eq!(max, ["databases", "1", "maxclients", "10000"]);
+    let max: Vec<String> = q(&mut a, &[b"CONFIG", b"GET", b"max*"]).unwrap();
+    assert_eq!(max.iter().step_by(2).collect::<Vec<_>>(), ["maxmemory", "maxmemory-policy", "maxclients"]);
+    let all: Vec<String> = q(&mut a, &[b"CONFIG", b"GET", b"*"]).unwrap();
+    assert!(all.chunks(2).any(|kv| kv[0] == "port" && kv[1] == m.p1.to_string()), "{all:?}");
+    assert!(all.chunks(2).any(|kv| kv[0] == "requirepass" && kv[1].is_empty()), "{all:?}");
+    let e = error(&mut a, &[b"CONFIG", b"SET", b"maxmemory", b"1gb"]);
+    assert!(e.contains("can't set immutable config"), "{e}");
+    let e = error(&mut a, &[b"CONFIG", b"SET", b"nosuch", b"1"]);
+    assert!(e.contains("Unknown option or number of arguments for CONFIG SET - 'nosuch'"), "{e}");
+    assert_eq!(q::<String>(&mut a, &[b"CONFIG", b"RESETSTAT"]).unwrap(), "OK");
+    assert_eq!(q::<String>(&mut a, &[b"FUNCTION", b"FLUSH"]).unwrap(), "OK");
+    assert!(q::<Vec<Value>>(&mut a, &[b"FUNCTION", b"LIST"]).unwrap().is_empty());
+    assert!(error(&mut a, &[b"DEBUG", b"SLEEP", b"0"]).contains("not supported"));
+
+    q::<()>(&mut a, &[b"SET", b"k", b"v"]).unwrap();
+    let info: String = q(&mut a, &[b"INFO"]).unwrap();
+    for line in ["redis_mode:standalone", "cluster_enabled:0", "evicted_keys:0", "tiercache_cluster_entries:2"] {
+        assert!(info.contains(line), "{line} in {info}");
+    }
+    assert!(!info.contains("redis_mode:cluster"));
+    // The master's own memory: megabytes of a running process, not the 3 bytes of data.
+    let used = info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse::<u64>().unwrap();
+    assert!(used > 1 << 20, "{used}");
+    let only: String = q(&mut a, &[b"INFO", b"cluster"]).unwrap();
+    assert_eq!(only.trim(), "# Cluster\r\ncluster_enabled:0");
 }
 
 /// EXPIRE racing SETs from another master never brings back an overwritten value: it changes

@@ -10,6 +10,7 @@
 //!   rule every replica, transfer and quorum read applies.
 
 mod error;
+pub mod glob;
 pub mod messages;
 pub mod version;
 

@@ -90,6 +90,12 @@ pub fn next(buf: &mut BytesMut, max_bulk: usize) -> Parsed {
             };
             let len = match number(&head[1..]) {
                 Some(l) if l >= 0 && l as usize <= max_bulk => l as usize,
+                // Redis's words, and which setting sets the bound.
+                Some(l) if l >= 0 => {
+                    return Parsed::Invalid(format!(
+                        "invalid bulk length ({l} bytes: VALUE_MAX_BYTES allows at most {max_bulk})"
+                    ))
+                }
                 _ => return Parsed::Invalid("invalid bulk length".into()),
             };
             total += len;
@@ -168,8 +174,10 @@ mod tests {
     #[test]
     fn announced_sizes_over_the_limits_are_refused_before_the_data() {
         // 2 GB announced, nothing sent: refused at once, nothing buffered for it.
-        assert_eq!(parse(b"*1\r\n$2000000000\r\n").0, Parsed::Invalid("invalid bulk length".into()));
-        assert_eq!(parse(b"*1\r\n$1025\r\n").0, Parsed::Invalid("invalid bulk length".into()));
+        let over =
+            |n: u64| Parsed::Invalid(format!("invalid bulk length ({n} bytes: VALUE_MAX_BYTES allows at most 1024)"));
+        assert_eq!(parse(b"*1\r\n$2000000000\r\n").0, over(2_000_000_000));
+        assert_eq!(parse(b"*1\r\n$1025\r\n").0, over(1025));
         assert_eq!(parse(b"*9999999999\r\n").0, Parsed::Invalid("invalid multibulk length".into()));
         assert_eq!(parse(b"*1\r\n$-5\r\n").0, Parsed::Invalid("invalid bulk length".into()));
         assert_eq!(parse(b"*x\r\n").0, Parsed::Invalid("invalid multibulk length".into()));

@@ -28,13 +28,23 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// A connection with nothing pending is closed after this long without a request.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// A request that started arriving must be complete within this long.
 const SLOW_TIMEOUT: Duration = Duration::from_secs(30);
 /// Commands taken from the input at once.
 const MAX_BATCH: usize = 1024;
 /// Answers are written out once this many bytes are waiting, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
+
+/// What every connection of this front end shares: the settings `CONFIG GET` reports.
+pub(crate) struct Front {
+    /// Connections served at once (`MAX_CLIENTS`, as lowered at start).
+    pub max_clients: usize,
+    /// The port the listener is bound to.
+    pub port: u16,
+    /// The address it is bound to.
+    pub bind: String,
+}
 
 /// Who a connection has authenticated as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +112,12 @@ pub async fn serve(
     max_clients: usize,
 ) {
     let ids = Arc::new(AtomicU64::new(0));
+    let local = listener.local_addr().ok();
+    let front = Arc::new(Front {
+        max_clients,
+        port: local.map_or(0, |a| a.port()),
+        bind: local.map_or_else(String::new, |a| a.ip().to_string()),
+    });
     let open = tokio_util::task::TaskTracker::new();
     let data_threads = state.data_threads.clone();
     loop {
@@ -119,6 +135,7 @@ pub async fn serve(
                 }
                 Ok((stream, peer)) => {
                     let (state, id, stop) = (state.clone(), ids.fetch_add(1, Ordering::Relaxed) + 1, stop.clone());
+                    let front = front.clone();
                     // The socket leaves this runtime's reactor: its readiness then wakes the
                     // data thread that serves it, not this one.
                     let stream = match stream.into_std() {
@@ -131,7 +148,7 @@ pub async fn serve(
                     let serve = open.track_future(async move {
                         let stream = TcpStream::from_std(stream)?;
                         state.metrics.resp_connections.inc();
-                        let r = connection(stream, &state, id, stop).await;
+                        let r = connection(stream, &state, &front, id, stop).await;
                         state.metrics.resp_connections.dec();
                         r
                     });
@@ -185,6 +202,7 @@ fn encode(out: &mut BytesMut, reply: &BytesFrame, session: &Session, hello: bool
 async fn connection(
     mut stream: TcpStream,
     state: &MasterState,
+    front: &Front,
     id: u64,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -226,7 +244,7 @@ async fn connection(
                 let replies = futures::future::join_all(batch[at..at + reads].iter_mut().map(|args| {
                     let mut s = session.clone();
                     let args = std::mem::take(args);
-                    async move { cmd::run(state, &mut s, args).await }
+                    async move { cmd::run(state, front, &mut s, args).await }
                 }))
                 .await;
                 for reply in &replies {
@@ -235,7 +253,7 @@ async fn connection(
                 at += reads;
             } else {
                 let hello = batch[at].is_hello();
-                let reply = cmd::run(state, &mut session, std::mem::take(&mut batch[at])).await;
+                let reply = cmd::run(state, front, &mut session, std::mem::take(&mut batch[at])).await;
                 encode(&mut out, &reply, &session, hello);
                 at += 1;
                 if session.quit {

@@ -7,18 +7,22 @@ mod append;
 mod auth;
 mod client;
 mod command;
+mod config;
 mod dbsize;
+mod debug;
 mod del;
 mod echo;
 mod exists;
 mod expire;
 mod flushall;
+mod function;
 mod get;
 mod getdel;
 mod getex;
 mod hello;
 mod incr;
 mod info;
+mod keys;
 mod mget;
 mod mset;
 mod persist;
@@ -51,6 +55,7 @@ pub(crate) type Reply = BytesFrame;
 /// What a command works with.
 pub(crate) struct Ctx<'a> {
     pub state: &'a MasterState,
+    pub front: &'a crate::Front,
     pub session: &'a mut Session,
 }
 
@@ -79,7 +84,7 @@ impl Command {
 }
 
 /// Runs one command: its arity checked against [`table::COMMANDS`], then run by its file.
-pub(crate) async fn run(state: &MasterState, session: &mut Session, command: Command) -> Reply {
+pub(crate) async fn run(state: &MasterState, front: &crate::Front, session: &mut Session, command: Command) -> Reply {
     let Command { spec, args } = command;
     let Some(spec) = spec else {
         return unknown(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase(), &args[1..]);
@@ -90,7 +95,7 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, command: Com
     if !arity_ok(spec.arity, args.len()) {
         return err(format!("wrong number of arguments for '{}' command", spec.name));
     }
-    let mut ctx = Ctx { state, session };
+    let mut ctx = Ctx { state, front, session };
     let ctx = &mut ctx;
     let args = &args;
     match spec.runner {
@@ -98,6 +103,10 @@ pub(crate) async fn run(state: &MasterState, session: &mut Session, command: Com
         Runner::Auth => auth::run(ctx, args).await,
         Runner::Client => client::run(ctx, args).await,
         Runner::Command => command::run(ctx, args).await,
+        Runner::Config => config::run(ctx, args).await,
+        Runner::Debug => debug::run(ctx, args).await,
+        Runner::Function => function::run(ctx, args).await,
+        Runner::Keys => keys::run(ctx, args).await,
         Runner::Dbsize => dbsize::run(ctx, args).await,
         Runner::Del => del::run(ctx, args).await,
         Runner::Echo => echo::run(ctx, args).await,

@@ -10,18 +10,22 @@ pub(crate) enum Runner {
     Auth,
     Client,
     Command,
+    Config,
     Dbsize,
+    Debug,
     Del,
     Echo,
     Exists,
     Expire,
     Flushall,
+    Function,
     Get,
     Getdel,
     Getex,
     Hello,
     Incr,
     Info,
+    Keys,
     Mget,
     Mset,
     Persist,
@@ -77,6 +81,7 @@ const CONNECTION: &[&str] = &["noscript", "loading", "stale", "fast", "no-auth",
 const SERVER: &[&str] = &["loading", "stale"];
 const SERVER_FAST: &[&str] = &["loading", "stale", "fast"];
 const FAST: &[&str] = &["fast"];
+const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
 
 const NONE: (i32, i32, i32) = (0, 0, 0);
 const ONE: (i32, i32, i32) = (1, 1, 1);
@@ -98,7 +103,9 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("auth", -2, CONNECTION, NONE, Runner::Auth),
     spec("client", -2, SERVER, NONE, Runner::Client),
     spec("command", -1, SERVER, NONE, Runner::Command),
+    spec("config", -2, ADMIN, NONE, Runner::Config),
     spec("dbsize", 1, READ, NONE, Runner::Dbsize),
+    spec("debug", -2, ADMIN, NONE, Runner::Debug),
     spec("decr", 2, GROW, ONE, Runner::Incr),
     spec("decrby", 3, GROW, ONE, Runner::Incr),
     spec("del", -2, WRITE_SLOW, ALL, Runner::Del),
@@ -108,6 +115,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("expireat", 3, WRITE, ONE, Runner::Expire),
     spec("flushall", -1, WRITE_SLOW, NONE, Runner::Flushall),
     spec("flushdb", -1, WRITE_SLOW, NONE, Runner::Flushall),
+    spec("function", -2, SERVER, NONE, Runner::Function),
     spec("get", 2, READ, ONE, Runner::Get),
     spec("getdel", 2, WRITE, ONE, Runner::Getdel),
     spec("getex", -2, WRITE, ONE, Runner::Getex),
@@ -115,6 +123,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("incr", 2, GROW, ONE, Runner::Incr),
     spec("incrby", 3, GROW, ONE, Runner::Incr),
     spec("info", -1, SERVER, NONE, Runner::Info),
+    spec("keys", 2, READ_SLOW, NONE, Runner::Keys),
     spec("mget", -2, READ, ALL, Runner::Mget),
     spec("mset", -3, GROW_SLOW, (1, -1, 2), Runner::Mset),
     spec("persist", 2, WRITE, ONE, Runner::Persist),
