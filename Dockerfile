@@ -34,6 +34,10 @@ RUN set -eu; \
 FROM ${BUILDER_IMAGE} AS builder
 # Parallel rustc jobs; empty = one per core.
 ARG CARGO_BUILD_JOBS=
+# The commit `tiercache --version` reports (the build context has no .git):
+#   docker build --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) .
+ARG GIT_COMMIT=
+ENV GIT_COMMIT=${GIT_COMMIT}
 # No debug info in the image's binary (the workspace keeps line tables for local profiling).
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
     CARGO_TERM_COLOR=never
@@ -61,6 +65,9 @@ USER tiercache
 WORKDIR /var/lib/tiercache
 # Snapshots of an auxiliary: mount a volume here to keep them across restarts.
 ENV BACKUP_DIR=/var/lib/tiercache/backup
+# `tiercache local` binds 127.0.0.1 by default; in a container it must listen on every
+# interface so `docker run -p` reaches it.
+ENV BIND_ADDR=0.0.0.0
 # master / local HTTP, auxiliary HTTP (/health, /metrics), auxiliary data port.
 EXPOSE 8000 6379 3001 4001
 # GET /health on $PORT (or the role's default port) over bash's /dev/tcp: no curl needed.

@@ -281,6 +281,34 @@ fn bad_environment_stops_with_one_line_naming_the_variable() {
     let out = std::process::Command::new(bin()).arg("master").env_remove("INTERNAL_TOKEN").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("INTERNAL_TOKEN"));
+    // Impossible in local mode: more copies than its three auxiliaries.
+    let out =
+        std::process::Command::new(bin()).arg("local").env("REPLICAS", "5").env("WRITE_QUORUM", "5").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("REPLICAS") && err.trim().lines().count() == 1, "{err}");
+}
+
+/// `--version` names the commit; a log filter that matches nothing is said, not obeyed in
+/// silence.
+#[test]
+fn the_binary_says_which_build_it_is_and_what_is_wrong_with_rust_log() {
+    let out = std::process::Command::new(bin()).arg("--version").output().unwrap();
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(v.starts_with(&format!("tiercache {} (commit ", env!("CARGO_PKG_VERSION"))), "{v}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(bin());
+    cmd.arg("local")
+        .current_dir(dir.path())
+        .env("PORT", free_port().to_string())
+        .env("REDIS_PORT", free_port().to_string())
+        .env("RUST_LOG", "bogus%%");
+    let p = Proc::spawn("local", cmd, dir.path());
+    wait_until(Duration::from_secs(10), "the startup line", || p.log().contains("local mode: one master"));
+    let log = p.log();
+    assert!(log.contains("RUST_LOG=\"bogus%%\" names no level or module"), "{log}");
+    assert!(log.contains("http=127.0.0.1:"), "local binds loopback unless told: {log}");
+    assert!(log.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))), "{log}");
+    assert!(!log.contains("admin API"), "no warning on loopback: {log}");
 }
 
 #[test]

@@ -5,9 +5,13 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use tiercache_node::config::LogFormat;
 
+/// This build: the crate version and the commit (build.rs).
+const BUILD: tiercache_node::Build =
+    tiercache_node::Build { version: env!("CARGO_PKG_VERSION"), commit: env!("TIERCACHE_COMMIT") };
+
 /// A distributed in-memory cache. Configured only by environment variables (see README).
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TIERCACHE_COMMIT"), ")"), about)]
 struct Cli {
     #[command(subcommand)]
     role: RoleCmd,
@@ -24,14 +28,38 @@ enum RoleCmd {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = match std::env::var("RUST_LOG") {
+        Err(_) => tracing_subscriber::EnvFilter::new("info"),
+        // Said once on stderr: a bad filter must not silence every line without a word (a
+        // directive that is neither a level nor a module path parses as a target nothing
+        // logs to).
+        Ok(v) => {
+            match tracing_subscriber::EnvFilter::try_new(&v) {
+                Ok(f) if v.split(',').all(plausible_directive) => f,
+                Ok(_) => {
+                    eprintln!("tiercache: RUST_LOG={v:?} names no level or module (e.g. info, tiercache=debug); logging at info");
+                    tracing_subscriber::EnvFilter::new("info")
+                }
+                Err(e) => {
+                    eprintln!("tiercache: RUST_LOG={v:?} is not a log filter ({e}); logging at info");
+                    tracing_subscriber::EnvFilter::new("info")
+                }
+            }
+        }
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+}
+
+/// A `RUST_LOG` directive that can match something: a level, or a module path with an
+/// optional `=level` (span and field filters included).
+fn plausible_directive(d: &str) -> bool {
+    let target = d.trim().split('=').next().unwrap_or("");
+    !target.is_empty() && target.chars().all(|c| c.is_ascii_alphanumeric() || "_:-[]{}.\"* ".contains(c))
 }
 
 async fn shutdown_signal() {
@@ -79,9 +107,9 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match parsed {
-            Parsed::Master(c) => tiercache_node::run_master(c, shutdown_signal()).await,
-            Parsed::Auxiliary(c) => tiercache_node::run_auxiliary(c, shutdown_signal()).await,
-            Parsed::Local(m, a) => tiercache_node::run_local(m, a, shutdown_signal()).await,
+            Parsed::Master(c) => tiercache_node::run_master(c, BUILD, shutdown_signal()).await,
+            Parsed::Auxiliary(c) => tiercache_node::run_auxiliary(c, BUILD, shutdown_signal()).await,
+            Parsed::Local(m, a) => tiercache_node::run_local(m, a, BUILD, shutdown_signal()).await,
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));

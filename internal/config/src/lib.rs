@@ -205,8 +205,10 @@ fn trimmed(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn bind_addr(v: Option<&str>) -> Result<IpAddr, ConfigError> {
+fn bind_addr(v: Option<&str>, role: Role) -> Result<IpAddr, ConfigError> {
     match v {
+        // Trying it out opens nothing to the network unless asked (the image sets 0.0.0.0).
+        None if role == Role::Local => Ok(IpAddr::from([127, 0, 0, 1])),
         None => Ok(IpAddr::from([0, 0, 0, 0])),
         Some(s) => s.parse().map_err(|_| ConfigError::Invalid {
             var: "BIND_ADDR",
@@ -352,7 +354,7 @@ impl Raw {
         )?;
         Ok(CommonConfig {
             port,
-            bind_addr: bind_addr(trimmed(&self.bind_addr))?,
+            bind_addr: bind_addr(trimmed(&self.bind_addr), role)?,
             node_id: node_id(trimmed(&self.node_id), &advertise_host, port)?,
             advertise_host,
             zk_servers: zk_servers(trimmed(&self.zk_servers))?,
@@ -472,12 +474,23 @@ pub fn auxiliary_from<I: IntoIterator<Item = (String, String)>>(vars: I) -> Resu
     Raw::from_iter(vars)?.auxiliary(Role::Auxiliary)
 }
 
+/// The auxiliaries local mode runs in its process.
+pub const LOCAL_AUXILIARIES: usize = 3;
+
 /// Reads local mode's configuration: the master's settings plus the auxiliaries' store limits.
 pub fn local_from<I: IntoIterator<Item = (String, String)>>(
     vars: I,
 ) -> Result<(MasterConfig, AuxiliaryConfig), ConfigError> {
     let raw = Raw::from_iter(vars)?;
-    Ok((raw.master(Role::Local)?, raw.auxiliary(Role::Local)?))
+    let master = raw.master(Role::Local)?;
+    if master.replicas > LOCAL_AUXILIARIES {
+        return Err(ConfigError::Invalid {
+            var: "REPLICAS",
+            value: master.replicas.to_string(),
+            expected: "at most 3 in local mode, which runs three auxiliaries",
+        });
+    }
+    Ok((master, raw.auxiliary(Role::Local)?))
 }
 
 #[cfg(test)]
@@ -500,6 +513,10 @@ mod tests {
         assert_eq!(a.backup_interval_secs, 60);
         let (lm, _) = local_from(vars(&[])).unwrap();
         assert_eq!(lm.common.port, 8000);
+        assert_eq!(lm.common.bind_addr.to_string(), "127.0.0.1", "local opens nothing to the network");
+        assert_eq!(m.common.bind_addr.to_string(), "0.0.0.0");
+        let e = local_from(vars(&[("REPLICAS", "5"), ("WRITE_QUORUM", "5")])).unwrap_err().to_string();
+        assert!(e.contains("REPLICAS") && e.contains("three auxiliaries"), "{e}");
     }
 
     #[test]

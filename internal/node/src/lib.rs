@@ -203,6 +203,22 @@ fn bind_std(var: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener
     bind().map_err(|source| NodeError::Bind { var, addr, source })
 }
 
+/// Where RESP listens, for the startup line.
+fn resp_addr(cfg: &MasterConfig) -> String {
+    match cfg.redis_port {
+        0 => "off".to_string(),
+        p => SocketAddr::new(cfg.common.bind_addr, p).to_string(),
+    }
+}
+
+/// Where snapshots go, for the startup line.
+fn snapshots_where(cfg: &AuxiliaryConfig) -> String {
+    match cfg.backup_interval_secs {
+        0 => format!("off (restored from {} at start when present)", cfg.backup_dir.display()),
+        n => format!("{} every {n} s, restored at start", cfg.backup_dir.display()),
+    }
+}
+
 /// The RESP front end, when `REDIS_PORT` is not 0: stopping it is a send on the sender, and
 /// the task ends once its connections have drained.
 type RespFrontEnd = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
@@ -290,9 +306,30 @@ fn start_discovery(
     })
 }
 
+/// Which build runs: shown at start, in `tiercache_build_info` and in `INFO server`.
+#[derive(Debug, Clone, Copy)]
+pub struct Build {
+    /// The crate version.
+    pub version: &'static str,
+    /// The git commit it was built from ("unknown" when not known).
+    pub commit: &'static str,
+}
+
+/// A warning when the admin API is open to the network: anyone who reaches `addr` may flush.
+fn warn_if_admin_open(cfg: &MasterConfig, addr: SocketAddr) {
+    if cfg.admin_token.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "the admin API (POST /flush, /backup, /rebalance, PUT /config) is open to anyone who reaches this \
+             address: set ADMIN_TOKEN, or BIND_ADDR=127.0.0.1"
+        );
+    }
+}
+
 /// Runs a master until `shutdown` resolves.
-pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+pub async fn run_master(cfg: MasterConfig, build: Build, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let metrics = Arc::new(Metrics::for_master(prometheus::Registry::new())?);
+    metrics.build_info(build.version, build.commit)?;
     let router = router_for(&cfg, metrics.clone());
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
     let listener = bind_std("PORT", http_addr)?;
@@ -326,7 +363,16 @@ pub async fn run_master(cfg: MasterConfig, shutdown: impl Future<Output = ()>) -
     // The HTTP workers are the data threads the RESP connections are served on.
     let server = tiercache_http::start_master(state.clone(), listener, cfg.data_threads).map_err(NodeError::Http)?;
     let resp = start_resp(&cfg, &state)?;
-    tracing::info!(addr = %http_addr, id = cfg.common.node_id, zk = cfg.common.zk_servers, "master serving");
+    tracing::info!(
+        version = build.version,
+        commit = build.commit,
+        http = %http_addr,
+        redis = %resp_addr(&cfg),
+        id = cfg.common.node_id,
+        zk = cfg.common.zk_servers,
+        "master serving (it holds no data)"
+    );
+    warn_if_admin_open(&cfg, http_addr);
     let fatal = tokio::select! {
         _ = shutdown => None,
         Ok(e) = fatal => Some(e),
@@ -481,8 +527,13 @@ async fn start_fresh_if_nothing_written(
 }
 
 /// Runs an auxiliary until `shutdown` resolves.
-pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+pub async fn run_auxiliary(
+    cfg: AuxiliaryConfig,
+    build: Build,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
     let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new())?);
+    metrics.build_info(build.version, build.commit)?;
     let data_addr = SocketAddr::new(cfg.common.bind_addr, cfg.data_port);
     let data_listener = bind_tcp("DATA_PORT", data_addr)?;
     let aux = Auxiliary::start(settings_for(&cfg), data_listener, metrics, true)
@@ -531,7 +582,15 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
         },
     };
     let server = tiercache_http::start_auxiliary(state, listener).map_err(NodeError::Http)?;
-    tracing::info!(http = %http_addr, data = %aux.data_addr, id = cfg.common.node_id, "auxiliary serving");
+    tracing::info!(
+        version = build.version,
+        commit = build.commit,
+        http = %http_addr,
+        data = %aux.data_addr,
+        id = cfg.common.node_id,
+        snapshots = %snapshots_where(&cfg),
+        "auxiliary serving"
+    );
     shutdown.await;
 
     tracing::info!("shutting down: leaving ZooKeeper");
@@ -563,9 +622,11 @@ pub async fn run_auxiliary(cfg: AuxiliaryConfig, shutdown: impl Future<Output = 
 pub async fn run_local(
     master: MasterConfig,
     aux: AuxiliaryConfig,
+    build: Build,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
     let metrics = Arc::new(Metrics::for_master(prometheus::Registry::new())?);
+    metrics.build_info(build.version, build.commit)?;
     let router = router_for(&master, metrics.clone());
     let mut auxes = Vec::new();
     let mut members = Vec::new();
@@ -604,7 +665,15 @@ pub async fn run_local(
     let state = Arc::new(master_state(&master, router, metrics, info));
     let server = tiercache_http::start_master(state.clone(), listener, master.data_threads).map_err(NodeError::Http)?;
     let resp = start_resp(&master, &state)?;
-    tracing::info!(addr = %http_addr, "local mode: one master and three auxiliaries serving");
+    tracing::info!(
+        version = build.version,
+        commit = build.commit,
+        http = %http_addr,
+        redis = %resp_addr(&master),
+        snapshots = %snapshots_where(&aux),
+        "local mode: one master and three auxiliaries serving"
+    );
+    warn_if_admin_open(&master, http_addr);
     shutdown.await;
     let resp = resp.map(|(stop, task)| {
         let _ = stop.send(true);

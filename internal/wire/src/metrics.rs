@@ -1,8 +1,8 @@
 //! Prometheus metrics of a node, registered on a registry passed in (never the global one).
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::time::Instant;
 
@@ -169,6 +169,16 @@ impl Metrics {
                 self.duration.with_label_values(&[operation]).observe(secs);
             }
         }
+    }
+
+    /// `tiercache_build_info{version,commit} 1`: which build this process runs.
+    pub fn build_info(&self, version: &str, commit: &str) -> Result<(), prometheus::Error> {
+        let info = IntGaugeVec::new(
+            Opts::new("tiercache_build_info", "The build this process runs (always 1)"),
+            &["version", "commit"],
+        )?;
+        info.with_label_values(&[version, commit]).set(1);
+        self.registry.register(Box::new(info))
     }
 
     /// Sets a counter that mirrors a monotonic total kept elsewhere (the store's atomics).
