@@ -239,6 +239,8 @@ echo "== Writing $OUT"
 g() { field "$1" "$2"; }
 fmt() { python3 -c "print(f'{float(\"$1\"):,.${2:-0}f}')"; }
 ratio() { python3 -c "print(f'{float(\"$1\")/float(\"$2\"):.2f}')"; }
+# met <value> <ge|lt> <bound>: "met" or "missed", so the text never claims a target it missed.
+met() { python3 -c "import sys; v, op, b = float(sys.argv[1]), sys.argv[2], float(sys.argv[3]); print('met' if (v >= b if op == 'ge' else v < b) else 'missed')" "$1" "$2" "$3"; }
 NG=$(g nginx-static '["requests_per_sec"]'); NP_RPS=$(g nginx-proxy '["requests_per_sec"]')
 TG=$(g tiercache-get '["requests_per_sec"]'); TP=$(g tiercache-put '["requests_per_sec"]')
 row() { # label json
@@ -285,9 +287,9 @@ Redis, \`redis-benchmark -c $CONNS -n $REQS -d 100 -r 10000 -t set,get\` (its ow
 | Redis GET | $(fmt "$R_GET") | $R_GET_P50 | $R_GET_P99 |
 | Redis SET | $(fmt "$R_SET") | $R_SET_P50 | $R_SET_P99 |
 
-Ratios: tiercache GET / NGINX static = **$(ratio "$TG" "$NG")** (target ≥ 0.5);
-tiercache GET / NGINX proxy = **$(ratio "$TG" "$NP_RPS")**; tiercache GET / Redis GET = $(ratio "$TG" "$R_GET");
-tiercache PUT / Redis SET = $(ratio "$TP" "$R_SET"). p99 of GET at half load: **$(fmt "$(g tiercache-get-half-load '["latency_ms"]["p99"]')" 3) ms** (target < 2 ms);
+Ratios: tiercache GET / NGINX static = $(ratio "$TG" "$NG") (target ≥ 0.8: $(met "$(ratio "$TG" "$NG")" ge 0.8));
+tiercache GET / NGINX proxy = $(ratio "$TG" "$NP_RPS"); tiercache GET / Redis GET = $(ratio "$TG" "$R_GET");
+tiercache PUT / Redis SET = $(ratio "$TP" "$R_SET"). p99 of GET at half load: $(fmt "$(g tiercache-get-half-load '["latency_ms"]["p99"]')" 3) ms (target < 2 ms: $(met "$(g tiercache-get-half-load '["latency_ms"]["p99"]')" lt 2));
 one NGINX proxy hop at the same rate: $(fmt "$(g nginx-proxy-half-load '["latency_ms"]["p99"]')" 3) ms.
 
 Where the time goes at half load: \`perf sched record -a\` for 2 s during a second half-load GET run,
@@ -326,7 +328,7 @@ $(cat "$WORK/master-profile.txt")
 ## Rebalance
 
 A second auxiliary joins one that holds $ENTRIES entries (REPLICAS=1): the coordinator's
-transfer moved $REB_MOVED keys in $REB_MS ms, **$REB_RATE keys/s** (batches of 1000 over the
+transfer moved $REB_MOVED keys in $REB_MS ms, $REB_RATE keys/s (batches of 1000 over the
 internal protocol, then dropping what the old owner no longer owns).
 
 ## Placement ($ENTRIES keys, default VIRTUAL_NODES=512)

@@ -288,25 +288,34 @@ fn bad_environment_stops_with_one_line_naming_the_variable() {
     assert!(!out.status.success() && err.contains("REPLICAS") && err.trim().lines().count() == 1, "{err}");
 }
 
-/// `--version` names the commit; a log filter that matches nothing is said, not obeyed in
-/// silence.
+/// `--version` names the commit, `--help` lists the settings and a flag sets one; a log
+/// filter that matches nothing is said, not obeyed in silence; local binds loopback.
 #[test]
 fn the_binary_says_which_build_it_is_and_what_is_wrong_with_rust_log() {
     let out = std::process::Command::new(bin()).arg("--version").output().unwrap();
     let v = String::from_utf8_lossy(&out.stdout);
     assert!(v.starts_with(&format!("tiercache {} (commit ", env!("CARGO_PKG_VERSION"))), "{v}");
+    // --help lists every setting the role reads, from the one table; secrets only as variables.
+    let out = std::process::Command::new(bin()).args(["master", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for line in ["--redis-port <REDIS_PORT>", "[env: WRITE_QUORUM] [default: 1]", "--data-threads", "ADMIN_TOKEN"] {
+        assert!(help.contains(line), "{line} in {help}");
+    }
+    assert!(!help.contains("--admin-token") && !help.contains("--internal-token"), "{help}");
+    // A flag sets its variable and wins over the environment.
     let dir = tempfile::tempdir().unwrap();
+    let (port, redis_port) = (free_port(), free_port());
     let mut cmd = std::process::Command::new(bin());
     cmd.arg("local")
+        .args(["--port", &port.to_string(), "--redis-port", &redis_port.to_string()])
         .current_dir(dir.path())
-        .env("PORT", free_port().to_string())
-        .env("REDIS_PORT", free_port().to_string())
+        .env("PORT", "1")
         .env("RUST_LOG", "bogus%%");
     let p = Proc::spawn("local", cmd, dir.path());
     wait_until(Duration::from_secs(10), "the startup line", || p.log().contains("local mode: one master"));
     let log = p.log();
+    assert!(log.contains(&format!("http=127.0.0.1:{port} redis=127.0.0.1:{redis_port}")), "{log}");
     assert!(log.contains("RUST_LOG=\"bogus%%\" names no level or module"), "{log}");
-    assert!(log.contains("http=127.0.0.1:"), "local binds loopback unless told: {log}");
     assert!(log.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))), "{log}");
     assert!(!log.contains("admin API"), "no warning on loopback: {log}");
 }

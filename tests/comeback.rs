@@ -50,7 +50,7 @@ fn stop_whole_cluster(auxes: &mut [Node], m: &mut Node) {
 /// REPLICAS=1 and snapshots on: every auxiliary stopped together hands its keys to peers that
 /// are leaving too, so the final snapshots hold keys twice. After the restart the copies on
 /// non-owners must be dropped, or a later loss of the owner serves their old values.
-/// `TIERCACHE_RESTART_KEYS` sets the number of keys (300; the README's figure used 1000000).
+/// `TIERCACHE_RESTART_KEYS` sets the number of keys (300; the figure in docs/operations.md used 1000000).
 #[test]
 fn whole_cluster_restart_drops_stale_copies() {
     let n: usize = std::env::var("TIERCACHE_RESTART_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);

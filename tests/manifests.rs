@@ -3,14 +3,14 @@
 //!
 //! - `kubernetes-validate --strict` accepts every object against the Kubernetes API schemas;
 //! - every environment variable a tiercache container gets (`env`, and the keys of what it
-//!   pulls with `envFrom`) is one the binary reads (`tiercache_node::config::VARIABLES`) and
+//!   pulls with `envFrom`) is one the binary reads (`tiercache_node::config::SETTINGS`) and
 //!   one README.md documents (as `` `NAME` ``);
 //! - auxiliaries get neither REPLICAS nor VIRTUAL_NODES (cluster state in ZooKeeper);
 //! - images, ports, user, stop signal and backup path agree with the Dockerfile (and the
 //!   ZooKeeper image with docker-compose.yml, whose images scripts/build-images.sh builds);
 //! - probes, Services, StatefulSets, budgets, policies and env references point at ports,
 //!   pods and keys that exist;
-//! - an auxiliary's memory limit follows the formula of README.md from its CACHE_MAX_BYTES and
+//! - an auxiliary's memory limit follows the formula of docs/kubernetes.md from its CACHE_MAX_BYTES and
 //!   CACHE_SIZE;
 //! - the Grafana dashboard ConfigMap is config/grafana/dashboards/tiercache.json, byte for byte.
 //!
@@ -24,7 +24,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use tiercache_node::config::VARIABLES;
+use tiercache_node::config::settings::Readers;
+use tiercache_node::config::{variables, SETTINGS};
 
 /// The base (what `kubectl kustomize deploy/kubernetes` renders) and every overlay.
 const KUSTOMIZATIONS: &[&str] =
@@ -39,7 +40,7 @@ const DASHBOARD: &str = "config/grafana/dashboards/tiercache.json";
 /// kustomize reads no file outside the kustomization's directory, hence a copy.
 const DASHBOARD_COPY: &str = "deploy/kubernetes/base/grafana/tiercache.json";
 
-/// An auxiliary's memory limit, README.md: 2 × CACHE_MAX_BYTES + 100 B × CACHE_SIZE + 64 MiB
+/// An auxiliary's memory limit, docs/kubernetes.md: 2 × CACHE_MAX_BYTES + 100 B × CACHE_SIZE + 64 MiB
 /// (70 B per entry beyond key and value in the store, the snapshot file, at most
 /// CACHE_MAX_BYTES + 30 B per entry, held while restoring, 64 MiB for everything else).
 fn aux_memory_needed(cache_max_bytes: u64, cache_size: u64) -> u64 {
@@ -389,8 +390,8 @@ fn every_variable_is_one_the_binary_reads_and_the_readme_documents() {
         for c in containers(r).iter().filter(|c| c.is_tiercache()) {
             for (name, _) in env(&r.objects, c) {
                 given += 1;
-                if !VARIABLES.contains(&name.as_str()) {
-                    wrong.insert(format!("{name}: tiercache does not read it (not in config::VARIABLES); {}", c.at));
+                if !variables().any(|v| v == name.as_str()) {
+                    wrong.insert(format!("{name}: tiercache does not read it (not in config::SETTINGS); {}", c.at));
                 }
                 if !readme.contains(&format!("`{name}`")) {
                     wrong.insert(format!("{name}: README.md does not document it (as `{name}`); {}", c.at));
@@ -404,6 +405,45 @@ fn every_variable_is_one_the_binary_reads_and_the_readme_documents() {
         "variables given to tiercache containers:\n{}",
         wrong.into_iter().collect::<Vec<_>>().join("\n")
     );
+}
+
+/// README.md's table of settings is the binary's (`config::SETTINGS`, from which `--help`
+/// and the flags come): the same variables, each with the roles that read it.
+#[test]
+fn the_readme_settings_table_is_the_one_the_binary_reads() {
+    let readme = read("README.md");
+    let mut documented = BTreeSet::new();
+    let mut wrong = Vec::new();
+    let rows = readme.lines().filter(|l| l.starts_with("| `")).filter(|l| l.split('|').nth(2).is_some());
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (names, role) = (cells[1], cells[2]);
+        if !["both", "master", "auxiliary"].contains(&role) {
+            continue; // another table
+        }
+        for name in names.split(',').map(|n| n.trim().trim_matches('`')) {
+            documented.insert(name.to_string());
+            match SETTINGS.iter().find(|s| s.var == name) {
+                None => wrong.push(format!("{name}: in README.md's table, not read by the binary")),
+                Some(s) => {
+                    let expected = match s.readers {
+                        Readers::All | Readers::Cluster => "both",
+                        Readers::Master => "master",
+                        Readers::Auxiliary | Readers::ClusterAuxiliary => "auxiliary",
+                    };
+                    if role != expected {
+                        wrong.push(format!("{name}: README.md says {role}, the binary {expected}"));
+                    }
+                }
+            }
+        }
+    }
+    for s in SETTINGS {
+        if !documented.contains(s.var) {
+            wrong.push(format!("{}: read by the binary, missing from README.md's table", s.var));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[test]

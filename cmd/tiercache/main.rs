@@ -1,15 +1,17 @@
 //! `tiercache`: one binary, three roles. Thin: read configuration from the environment, start
 //! tracing, run the role until SIGTERM/SIGINT.
 
-use clap::{Parser, Subcommand};
+use clap::{Arg, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
+use tiercache_node::config::settings::{self, Role};
 use tiercache_node::config::LogFormat;
 
 /// This build: the crate version and the commit (build.rs).
 const BUILD: tiercache_node::Build =
     tiercache_node::Build { version: env!("CARGO_PKG_VERSION"), commit: env!("TIERCACHE_COMMIT") };
 
-/// A distributed in-memory cache. Configured only by environment variables (see README).
+/// A distributed in-memory cache. Every setting is an environment variable or, the same name
+/// as a flag, an option of the role (`tiercache master --help` lists them; a flag wins).
 #[derive(Parser)]
 #[command(version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TIERCACHE_COMMIT"), ")"), about)]
 struct Cli {
@@ -88,13 +90,56 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The role's settings as options, from the one table: `--port 9000` sets `PORT`; secrets
+/// and `RUST_LOG` are listed after the options, as variables only.
+fn with_settings(cmd: clap::Command, role: Role) -> clap::Command {
+    let mut env_only = Vec::new();
+    let mut cmd = cmd;
+    for s in settings::of(role) {
+        let help = format!("{}  [env: {}] [default: {}]", s.meaning, s.var, s.default);
+        match s.flag() {
+            // Built once at start: leaking the few names is what clap's &'static str asks.
+            Some(flag) => {
+                let flag: &'static str = Box::leak(flag.into_boxed_str());
+                cmd = cmd.arg(Arg::new(s.var).long(flag).value_name(s.var).help(help));
+            }
+            None => env_only.push(format!("  {:<16} {help}", s.var)),
+        }
+    }
+    cmd.after_help(format!("Environment only (a secret on a command line is shown by ps):\n{}", env_only.join("\n")))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = Cli::command()
+        .mut_subcommand("master", |c| with_settings(c, Role::Master))
+        .mut_subcommand("auxiliary", |c| with_settings(c, Role::Auxiliary))
+        .mut_subcommand("local", |c| with_settings(c, Role::Local));
+    let matches = command.get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let role = match cli.role {
+        RoleCmd::Master => Role::Master,
+        RoleCmd::Auxiliary => Role::Auxiliary,
+        RoleCmd::Local => Role::Local,
+    };
+    // The flags given, laid over the environment, go through the one parser.
+    let flags: Vec<(&'static str, String)> = matches
+        .subcommand()
+        .map(|(_, sub)| {
+            settings::of(role)
+                .filter(|s| s.flag().is_some())
+                .filter_map(|s| sub.get_one::<String>(s.var).map(|v| (s.var, v.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let vars = settings::overlay(std::env::vars(), &flags);
     // Validate every variable before any runtime starts or port opens.
     let parsed = match cli.role {
-        RoleCmd::Master => tiercache_node::config::master_from(std::env::vars()).map(Parsed::Master),
-        RoleCmd::Auxiliary => tiercache_node::config::auxiliary_from(std::env::vars()).map(Parsed::Auxiliary),
-        RoleCmd::Local => tiercache_node::config::local_from(std::env::vars()).map(|(m, a)| Parsed::Local(m, a)),
+        RoleCmd::Master => tiercache_node::config::master_from(vars).map(Parsed::Master),
+        RoleCmd::Auxiliary => tiercache_node::config::auxiliary_from(vars).map(Parsed::Auxiliary),
+        RoleCmd::Local => tiercache_node::config::local_from(vars).map(|(m, a)| Parsed::Local(m, a)),
     };
     let parsed = match parsed {
         Ok(r) => r,

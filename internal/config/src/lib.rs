@@ -124,39 +124,14 @@ pub struct AuxiliaryConfig {
     pub ignored: Vec<&'static str>,
 }
 
-/// Every environment variable the binary reads (`HOSTNAME` only as the fallback of
-/// `ADVERTISE_HOST`; `RUST_LOG` by the log filter).
-pub const VARIABLES: &[&str] = &[
-    "PORT",
-    "DATA_PORT",
-    "BIND_ADDR",
-    "NODE_ID",
-    "ADVERTISE_HOST",
-    "ZK_SERVERS",
-    "ZK_ROOT",
-    "ZK_SESSION_TIMEOUT_MS",
-    "INTERNAL_TOKEN",
-    "VIRTUAL_NODES",
-    "REPLICAS",
-    "WRITE_QUORUM",
-    "READ_QUORUM",
-    "ADMIN_TOKEN",
-    "KEY_MAX_BYTES",
-    "VALUE_MAX_BYTES",
-    "DEFAULT_TTL",
-    "REQUEST_TIMEOUT_MS",
-    "DATA_THREADS",
-    "REDIS_PORT",
-    "MAX_CLIENTS",
-    "CLIENT_PASSWORD",
-    "CACHE_SIZE",
-    "CACHE_MAX_BYTES",
-    "BACKUP_DIR",
-    "BACKUP_INTERVAL",
-    "LOG_FORMAT",
-    "HOSTNAME",
-    "RUST_LOG",
-];
+pub mod settings;
+
+pub use settings::SETTINGS;
+
+/// Every environment variable the binary reads, from [`SETTINGS`].
+pub fn variables() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().map(|s| s.var)
+}
 
 #[derive(Debug, Default, Deserialize)]
 struct Raw {
@@ -189,16 +164,7 @@ struct Raw {
     log_format: Option<String>,
 }
 
-/// Which role is being configured (defaults differ).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Client-facing master.
-    Master,
-    /// Data-holding auxiliary.
-    Auxiliary,
-    /// All-in-one local mode (no ZooKeeper, token optional).
-    Local,
-}
+use settings::Role;
 
 /// A variable's value without surrounding blanks; unset and blank are the same.
 fn trimmed(v: &Option<String>) -> Option<&str> {
@@ -551,11 +517,11 @@ mod tests {
 
     #[test]
     fn variables_lists_exactly_what_is_read() {
-        let all: Vec<(String, String)> = VARIABLES.iter().map(|v| (v.to_string(), "x".to_string())).collect();
+        let all: Vec<(String, String)> = variables().map(|v| (v.to_string(), "x".to_string())).collect();
         let raw = format!("{:?}", Raw::from_iter(all).unwrap());
-        assert!(!raw.contains("None"), "a variable read is missing from VARIABLES: {raw}");
+        assert!(!raw.contains("None"), "a variable read is missing from SETTINGS: {raw}");
         // HOSTNAME and RUST_LOG are read outside `Raw`.
-        assert_eq!(raw.matches("Some(").count(), VARIABLES.len() - 2, "{raw}");
+        assert_eq!(raw.matches("Some(").count(), SETTINGS.len() - 2, "{raw}");
     }
 
     #[test]
