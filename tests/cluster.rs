@@ -324,7 +324,7 @@ fn the_binary_says_which_build_it_is_and_what_is_wrong_with_rust_log() {
 fn local_mode_serves_without_zookeeper_and_restores_its_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let (port, redis_port) = (free_port(), free_port());
-    let start = || {
+    let start_with = |persist: &str| {
         let mut cmd = std::process::Command::new(bin());
         cmd.arg("local")
             .current_dir(dir.path())
@@ -332,12 +332,14 @@ fn local_mode_serves_without_zookeeper_and_restores_its_snapshots() {
             .env("PORT", port.to_string())
             .env("REDIS_PORT", redis_port.to_string())
             .env("BIND_ADDR", "127.0.0.1")
+            .env("LOCAL_PERSIST", persist)
             .env("RUST_LOG", "info");
         let p = Proc::spawn("local", cmd, dir.path());
         let n = Node { id: "local".into(), port, data_port: 0, proc: p };
         wait_until(Duration::from_secs(20), "local mode to serve", || aux_count(&n) == 3);
         n
     };
+    let start = || start_with("1");
     let mut n = start();
     for i in 0..100 {
         assert_eq!(put(&n, &format!("k{i}"), &format!("v{i}")), StatusCode::OK);
@@ -348,13 +350,28 @@ fn local_mode_serves_without_zookeeper_and_restores_its_snapshots() {
     assert_eq!(redis::cmd("GET").arg("k7").query::<String>(&mut redis).unwrap(), "v7");
     let nodes = json(http().get(format!("{}/nodes", n.url())).send().unwrap());
     assert_eq!(nodes["auxiliaries"].as_array().unwrap().len(), 3);
+    assert!(nodes["auxiliaries"].as_array().unwrap().iter().all(|a| a["address"] != a["data_address"]), "{nodes}");
+    // The store's series as an auxiliary exports them (every copy counted: REPLICAS=2), and
+    // nothing about a ZooKeeper it does not have.
+    let metrics = http().get(format!("{}/metrics", n.url())).send().unwrap().text().unwrap();
+    assert!(metrics.contains("cache_size_current 200"), "{metrics}");
+    assert!(metrics.contains("process_resident_memory_bytes") && !metrics.contains("zookeeper_connected"));
     // SIGTERM takes a final snapshot (default BACKUP_DIR=./backup); a restart restores it.
     let st = n.proc.terminate(Duration::from_secs(15)).expect("exits on SIGTERM");
     assert!(st.success(), "{st:?}");
-    let n = start();
+    let mut n = start();
     for i in 0..100 {
         assert_eq!(get(&n, &format!("k{i}")), (StatusCode::OK, format!("v{i}").into_bytes()));
     }
+    // LOCAL_PERSIST=0: nothing restored, and nothing written for the next start.
+    n.proc.terminate(Duration::from_secs(15)).expect("exits on SIGTERM");
+    let mut n = start_with("0");
+    assert_eq!(get(&n, "k7").0, StatusCode::NOT_FOUND);
+    assert_eq!(put(&n, "forgotten", "v"), StatusCode::OK);
+    n.proc.terminate(Duration::from_secs(15)).expect("exits on SIGTERM");
+    let n = start();
+    assert_eq!(get(&n, "forgotten").0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&n, "k7"), (StatusCode::OK, b"v7".to_vec()), "the earlier snapshots stay untouched");
 }
 
 /// The backlog of a listening socket, as `ss -ltn` shows it (Send-Q).

@@ -418,7 +418,7 @@ fn the_readme_settings_table_is_the_one_the_binary_reads() {
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         let (names, role) = (cells[1], cells[2]);
-        if !["both", "master", "auxiliary"].contains(&role) {
+        if !["both", "master", "auxiliary", "local"].contains(&role) {
             continue; // another table
         }
         for name in names.split(',').map(|n| n.trim().trim_matches('`')) {
@@ -430,6 +430,7 @@ fn the_readme_settings_table_is_the_one_the_binary_reads() {
                         Readers::All | Readers::Cluster => "both",
                         Readers::Master => "master",
                         Readers::Auxiliary | Readers::ClusterAuxiliary => "auxiliary",
+                        Readers::Local => "local",
                     };
                     if role != expected {
                         wrong.push(format!("{name}: README.md says {role}, the binary {expected}"));

@@ -50,6 +50,8 @@ pub struct Settings {
     pub backup_dir: PathBuf,
     /// Snapshot period in seconds, 0 = off.
     pub backup_interval_secs: u64,
+    /// Restore the newest snapshot at start.
+    pub restore: bool,
 }
 
 /// One running auxiliary.
@@ -85,7 +87,7 @@ impl Auxiliary {
             ..StoreConfig::default()
         };
         let store = Arc::new(Store::new(config, Arc::new(SystemClock)));
-        if settings.backup_interval_secs > 0 || settings.backup_dir.exists() {
+        if settings.restore && (settings.backup_interval_secs > 0 || settings.backup_dir.exists()) {
             snapshot::remove_temp_snapshots(&settings.backup_dir);
             let (s, dir) = (store.clone(), settings.backup_dir.clone());
             let restored = tokio::task::spawn_blocking(move || snapshot::restore_newest(&s, &dir)).await.ok().flatten();

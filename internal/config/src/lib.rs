@@ -119,6 +119,8 @@ pub struct AuxiliaryConfig {
     pub backup_dir: PathBuf,
     /// Seconds between snapshots (0 = off).
     pub backup_interval_secs: u64,
+    /// Restore the newest snapshot at start (false: local mode with `LOCAL_PERSIST=0`).
+    pub restore: bool,
     /// Variables that are set but that an auxiliary does not read (placement comes from the
     /// cluster configuration in ZooKeeper), so it can say so at start.
     pub ignored: Vec<&'static str>,
@@ -162,6 +164,7 @@ struct Raw {
     backup_dir: Option<String>,
     backup_interval: Option<String>,
     log_format: Option<String>,
+    local_persist: Option<String>,
 }
 
 use settings::Role;
@@ -425,6 +428,7 @@ impl Raw {
             cache_max_bytes,
             backup_dir,
             backup_interval_secs,
+            restore: true,
             ignored,
         })
     }
@@ -456,7 +460,12 @@ pub fn local_from<I: IntoIterator<Item = (String, String)>>(
             expected: "at most 3 in local mode, which runs three auxiliaries",
         });
     }
-    Ok((master, raw.auxiliary(Role::Local)?))
+    let mut aux = raw.auxiliary(Role::Local)?;
+    if parse_range("LOCAL_PERSIST", &raw.local_persist, 1u8, 0, 1, "0 (forget at exit) or 1 (keep snapshots)")? == 0 {
+        aux.backup_interval_secs = 0;
+        aux.restore = false;
+    }
+    Ok((master, aux))
 }
 
 #[cfg(test)]
@@ -481,6 +490,9 @@ mod tests {
         assert_eq!(lm.common.port, 8000);
         assert_eq!(lm.common.bind_addr.to_string(), "127.0.0.1", "local opens nothing to the network");
         assert_eq!(m.common.bind_addr.to_string(), "0.0.0.0");
+        let (_, forget) = local_from(vars(&[("LOCAL_PERSIST", "0")])).unwrap();
+        assert!(!forget.restore && forget.backup_interval_secs == 0);
+        assert!(local_from(vars(&[("LOCAL_PERSIST", "yes")])).unwrap_err().to_string().contains("LOCAL_PERSIST"));
         let e = local_from(vars(&[("REPLICAS", "5"), ("WRITE_QUORUM", "5")])).unwrap_err().to_string();
         assert!(e.contains("REPLICAS") && e.contains("three auxiliaries"), "{e}");
     }

@@ -16,6 +16,8 @@ pub enum Readers {
     Cluster,
     /// Auxiliaries of a cluster only.
     ClusterAuxiliary,
+    /// Local mode only.
+    Local,
 }
 
 /// A role as the command line names it.
@@ -40,6 +42,7 @@ impl Readers {
                 | (Auxiliary, Role::Auxiliary | Role::Local)
                 | (Cluster, Role::Master | Role::Auxiliary)
                 | (ClusterAuxiliary, Role::Auxiliary)
+                | (Local, Role::Local)
         )
     }
 }
@@ -84,7 +87,7 @@ const fn env_only(var: &'static str, readers: Readers, default: &'static str, me
     Setting { var, readers, default, meaning, given: Given::EnvOnly }
 }
 
-use Readers::{All, Auxiliary, Cluster, ClusterAuxiliary, Master};
+use Readers::{All, Auxiliary, Cluster, ClusterAuxiliary, Local, Master};
 
 /// Every setting, in the order `--help` lists them.
 pub const SETTINGS: &[Setting] = &[
@@ -134,6 +137,7 @@ pub const SETTINGS: &[Setting] = &[
     s("CACHE_MAX_BYTES", Auxiliary, "1073741824", "most bytes of keys and values an auxiliary holds"),
     s("BACKUP_DIR", Auxiliary, "./backup", "where snapshots are written and restored from"),
     s("BACKUP_INTERVAL", Auxiliary, "60", "seconds between snapshots (0 = off)"),
+    s("LOCAL_PERSIST", Local, "1", "0: write no snapshot and restore none, so everything is forgotten at exit"),
     s("LOG_FORMAT", All, "text", "text or json"),
     env_only("HOSTNAME", Cluster, "the kernel's", "used only when ADVERTISE_HOST is unset"),
     env_only("RUST_LOG", All, "info", "log filter: info, debug, trace, or tiercache=debug and the like"),

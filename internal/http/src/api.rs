@@ -239,6 +239,9 @@ async fn health(req: HttpRequest, state: web::Data<MasterState>) -> Result<HttpR
 }
 
 async fn metrics(state: web::Data<MasterState>) -> HttpResponse {
+    if let Some(refresh) = &state.refresh_metrics {
+        refresh(&state.metrics);
+    }
     state.metrics.zookeeper_connected.set((state.cluster.zookeeper() == ZkState::Connected) as i64);
     state.metrics.auxiliary_nodes.set(state.router.view().nodes.len() as i64);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())

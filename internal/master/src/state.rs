@@ -109,6 +109,9 @@ pub struct MasterState {
     pub cluster: Arc<dyn ClusterInfo>,
     /// The threads both front ends serve clients on.
     pub data_threads: Arc<crate::DataThreads>,
+    /// Brings series kept elsewhere up to date before `/metrics` renders (local mode: its
+    /// in-process auxiliaries' stores).
+    pub refresh_metrics: Option<Box<dyn Fn(&Metrics) + Send + Sync>>,
 }
 
 /// Byte-wise comparison that takes as long whatever the first difference (tokens, passwords).

@@ -177,6 +177,7 @@ fn settings_for(cfg: &AuxiliaryConfig) -> Settings {
         cache_max_bytes: cfg.cache_max_bytes,
         backup_dir: cfg.backup_dir.clone(),
         backup_interval_secs: cfg.backup_interval_secs,
+        restore: cfg.restore,
     }
 }
 
@@ -213,6 +214,9 @@ fn resp_addr(cfg: &MasterConfig) -> String {
 
 /// Where snapshots go, for the startup line.
 fn snapshots_where(cfg: &AuxiliaryConfig) -> String {
+    if !cfg.restore {
+        return "off: none written, none restored (LOCAL_PERSIST=0)".to_string();
+    }
     match cfg.backup_interval_secs {
         0 => format!("off (restored from {} at start when present)", cfg.backup_dir.display()),
         n => format!("{} every {n} s, restored at start", cfg.backup_dir.display()),
@@ -281,6 +285,7 @@ fn master_state(
         client_password: cfg.client_password.clone(),
         cluster,
         data_threads: Default::default(),
+        refresh_metrics: None,
     }
 }
 
@@ -625,7 +630,7 @@ pub async fn run_local(
     build: Build,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let metrics = Arc::new(Metrics::for_master(prometheus::Registry::new())?);
+    let metrics = Arc::new(Metrics::for_local(prometheus::Registry::new())?);
     metrics.build_info(build.version, build.commit)?;
     let router = router_for(&master, metrics.clone());
     let mut auxes = Vec::new();
@@ -643,7 +648,8 @@ pub async fn run_local(
         members.push(AuxAddr {
             id: c.common.node_id.clone(),
             data_addr: a.data_addr.to_string(),
-            http_addr: a.data_addr.to_string(),
+            // Its /health and /metrics are the master's: it has no HTTP port of its own.
+            http_addr: "in-process".to_string(),
         });
         auxes.push(a);
     }
@@ -662,7 +668,24 @@ pub async fn run_local(
             replicated_for: master.replicas,
         },
     });
-    let state = Arc::new(master_state(&master, router, metrics, info));
+    let mut state = master_state(&master, router, metrics, info);
+    // /metrics shows the in-process auxiliaries' store series, summed, as one auxiliary's.
+    let parts: Vec<_> = auxes.iter().map(|a| (a.store.clone(), a.metrics.clone())).collect();
+    state.refresh_metrics = Some(Box::new(move |m: &Metrics| {
+        let (mut keys, mut bytes, mut evictions, mut expired, mut backup) = (0, 0, 0, 0, 0f64);
+        for (store, own) in &parts {
+            let s = store.stats();
+            (keys, bytes, evictions, expired) =
+                (keys + s.keys, bytes + s.bytes, evictions + s.evictions, expired + s.expired);
+            backup = backup.max(own.backup_last_success.get());
+        }
+        m.size.set(keys as i64);
+        m.bytes.set(bytes as i64);
+        Metrics::sync_counter(&m.evictions, evictions);
+        Metrics::sync_counter(&m.expired, expired);
+        m.backup_last_success.set(backup);
+    }));
+    let state = Arc::new(state);
     let server = tiercache_http::start_master(state.clone(), listener, master.data_threads).map_err(NodeError::Http)?;
     let resp = start_resp(&master, &state)?;
     tracing::info!(

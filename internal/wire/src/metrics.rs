@@ -11,6 +11,14 @@ pub const OPERATIONS: [&str; 3] = ["get", "put", "delete"];
 /// Results counted in `cache_operations_total`.
 pub const RESULTS: [&str; 4] = ["hit", "miss", "ok", "error"];
 
+/// Which node's series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Master,
+    Auxiliary,
+    Local,
+}
+
 /// Every metric of a node.
 pub struct Metrics {
     registry: Registry,
@@ -63,16 +71,22 @@ fn result_index(result: &str) -> Option<usize> {
 impl Metrics {
     /// A master's series, registered on `registry`.
     pub fn for_master(registry: Registry) -> Result<Metrics, prometheus::Error> {
-        Self::new(registry, false)
+        Self::new(registry, Kind::Master)
     }
 
     /// An auxiliary's series, registered on `registry`.
     pub fn for_auxiliary(registry: Registry) -> Result<Metrics, prometheus::Error> {
-        Self::new(registry, true)
+        Self::new(registry, Kind::Auxiliary)
+    }
+
+    /// Local mode's series: a master's and its in-process auxiliaries' store series (summed
+    /// by the caller), and no `zookeeper_connected`, since it has no ZooKeeper.
+    pub fn for_local(registry: Registry) -> Result<Metrics, prometheus::Error> {
+        Self::new(registry, Kind::Local)
     }
 
     /// Registers the series of one role on `registry`: each process exports only its own.
-    fn new(registry: Registry, auxiliary: bool) -> Result<Metrics, prometheus::Error> {
+    fn new(registry: Registry, kind: Kind) -> Result<Metrics, prometheus::Error> {
         let operations = IntCounterVec::new(
             Opts::new("cache_operations_total", "Cache operations by operation and result"),
             &["operation", "result"],
@@ -117,32 +131,38 @@ impl Metrics {
             op_counters: Vec::new(),
             op_durations: Vec::new(),
         };
-        let shared: Vec<Box<dyn prometheus::core::Collector>> = vec![
+        let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.operations.clone()),
             Box::new(m.duration.clone()),
             Box::new(m.uptime.clone()),
-            Box::new(m.zookeeper_connected.clone()),
             Box::new(m.rebalance_keys_moved.clone()),
         ];
-        let own: Vec<Box<dyn prometheus::core::Collector>> = if auxiliary {
-            vec![
-                Box::new(m.size.clone()),
+        if kind != Kind::Local {
+            collectors.push(Box::new(m.zookeeper_connected.clone()));
+        }
+        if kind != Kind::Master {
+            collectors.extend([
+                Box::new(m.size.clone()) as Box<dyn prometheus::core::Collector>,
                 Box::new(m.bytes.clone()),
                 Box::new(m.evictions.clone()),
                 Box::new(m.expired.clone()),
-                Box::new(m.recovering.clone()),
                 Box::new(m.backup_last_success.clone()),
                 Box::new(m.backup_duration.clone()),
-            ]
+            ]);
+        }
+        if kind == Kind::Auxiliary {
+            collectors.push(Box::new(m.recovering.clone()));
         } else {
-            vec![
-                Box::new(m.auxiliary_nodes.clone()),
+            collectors.extend([
+                Box::new(m.auxiliary_nodes.clone()) as Box<dyn prometheus::core::Collector>,
                 Box::new(m.read_repairs.clone()),
                 Box::new(m.resp_connections.clone()),
                 Box::new(m.resp_rejected.clone()),
-            ]
-        };
-        let collectors = shared.into_iter().chain(own);
+            ]);
+        }
+        // Memory, CPU, open files and threads of this process (`process_*`).
+        #[cfg(target_os = "linux")]
+        collectors.push(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
         for c in collectors {
             m.registry.register(c)?;
         }
@@ -234,6 +254,16 @@ mod tests {
         }
         assert!(!master.contains("cache_evictions_total") && !master.contains("backup_"), "an auxiliary's series");
         assert!(text.contains(r#"cache_operations_total{operation="get",result="hit"} 1"#));
+        #[cfg(target_os = "linux")]
+        assert!(master.contains("process_resident_memory_bytes") && text.contains("process_open_fds"));
+        // Local mode: the store's series beside the master's, and no ZooKeeper to report on.
+        let local = Metrics::for_local(Registry::new()).unwrap().render();
+        for name in
+            ["cache_size_current", "cache_evictions_total", "cluster_auxiliary_nodes", "resp_connections_current"]
+        {
+            assert!(local.contains(name), "local misses {name}");
+        }
+        assert!(!local.contains("zookeeper_connected"));
         // Two nodes in one process (local mode) need separate registries, not a global one.
         assert!(Metrics::for_auxiliary(Registry::new()).is_ok());
     }
