@@ -111,8 +111,11 @@ pub struct MasterState {
     pub data_threads: Arc<crate::DataThreads>,
     /// Brings series kept elsewhere up to date before `/metrics` renders (local mode: its
     /// in-process auxiliaries' stores).
-    pub refresh_metrics: Option<Box<dyn Fn(&Metrics) + Send + Sync>>,
+    pub refresh_metrics: Option<RefreshMetrics>,
 }
+
+/// See [`MasterState::refresh_metrics`].
+pub type RefreshMetrics = Box<dyn Fn(&Metrics) + Send + Sync>;
 
 /// Byte-wise comparison that takes as long whatever the first difference (tokens, passwords).
 pub fn same_secret(a: &str, b: &str) -> bool {
