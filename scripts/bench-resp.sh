@@ -135,28 +135,10 @@ try:
 except OSError:
     log = ""
 open(out, "w").write("\n".join(lines) + ("\n" + log if log else ""))
-# A grouped bar chart: one group per test, one bar per target.
-colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2"]
-w, h, pad, bar = 760, 360, 60, 22
-top = max(v[0] for v in val.values())
-group = bar * len(labels) + 30
-parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 60}" font-family="sans-serif" font-size="12">',
-         f'<text x="{pad}" y="20" font-size="14">requests/s, redis-benchmark -c 64 -d 100</text>']
-for gi, t in enumerate(tests):
-    x0 = pad + gi * (group + 20)
-    parts.append(f'<text x="{x0}" y="{h + 20}">{t}</text>')
-    for li, l in enumerate(labels):
-        if (l, t) not in val:
-            continue
-        rps = val[(l, t)][0]
-        bh = (h - 60) * rps / top
-        x = x0 + li * bar
-        parts.append(f'<rect x="{x}" y="{h - bh}" width="{bar - 4}" height="{bh}" fill="{colors[li % len(colors)]}"/>')
-        parts.append(f'<text x="{x}" y="{h - bh - 4}" font-size="9">{rps / 1000:.0f}k</text>')
-for li, l in enumerate(labels):
-    parts.append(f'<rect x="{pad + li * 150}" y="{h + 35}" width="12" height="12" fill="{colors[li % len(colors)]}"/>')
-    parts.append(f'<text x="{pad + li * 150 + 16}" y="{h + 46}">{l}</text>')
-parts.append("</svg>")
-open(svg, "w").write("\n".join(parts))
+# The chart: one panel per test, the references beside tiercache (scripts/chart.py).
+import subprocess
+chart_rows = "".join(f"{t},{l},{val[(l, t)][0]}\n" for t in tests for l in labels if (l, t) in val)
+subprocess.run(["python3", "scripts/chart.py", svg, "RESP: redis-benchmark -d 100, one master over three auxiliaries"],
+               input=chart_rows, text=True, check=True)
 print(open(out).read())
 PY

@@ -12,6 +12,7 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 ENTRIES=${ENTRIES:-1000000}
 OUT=${OUT:-docs/benchmarks.md}
+SVG=${SVG:-docs/benchmarks-http.svg}
 TOKEN=bench-internal-token
 
 need=()
@@ -280,6 +281,8 @@ $(row "NGINX static 100 B" nginx-static)
 $(row "NGINX → NGINX proxy" nginx-proxy)
 $(row "NGINX → NGINX proxy at tiercache's half load (--rate $HALF)" nginx-proxy-half-load)
 
+![HTTP requests per second]($(basename "$SVG"))
+
 Redis, \`redis-benchmark -c $CONNS -n $REQS -d 100 -r 10000 -t set,get\` (its own RESP client, no HTTP):
 
 | target | requests/s | p50 ms | p99 ms |
@@ -380,4 +383,8 @@ against Redis's 200 on the same machine.
 EOF
 } >"$OUT"
 [ -z "$LOG" ] || printf '\n%s\n' "$LOG" >>"$OUT"
+# The chart: tiercache beside NGINX (static and as a proxy), measured in this run.
+printf '%s\n' "GET,NGINX static 100 B,$NG" "GET,NGINX → NGINX proxy,$NP_RPS" "GET,tiercache GET,$TG" \
+  "PUT,tiercache PUT,$TP" |
+  python3 scripts/chart.py "$SVG" "HTTP: $CONNS keep-alive connections, 100-byte values"
 cat "$OUT"
