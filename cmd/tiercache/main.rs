@@ -109,8 +109,23 @@ fn with_settings(cmd: clap::Command, role: Role) -> clap::Command {
     cmd.after_help(format!("Environment only (a secret on a command line is shown by ps):\n{}", env_only.join("\n")))
 }
 
+/// Every setting with the roles that read it, for `tiercache --help`.
+fn all_settings() -> String {
+    let mut out = String::from("Settings (environment variables; `tiercache <role> --help` shows them as flags):\n");
+    for s in settings::SETTINGS {
+        let roles: Vec<&str> = [(Role::Master, "master"), (Role::Auxiliary, "auxiliary"), (Role::Local, "local")]
+            .into_iter()
+            .filter(|(r, _)| s.readers.include(*r))
+            .map(|(_, n)| n)
+            .collect();
+        out += &format!("  {:<22} {:<24} {}  [default: {}]\n", s.var, roles.join(","), s.meaning, s.default);
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let command = Cli::command()
+        .after_help(all_settings())
         .mut_subcommand("master", |c| with_settings(c, Role::Master))
         .mut_subcommand("auxiliary", |c| with_settings(c, Role::Auxiliary))
         .mut_subcommand("local", |c| with_settings(c, Role::Local));
