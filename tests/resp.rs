@@ -437,7 +437,15 @@ fn tools_that_read_config_info_and_functions_on_connect_are_answered_truly() {
 
     q::<()>(&mut a, &[b"SET", b"k", b"v"]).unwrap();
     let info: String = q(&mut a, &[b"INFO"]).unwrap();
-    for line in ["redis_mode:standalone", "cluster_enabled:0", "evicted_keys:0", "tiercache_cluster_entries:2"] {
+    for line in [
+        "redis_mode:standalone",
+        "cluster_enabled:0",
+        "evicted_keys:0",
+        "tiercache_cluster_entries:2",
+        "role:master",
+        "arch_bits:64",
+        &format!("tcp_port:{}", m.p1),
+    ] {
         assert!(info.contains(line), "{line} in {info}");
     }
     assert!(!info.contains("redis_mode:cluster"));

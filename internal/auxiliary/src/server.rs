@@ -284,7 +284,7 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
         Ok(Some(f)) => f?,
         _ => return Ok(()),
     };
-    let token_ok = |t: &str| constant_time_eq(t.as_bytes(), server.token.as_bytes());
+    let token_ok = |t: &str| tiercache_protocol::same_secret(t, &server.token);
     // (id, the peer's protocol version when its token is right).
     let (id, protocol) = match decode::<Request>(&first) {
         Ok((id, Request::Hello { token, protocol })) => (id, token_ok(&token).then_some(protocol)),
@@ -347,8 +347,4 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
             Some(out) = slow_rx.recv() => framed.send(out).await?,
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -34,8 +34,9 @@ pub use floors::WriteFloors;
 pub use peer::{Connect, Peer, WireConnect};
 pub use rebalance::{follow, rebalance_with_retries, RebalanceStatus};
 pub use router::{ReadResult, Router, RouterConfig, WriteRecord};
-pub use state::{same_secret, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Placement, ZkState};
+pub use state::{ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Placement, ZkState};
 pub use threads::DataThreads;
+pub use tiercache_protocol::same_secret;
 pub use tiercache_wire::{Metrics, WireError};
 pub use view::{AuxAddr, AuxNode, NodeStatus, View};
 

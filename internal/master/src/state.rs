@@ -116,8 +116,3 @@ pub struct MasterState {
 
 /// See [`MasterState::refresh_metrics`].
 pub type RefreshMetrics = Box<dyn Fn(&Metrics) + Send + Sync>;
-
-/// Byte-wise comparison that takes as long whatever the first difference (tokens, passwords).
-pub fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}

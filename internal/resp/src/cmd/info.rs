@@ -72,6 +72,11 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             count("miss")
         );
     }
+    if want("replication") {
+        // The copies are the cluster's business, behind this endpoint: to a client it is a
+        // primary with no replicas of its own.
+        out += "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n";
+    }
     if want("cluster") {
         out += "# Cluster\r\ncluster_enabled:0\r\n\r\n";
     }
