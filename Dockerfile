@@ -34,10 +34,6 @@ RUN set -eu; \
 FROM ${BUILDER_IMAGE} AS builder
 # Parallel rustc jobs; empty = one per core.
 ARG CARGO_BUILD_JOBS=
-# The commit `tiercache --version` reports (the build context has no .git):
-#   docker build --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) .
-ARG GIT_COMMIT=
-ENV GIT_COMMIT=${GIT_COMMIT}
 # No debug info in the image's binary (the workspace keeps line tables for local profiling).
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
     CARGO_TERM_COLOR=never
@@ -47,6 +43,10 @@ COPY --from=planner /recipe/ ./
 RUN jobs="${CARGO_BUILD_JOBS:-}"; unset CARGO_BUILD_JOBS; \
     cargo build --release --locked --bin tiercache ${jobs:+--jobs "$jobs"}
 # 2. The real sources. Touch them: they may be older than the stub build's outputs.
+# The commit `tiercache --version` reports (the build context has no .git), declared only
+# here so a new commit does not rebuild the dependency layer above:
+#   docker build --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) .
+ARG GIT_COMMIT=
 COPY . .
 RUN jobs="${CARGO_BUILD_JOBS:-}"; unset CARGO_BUILD_JOBS; \
     find . -name '*.rs' -not -path './target/*' -exec touch {} + \

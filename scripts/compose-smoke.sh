@@ -51,6 +51,8 @@ fi
 
 PROJECT=${SMOKE_PROJECT:-tiercache-smoke}
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
+# The image says which commit it runs (`tiercache --version`); compose passes the same.
+export GIT_COMMIT=${GIT_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || true)}
 export NGINX_PORT=${NGINX_PORT:-8081} PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090} GRAFANA_PORT=${GRAFANA_PORT:-4000}
 NGINX="http://127.0.0.1:$NGINX_PORT"
 PROM="http://127.0.0.1:$PROMETHEUS_PORT"
@@ -152,7 +154,8 @@ tiercache_image=$("${DC[@]}" config | sed -n 's/^    image: *\(tiercache:.*\)$/\
 log "building $tiercache_image (CARGO_BUILD_JOBS=$CARGO_BUILD_JOBS)"
 t=$(date +%s)
 DOCKER_BUILDKIT=0 nice -n 19 docker build --force-rm --cpu-shares 256 \
-  --build-arg CARGO_BUILD_JOBS="$CARGO_BUILD_JOBS" -t "$tiercache_image" . >"$TMP/build.log" 2>&1 ||
+  --build-arg CARGO_BUILD_JOBS="$CARGO_BUILD_JOBS" --build-arg GIT_COMMIT="$GIT_COMMIT" \
+  -t "$tiercache_image" . >"$TMP/build.log" 2>&1 ||
   { tail -n 60 "$TMP/build.log" >&2; fail "docker build of $tiercache_image"; }
 log "image built in $(($(date +%s) - t))s ($(docker image inspect -f '{{.Size}}' "$tiercache_image" | awk '{printf "%.0f MB", $1/1e6}'))"
 

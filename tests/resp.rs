@@ -434,6 +434,16 @@ fn tools_that_read_config_info_and_functions_on_connect_are_answered_truly() {
     assert_eq!(q::<String>(&mut a, &[b"FUNCTION", b"FLUSH"]).unwrap(), "OK");
     assert!(q::<Vec<Value>>(&mut a, &[b"FUNCTION", b"LIST"]).unwrap().is_empty());
     assert!(error(&mut a, &[b"DEBUG", b"SLEEP", b"0"]).contains("not supported"));
+    // COMMAND DOCS, what redis-cli's hints and `help SET` read: every command served has one.
+    let docs: Vec<Value> = q(&mut a, &[b"COMMAND", b"DOCS"]).unwrap();
+    let served: i64 = q(&mut a, &[b"COMMAND", b"COUNT"]).unwrap();
+    assert_eq!(docs.len() as i64, 2 * served, "a name and its fields for every command");
+    let set: Vec<Value> = q(&mut a, &[b"COMMAND", b"DOCS", b"set", b"nosuch"]).unwrap();
+    let text = format!("{set:?}");
+    assert!(matches!(&set[..], [Value::BulkString(n), Value::Array(_)] if n == b"set"), "{text}");
+    for field in ["summary", "since", "group", "string", "arguments", "expiration", "KEEPTTL", "NX", "optional"] {
+        assert!(text.contains(field), "{field} in {text}");
+    }
 
     q::<()>(&mut a, &[b"SET", b"k", b"v"]).unwrap();
     let info: String = q(&mut a, &[b"INFO"]).unwrap();

@@ -1,7 +1,8 @@
-//! COMMAND, COMMAND COUNT, COMMAND LIST, COMMAND INFO name…, COMMAND DOCS: all from the one
-//! table ([`super::table`]), in Redis 7's shapes. Per-command documentation (`COMMAND DOCS`)
-//! is not written yet: an empty answer, as for a command Redis does not document.
+//! COMMAND, COMMAND COUNT, COMMAND LIST, COMMAND INFO name…, COMMAND DOCS [name…]: all from
+//! the one table ([`super::table`]) and its documentation ([`super::docs`]), in Redis 7's
+//! shapes, so redis-cli's argument hints and `help SET` work.
 
+use super::docs::{self, Arg, Doc, Kind};
 use super::table::{lookup, Spec, COMMANDS};
 use super::{bulk, err, int, nil, Ctx, Reply};
 use bytes::Bytes;
@@ -37,10 +38,79 @@ pub(super) async fn run(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             BytesFrame::Array(COMMANDS.iter().map(|s| bulk(Bytes::from_static(s.name.as_bytes()))).collect())
         }
         (b"info", _) => BytesFrame::Array(args[2..].iter().map(|n| lookup(n).map_or_else(nil, info)).collect()),
-        (b"docs", _) => BytesFrame::Array(vec![]),
+        (b"docs", _) => {
+            let wanted: Vec<&'static Spec> = if args.len() == 2 {
+                COMMANDS.iter().collect()
+            } else {
+                args[2..].iter().filter_map(|n| lookup(n)).collect()
+            };
+            let mut out = Vec::new();
+            for spec in wanted {
+                if let Some(d) = docs::of(spec.name) {
+                    out.push(bulk(Bytes::from_static(spec.name.as_bytes())));
+                    out.push(doc(d));
+                }
+            }
+            BytesFrame::Array(out)
+        }
         (b"count" | b"list", _) => {
             err(format!("wrong number of arguments for 'command|{}' command", String::from_utf8_lossy(&sub)))
         }
         _ => err(format!("unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(&args[1]))),
     }
+}
+
+fn text(s: &'static str) -> Reply {
+    bulk(Bytes::from_static(s.as_bytes()))
+}
+
+/// One command's documentation: Redis 7's field-value list (a map in RESP3).
+fn doc(d: &Doc) -> Reply {
+    let mut fields = vec![
+        text("summary"),
+        text(d.summary),
+        text("since"),
+        text(d.since),
+        text("group"),
+        text(d.group),
+        text("complexity"),
+        text(d.complexity),
+    ];
+    if !d.args.is_empty() {
+        fields.push(text("arguments"));
+        fields.push(BytesFrame::Array(d.args.iter().map(argument).collect()));
+    }
+    BytesFrame::Array(fields)
+}
+
+fn argument(a: &Arg) -> Reply {
+    let (kind, nested): (&'static str, &'static [Arg]) = match a.kind {
+        Kind::String => ("string", &[]),
+        Kind::Integer => ("integer", &[]),
+        Kind::Key => ("key", &[]),
+        Kind::Pattern => ("pattern", &[]),
+        Kind::UnixTime => ("unix-time", &[]),
+        Kind::PureToken => ("pure-token", &[]),
+        Kind::Oneof(n) => ("oneof", n),
+        Kind::Block(n) => ("block", n),
+    };
+    let mut fields = vec![text("name"), text(a.name), text("type"), text(kind)];
+    if kind == "key" {
+        fields.extend([text("key_spec_index"), int(0)]);
+    }
+    if let Some(t) = a.token {
+        fields.extend([text("token"), text(t)]);
+    }
+    let flags: Vec<Reply> = [(a.optional, "optional"), (a.multiple, "multiple")]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| status(f))
+        .collect();
+    if !flags.is_empty() {
+        fields.extend([text("flags"), BytesFrame::Array(flags)]);
+    }
+    if !nested.is_empty() {
+        fields.extend([text("arguments"), BytesFrame::Array(nested.iter().map(argument).collect())]);
+    }
+    BytesFrame::Array(fields)
 }

@@ -11,6 +11,7 @@ mod config;
 mod dbsize;
 mod debug;
 mod del;
+mod docs;
 mod echo;
 mod exists;
 mod expire;
