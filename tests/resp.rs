@@ -283,6 +283,23 @@ fn read_modify_write_commands_run_as_one_step() {
     q::<String>(&mut a, &[b"SET", b"e", b"v", b"EX", b"100"]).unwrap();
     q::<String>(&mut a, &[b"SET", b"e", b"w", b"KEEPTTL"]).unwrap();
     assert!(q::<i64>(&mut b, &[b"TTL", b"e"]).unwrap() > 90, "KEEPTTL kept the expiry");
+    // EXPIRETIME / PEXPIRETIME: the Unix time of the expiry; -1 without one, -2 when absent.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let at = q::<i64>(&mut b, &[b"EXPIRETIME", b"e"]).unwrap();
+    assert!((now + 90..=now + 101).contains(&at), "{at} vs {now}");
+    assert!((q::<i64>(&mut b, &[b"PEXPIRETIME", b"e"]).unwrap() - at * 1000).abs() < 2000);
+    assert_eq!(q::<i64>(&mut b, &[b"EXPIRETIME", b"c"]).unwrap(), -1);
+    assert_eq!(q::<i64>(&mut b, &[b"PEXPIRETIME", b"nosuch"]).unwrap(), -2);
+    // GETSET: the value before, and the expiry goes (as in Redis).
+    assert_eq!(q::<Option<String>>(&mut b, &[b"GETSET", b"e", b"x"]).unwrap(), Some("w".into()));
+    assert_eq!(q::<i64>(&mut a, &[b"TTL", b"e"]).unwrap(), -1);
+    assert_eq!(q::<Option<String>>(&mut a, &[b"GETSET", b"fresh", b"1"]).unwrap(), None);
+    // GETRANGE, Redis's examples.
+    q::<String>(&mut a, &[b"SET", b"str", b"This is a string"]).unwrap();
+    assert_eq!(q::<String>(&mut b, &[b"GETRANGE", b"str", b"0", b"3"]).unwrap(), "This");
+    assert_eq!(q::<String>(&mut b, &[b"GETRANGE", b"str", b"-3", b"-1"]).unwrap(), "ing");
+    assert_eq!(q::<String>(&mut b, &[b"GETRANGE", b"str", b"10", b"100"]).unwrap(), "string");
+    assert_eq!(q::<String>(&mut b, &[b"GETRANGE", b"nosuch", b"0", b"-1"]).unwrap(), "");
     // INCR family, APPEND, GETDEL.
     assert_eq!(q::<i64>(&mut a, &[b"INCR", b"n"]).unwrap(), 1);
     assert_eq!(q::<i64>(&mut b, &[b"INCRBY", b"n", b"41"]).unwrap(), 42);

@@ -202,6 +202,14 @@ pub(crate) const DOCS: &[Doc] = &[
         ],
     },
     Doc {
+        name: "expiretime",
+        summary: "Returns the expiration time of a key as a Unix timestamp.",
+        since: "7.0.0",
+        group: "generic",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key)],
+    },
+    Doc {
         name: "flushall",
         summary: "Removes all keys from all databases.",
         since: "1.0.0",
@@ -260,6 +268,24 @@ pub(crate) const DOCS: &[Doc] = &[
                 ]),
             ),
         ],
+    },
+    Doc {
+        name: "getrange",
+        summary: "Returns a substring of the string stored at a key.",
+        since: "2.4.0",
+        group: "string",
+        complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by \
+                     the returned length, but because creating a substring from an existing string is very cheap, it \
+                     can be considered O(1) for small strings.",
+        args: &[arg("key", Kind::Key), arg("start", Kind::Integer), arg("end", Kind::Integer)],
+    },
+    Doc {
+        name: "getset",
+        summary: "Returns the previous string value of a key after setting it to a new value.",
+        since: "1.0.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key), arg("value", Kind::String)],
     },
     Doc {
         name: "hello",
@@ -358,6 +384,14 @@ pub(crate) const DOCS: &[Doc] = &[
             arg("unix-time-milliseconds", Kind::UnixTime),
             opt("condition", Kind::Oneof(&[word("nx", "NX"), word("xx", "XX"), word("gt", "GT"), word("lt", "LT")])),
         ],
+    },
+    Doc {
+        name: "pexpiretime",
+        summary: "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+        since: "7.0.0",
+        group: "generic",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key)],
     },
     Doc {
         name: "ping",

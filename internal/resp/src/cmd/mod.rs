@@ -15,11 +15,14 @@ mod docs;
 mod echo;
 mod exists;
 mod expire;
+mod expiretime;
 mod flushall;
 mod function;
 mod get;
 mod getdel;
 mod getex;
+mod getrange;
+mod getset;
 mod hello;
 mod incr;
 mod info;
@@ -113,10 +116,13 @@ pub(crate) async fn run(state: &MasterState, front: &crate::Front, session: &mut
         Runner::Echo => echo::run(ctx, args).await,
         Runner::Exists | Runner::Touch => exists::run(ctx, args).await,
         Runner::Expire => expire::run(ctx, args).await,
+        Runner::Expiretime => expiretime::run(ctx, args).await,
         Runner::Flushall => flushall::run(ctx, args).await,
         Runner::Get => get::run(ctx, args).await,
         Runner::Getdel => getdel::run(ctx, args).await,
         Runner::Getex => getex::run(ctx, args).await,
+        Runner::Getrange => getrange::run(ctx, args).await,
+        Runner::Getset => getset::run(ctx, args).await,
         Runner::Hello => hello::run(ctx, args).await,
         Runner::Incr => incr::run(ctx, args).await,
         Runner::Info => info::run(ctx, args).await,

@@ -17,11 +17,14 @@ pub(crate) enum Runner {
     Echo,
     Exists,
     Expire,
+    Expiretime,
     Flushall,
     Function,
     Get,
     Getdel,
     Getex,
+    Getrange,
+    Getset,
     Hello,
     Incr,
     Info,
@@ -113,12 +116,15 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("exists", -2, READ, ALL, Runner::Exists),
     spec("expire", 3, WRITE, ONE, Runner::Expire),
     spec("expireat", 3, WRITE, ONE, Runner::Expire),
+    spec("expiretime", 2, READ, ONE, Runner::Expiretime),
     spec("flushall", -1, WRITE_SLOW, NONE, Runner::Flushall),
     spec("flushdb", -1, WRITE_SLOW, NONE, Runner::Flushall),
     spec("function", -2, SERVER, NONE, Runner::Function),
     spec("get", 2, READ, ONE, Runner::Get),
     spec("getdel", 2, WRITE, ONE, Runner::Getdel),
     spec("getex", -2, WRITE, ONE, Runner::Getex),
+    spec("getrange", 4, READ_SLOW, ONE, Runner::Getrange),
+    spec("getset", 3, GROW, ONE, Runner::Getset),
     spec("hello", -1, CONNECTION, NONE, Runner::Hello),
     spec("incr", 2, GROW, ONE, Runner::Incr),
     spec("incrby", 3, GROW, ONE, Runner::Incr),
@@ -129,6 +135,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("persist", 2, WRITE, ONE, Runner::Persist),
     spec("pexpire", 3, WRITE, ONE, Runner::Expire),
     spec("pexpireat", 3, WRITE, ONE, Runner::Expire),
+    spec("pexpiretime", 2, READ, ONE, Runner::Expiretime),
     spec("ping", -1, FAST, NONE, Runner::Ping),
     spec("psetex", 4, GROW_SLOW, ONE, Runner::Setex),
     spec("pttl", 2, READ, ONE, Runner::Ttl),
@@ -178,7 +185,22 @@ mod tests {
     #[test]
     fn the_read_class_is_the_key_reading_commands() {
         let reads: Vec<&str> = COMMANDS.iter().filter(|s| s.reads_keys()).map(|s| s.name).collect();
-        assert_eq!(reads, ["exists", "get", "mget", "pttl", "strlen", "touch", "ttl", "type"]);
+        assert_eq!(
+            reads,
+            [
+                "exists",
+                "expiretime",
+                "get",
+                "getrange",
+                "mget",
+                "pexpiretime",
+                "pttl",
+                "strlen",
+                "touch",
+                "ttl",
+                "type"
+            ]
+        );
         let open: Vec<&str> = COMMANDS.iter().filter(|s| s.no_auth()).map(|s| s.name).collect();
         assert_eq!(open, ["auth", "hello", "quit", "reset"]);
     }
