@@ -1,0 +1,126 @@
+//! An auxiliary: its store, data thread and HTTP server, registration and catch-up through
+//! ZooKeeper, and its stop in the written order (leave, hand off, drain, final snapshot).
+
+use super::*;
+
+/// An auxiliary that started empty, in a cluster that has recorded no write, has missed
+/// nothing: it serves as a full replica at once. Checked once registered, so that a master
+/// recording the first write afterwards lists this node and routes that write here too.
+async fn start_fresh_if_nothing_written(
+    aux: Arc<Auxiliary>,
+    mut status: watch::Receiver<ZkStatus>,
+    writer: ConfigWriter,
+) {
+    if aux.store.stats().keys > 0 {
+        return;
+    }
+    loop {
+        if status.wait_for(|s| *s == ZkStatus::Connected).await.is_err() {
+            return;
+        }
+        match writer.has_written().await {
+            Ok(true) => return,
+            Ok(false) => {
+                if aux.start_fresh() {
+                    tracing::info!("the cluster has acknowledged no write yet: serving as a full replica at once");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot tell whether the cluster has written; asking again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Runs an auxiliary until `shutdown` resolves.
+pub async fn run_auxiliary(
+    cfg: AuxiliaryConfig,
+    build: Build,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new())?);
+    metrics.build_info(build.version, build.commit)?;
+    let data_addr = SocketAddr::new(cfg.common.bind_addr, cfg.data_port);
+    let data_listener = bind_tcp("DATA_PORT", data_addr)?;
+    let aux = Auxiliary::start(settings_for(&cfg), data_listener, metrics, true)
+        .await
+        .map_err(|source| NodeError::Bind { var: "DATA_PORT", addr: data_addr, source })?;
+    let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
+    let listener = bind_std("PORT", http_addr)?;
+    for var in &cfg.ignored {
+        tracing::warn!(var, "ignored: an auxiliary takes placement from the cluster configuration in ZooKeeper");
+    }
+    let discovery =
+        start_discovery(&cfg.common, Role::Auxiliary, format!("{}:{}", cfg.common.advertise_host, cfg.data_port), None);
+    let placement = derived(discovery.cluster_config(), |c| c.map(|c| (c.virtual_nodes, c.replicas)));
+    let mut status = discovery.status();
+    let (registered_tx, registered) = watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            registered_tx.send_replace(*status.borrow_and_update() == ZkStatus::Connected);
+            if status.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    aux.follow_cluster(ClusterFeed {
+        members: derived(discovery.membership(), |m| {
+            m.auxiliaries.iter().map(|a| (a.id.clone(), a.data_addr.clone())).collect()
+        }),
+        registered,
+        placement: placement.clone(),
+    });
+    let aux = Arc::new(aux);
+    tokio::spawn(start_fresh_if_nothing_written(aux.clone(), discovery.status(), discovery.config_writer()));
+    let status = discovery.status();
+    let state = AuxState {
+        health: {
+            let (aux, status) = (aux.clone(), status.clone());
+            Arc::new(move || aux.health(status.borrow().as_str()))
+        },
+        ready: {
+            let (aux, placement) = (aux.clone(), placement.clone());
+            Arc::new(move || aux.recovering().is_none() && placement.borrow().is_some())
+        },
+        metrics: {
+            let aux = aux.clone();
+            Arc::new(move || aux.render_metrics(*status.borrow() == ZkStatus::Connected))
+        },
+    };
+    let server = tiercache_http::start_auxiliary(state, listener).map_err(NodeError::Http)?;
+    tracing::info!(
+        version = build.version,
+        commit = build.commit,
+        http = %http_addr,
+        data = %aux.data_addr,
+        id = cfg.common.node_id,
+        snapshots = %snapshots_where(&cfg),
+        "auxiliary serving"
+    );
+    shutdown.await;
+
+    tracing::info!("shutting down: leaving ZooKeeper");
+    let last_view = discovery.membership().borrow().clone();
+    discovery.leave(Duration::from_secs(3)).await;
+    // Masters have dropped us from the placement by now or will within moments; the data port
+    // stays open meanwhile for reads still in flight.
+    let remaining: Vec<(String, String)> = last_view
+        .auxiliaries
+        .iter()
+        .filter(|m| m.id != cfg.common.node_id)
+        .map(|m| (m.id.clone(), m.data_addr.clone()))
+        .collect();
+    let placement = *placement.borrow();
+    match placement {
+        Some(p) => aux.hand_off(remaining, p).await,
+        None => tracing::warn!("no cluster configuration read: nothing handed off; the final snapshot keeps the keys"),
+    }
+    aux.server.close_writes();
+    tracing::info!("shutting down: draining");
+    server.stop().await;
+    let result = aux.stop().await.map_err(NodeError::FinalSnapshot);
+    tracing::info!("auxiliary stopped");
+    result
+}
