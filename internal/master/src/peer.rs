@@ -4,7 +4,6 @@
 
 use crate::view::AuxAddr;
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +42,7 @@ impl Connect for WireConnect {
             data_addr: addr.data_addr.clone(),
             token: self.token.clone(),
             connections: self.connections,
-            clients: RwLock::new(HashMap::new()),
+            clients: RwLock::new(Vec::new()),
         }
     }
 }
@@ -54,16 +53,17 @@ pub struct WirePeer {
     data_addr: String,
     token: String,
     connections: usize,
-    /// One pooled client per calling thread, created lazily on that thread's runtime: an
-    /// actix worker then talks to auxiliaries through connections driven by its own thread,
-    /// with no cross-thread wake-up on the hot path.
-    clients: RwLock<HashMap<std::thread::ThreadId, Arc<AuxClient>>>,
+    /// One pooled client per calling thread, created lazily on that thread's runtime: a data
+    /// thread then talks to auxiliaries through connections driven by itself, with no
+    /// cross-thread wake-up on the hot path. A short list (one entry per thread that called),
+    /// searched by a plain comparison: cheaper per call than hashing the thread id.
+    clients: RwLock<Vec<(std::thread::ThreadId, Arc<AuxClient>)>>,
 }
 
 impl WirePeer {
     fn client(&self) -> Arc<AuxClient> {
         let tid = std::thread::current().id();
-        if let Some(c) = self.clients.read().get(&tid) {
+        if let Some((_, c)) = self.clients.read().iter().find(|(t, _)| *t == tid) {
             return c.clone();
         }
         // The request timeout is passed per call; the client's own default is unused.
@@ -75,7 +75,14 @@ impl WirePeer {
             self.connections,
             Duration::from_secs(1),
         ));
-        self.clients.write().entry(tid).or_insert(c).clone()
+        let mut clients = self.clients.write();
+        match clients.iter().find(|(t, _)| *t == tid) {
+            Some((_, existing)) => existing.clone(),
+            None => {
+                clients.push((tid, c.clone()));
+                c
+            }
+        }
     }
 }
 

@@ -198,17 +198,32 @@ pub struct View<P> {
     pub nodes: HashMap<String, Arc<AuxNode<P>>>,
     /// The previous placement while a rebalance may still be moving keys.
     pub previous: Option<Previous<P>>,
+    /// The auxiliaries in the ring's order ([`Ring::nodes`]), so an owner is found by index.
+    by_index: Vec<Arc<AuxNode<P>>>,
 }
 
 impl<P: Peer> View<P> {
     /// An empty view.
     pub fn empty() -> Self {
-        View { ring: Ring::default(), nodes: HashMap::new(), previous: None }
+        View { ring: Ring::default(), nodes: HashMap::new(), previous: None, by_index: Vec::new() }
     }
 
     /// The owners of `key`, in ring order.
     pub fn owners(&self, key: &[u8], replicas: usize) -> Vec<Arc<AuxNode<P>>> {
-        self.ring.owners(key, replicas).into_iter().filter_map(|id| self.nodes.get(id).cloned()).collect()
+        let want = replicas.min(self.by_index.len());
+        let mut out: Vec<Arc<AuxNode<P>>> = Vec::with_capacity(want);
+        if want == 0 {
+            return out;
+        }
+        // By index along the ring: no list of ids, no lookup by id.
+        self.ring.walk(tiercache_placement::key_hash(key), |i| {
+            let node = &self.by_index[i];
+            if !out.iter().any(|o| Arc::ptr_eq(o, node)) {
+                out.push(node.clone());
+            }
+            out.len() < want
+        });
+        out
     }
 
     /// The previous placement, while keys may still be moving away from it.
@@ -251,6 +266,8 @@ impl<P: Peer> View<P> {
         } else {
             self.previous.clone()
         };
-        View { ring, nodes, previous }
+        let by_index: Vec<_> = ring.nodes().iter().filter_map(|id| nodes.get(id).cloned()).collect();
+        debug_assert_eq!(by_index.len(), ring.nodes().len(), "every ring node has its auxiliary");
+        View { ring, nodes, previous, by_index }
     }
 }

@@ -85,6 +85,20 @@ impl Ring {
         out
     }
 
+    /// Visits the node indices (into [`Ring::nodes`]) clockwise from `hash`, one per point, so
+    /// a node may come more than once, until `visit` returns false or every point was seen.
+    /// What [`Ring::owners_of_hash`] does without allocating, for callers that keep their own
+    /// per-node data by index.
+    pub fn walk(&self, hash: u64, mut visit: impl FnMut(usize) -> bool) {
+        let n = self.points.len();
+        let start = self.points.partition_point(|&(h, _)| h < hash);
+        for step in 0..n {
+            if !visit(self.points[(start + step) % n].1 as usize) {
+                return;
+            }
+        }
+    }
+
     /// Fraction of the hash space for which each node is the primary owner.
     pub fn shares(&self) -> HashMap<String, f64> {
         let mut out: HashMap<String, f64> = self.nodes.iter().map(|n| (n.clone(), 0.0)).collect();
@@ -108,6 +122,23 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_walk_meets_the_owners_in_their_order() {
+        let ring = Ring::new(&["a", "b", "c", "d"], 64);
+        for k in 0..200u32 {
+            let key = k.to_be_bytes();
+            let mut seen: Vec<&str> = Vec::new();
+            ring.walk(key_hash(&key), |i| {
+                let id = ring.nodes()[i].as_str();
+                if !seen.contains(&id) {
+                    seen.push(id);
+                }
+                seen.len() < 3
+            });
+            assert_eq!(seen, ring.owners(&key, 3));
+        }
+    }
 
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("aux-{i}:3001")).collect()
