@@ -74,6 +74,10 @@ impl Arg {
     }
 }
 
+/// The `NX | XX | GT | LT` of the four EXPIRE commands.
+const EXPIRE_CONDITION: Arg =
+    opt("condition", Kind::Oneof(&[word("nx", "NX"), word("xx", "XX"), word("gt", "GT"), word("lt", "LT")]));
+
 /// Every command's documentation, sorted by name like the table.
 pub(crate) const DOCS: &[Doc] = &[
     Doc {
@@ -183,11 +187,7 @@ pub(crate) const DOCS: &[Doc] = &[
         since: "1.0.0",
         group: "generic",
         complexity: "O(1)",
-        args: &[
-            arg("key", Kind::Key),
-            arg("seconds", Kind::Integer),
-            opt("condition", Kind::Oneof(&[word("nx", "NX"), word("xx", "XX"), word("gt", "GT"), word("lt", "LT")])),
-        ],
+        args: &[arg("key", Kind::Key), arg("seconds", Kind::Integer), EXPIRE_CONDITION],
     },
     Doc {
         name: "expireat",
@@ -195,11 +195,7 @@ pub(crate) const DOCS: &[Doc] = &[
         since: "1.2.0",
         group: "generic",
         complexity: "O(1)",
-        args: &[
-            arg("key", Kind::Key),
-            arg("unix-time-seconds", Kind::UnixTime),
-            opt("condition", Kind::Oneof(&[word("nx", "NX"), word("xx", "XX"), word("gt", "GT"), word("lt", "LT")])),
-        ],
+        args: &[arg("key", Kind::Key), arg("unix-time-seconds", Kind::UnixTime), EXPIRE_CONDITION],
     },
     Doc {
         name: "expiretime",
@@ -367,11 +363,7 @@ pub(crate) const DOCS: &[Doc] = &[
         since: "2.6.0",
         group: "generic",
         complexity: "O(1)",
-        args: &[
-            arg("key", Kind::Key),
-            arg("milliseconds", Kind::Integer),
-            opt("condition", Kind::Oneof(&[word("nx", "NX"), word("xx", "XX"), word("gt", "GT"), word("lt", "LT")])),
-        ],
+        args: &[arg("key", Kind::Key), arg("milliseconds", Kind::Integer), EXPIRE_CONDITION],
     },
     Doc {
         name: "pexpireat",
@@ -379,11 +371,7 @@ pub(crate) const DOCS: &[Doc] = &[
         since: "2.6.0",
         group: "generic",
         complexity: "O(1)",
-        args: &[
-            arg("key", Kind::Key),
-            arg("unix-time-milliseconds", Kind::UnixTime),
-            opt("condition", Kind::Oneof(&[word("nx", "NX"), word("xx", "XX"), word("gt", "GT"), word("lt", "LT")])),
-        ],
+        args: &[arg("key", Kind::Key), arg("unix-time-milliseconds", Kind::UnixTime), EXPIRE_CONDITION],
     },
     Doc {
         name: "pexpiretime",
