@@ -184,10 +184,7 @@ impl Auxiliary {
     pub fn render_metrics(&self, zookeeper_connected: bool) -> String {
         let s = self.store.stats();
         let m = &self.metrics;
-        m.size.set(s.keys as i64);
-        m.bytes.set(s.bytes as i64);
-        Metrics::sync_counter(&m.evictions, s.evictions);
-        Metrics::sync_counter(&m.expired, s.expired);
+        m.sync_store(s.keys, s.bytes, s.evictions, s.expired);
         m.zookeeper_connected.set(zookeeper_connected as i64);
         m.recovering.set(self.recovering().is_some() as i64);
         m.render()

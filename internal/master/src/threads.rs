@@ -35,14 +35,4 @@ impl DataThreads {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % handles.len();
         Some(handles[i].1.clone())
     }
-
-    /// How many data threads have started.
-    pub fn len(&self) -> usize {
-        self.handles.read().len()
-    }
-
-    /// True before any data thread has started.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

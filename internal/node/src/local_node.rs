@@ -60,10 +60,7 @@ pub async fn run_local(
                 (keys + s.keys, bytes + s.bytes, evictions + s.evictions, expired + s.expired);
             backup = backup.max(own.backup_last_success.get());
         }
-        m.size.set(keys as i64);
-        m.bytes.set(bytes as i64);
-        Metrics::sync_counter(&m.evictions, evictions);
-        Metrics::sync_counter(&m.expired, expired);
+        m.sync_store(keys, bytes, evictions, expired);
         m.backup_last_success.set(backup);
     }));
     let state = Arc::new(state);

@@ -174,8 +174,10 @@ impl AuxClient {
                 self.pick().ok_or_else(|| self.shared.unreachable())?
             }
         };
-        let sent_ms = conn.now_ms();
-        let deadline_ms = sent_ms + deadline.saturating_duration_since(tokio::time::Instant::now()).as_millis() as u64;
+        // One clock read for both ends of the call.
+        let now = tokio::time::Instant::now();
+        let sent_ms = now.duration_since(conn.base).as_millis() as u64 + 1;
+        let deadline_ms = sent_ms + deadline.saturating_duration_since(now).as_millis() as u64;
         let (id, first) = match conn.slots.take(sent_ms, deadline_ms) {
             Ok(taken) => taken,
             Err(slots::Ended::Full) => return Err(WireError::Busy(self.shared.id.clone())),

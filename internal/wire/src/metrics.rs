@@ -201,6 +201,15 @@ impl Metrics {
         self.registry.register(Box::new(info))
     }
 
+    /// Brings the store's series up to date from its totals (the store keeps its own
+    /// atomics; these mirror them at render time).
+    pub fn sync_store(&self, keys: u64, bytes: u64, evictions: u64, expired: u64) {
+        self.size.set(keys as i64);
+        self.bytes.set(bytes as i64);
+        Self::sync_counter(&self.evictions, evictions);
+        Self::sync_counter(&self.expired, expired);
+    }
+
     /// Sets a counter that mirrors a monotonic total kept elsewhere (the store's atomics).
     pub fn sync_counter(counter: &IntCounter, total: u64) {
         let cur = counter.get();
