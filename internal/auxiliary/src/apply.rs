@@ -2,8 +2,9 @@
 //! step on the key's primary owner, under its shard lock. The master replicates the entry
 //! written (an expiry change: `Request::SetExpiry`).
 
-use bytes::{Bytes, BytesMut};
-use tiercache_protocol::{Condition, Found, Op, RemoteError, Response};
+use bytes::Bytes;
+use tiercache_protocol::step::{step, Expiry, Outcome};
+use tiercache_protocol::{Expect, Found, Op, RemoteError, Response, WireEntry};
 use tiercache_store::{Entry, Store};
 
 /// Runs `op` on `key`; a write gets a version above `version` and above the stored one.
@@ -35,34 +36,13 @@ pub fn apply(store: &Store, key: &[u8], op: &Op, version: u64) -> Response {
             expires_at_ms,
             expiry_seq: 0,
         };
-        let outcome: Result<Option<Entry>, RemoteError> = match op {
-            Op::Set { value, ttl_ms, keep_ttl, condition } => {
-                let go = match condition {
-                    Condition::Always => true,
-                    Condition::IfAbsent => live.is_none(),
-                    Condition::IfPresent => live.is_some(),
-                };
-                let expiry = if *keep_ttl { kept_expiry } else { store.expires_at(*ttl_ms) };
-                Ok(go.then(|| write(Some(value.clone()), expiry)))
-            }
-            Op::IncrBy(delta) => {
-                let n = match &previous {
-                    None => Ok(0i64),
-                    Some(v) => {
-                        std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).ok_or(RemoteError::NotAnInteger)
-                    }
-                };
-                n.and_then(|n| n.checked_add(*delta).ok_or(RemoteError::Overflow))
-                    .map(|n| Some(write(Some(Bytes::from(n.to_string())), kept_expiry)))
-            }
-            Op::Append(tail) => {
-                let mut v = BytesMut::from(previous.as_deref().unwrap_or_default());
-                v.extend_from_slice(tail);
-                Ok(Some(write(Some(v.freeze()), kept_expiry)))
-            }
-            Op::GetDel => Ok(live.is_some().then(|| write(None, store.tombstone_expires_at()))),
-            Op::Expire { .. } => Ok(None),
-        };
+        let outcome: Result<Option<Entry>, RemoteError> = step(op, previous.as_deref()).map(|o| match o {
+            Outcome::Write { value, expiry: Expiry::Keep } => Some(write(Some(value), kept_expiry)),
+            Outcome::Write { value, expiry: Expiry::InMs(ms) } => Some(write(Some(value), store.expires_at(ms))),
+            Outcome::Delete => Some(write(None, store.tombstone_expires_at())),
+            // Expiry changes are handled above, without a new version.
+            Outcome::Unchanged | Outcome::SetExpiry { .. } => None,
+        });
         match outcome {
             Ok(entry) => {
                 let written = entry.as_ref().map(|e| Found {
@@ -86,10 +66,38 @@ pub fn apply(store: &Store, key: &[u8], op: &Op, version: u64) -> Response {
     }
 }
 
+/// Commits a master's transaction (`Request::Transaction`) under the locks of all its keys'
+/// shards: merges `bases`, then writes `writes` only if every key of `expect` stands as the
+/// master read it (`Conflict` otherwise, and nothing changes).
+pub fn transaction(store: &Store, expect: &[Expect], bases: &[WireEntry], writes: &[WireEntry]) -> Response {
+    let keys: Vec<&[u8]> = expect.iter().map(|e| &e.key[..]).chain(writes.iter().map(|w| &w.key[..])).collect();
+    let mut locked = store.locked(&keys);
+    let put = |l: &mut tiercache_store::Locked<'_>, e: &WireEntry| {
+        l.apply_raw(&e.key, e.value.as_deref(), e.version, store.expires_at(e.ttl_ms), e.expiry_seq)
+    };
+    for base in bases {
+        let _ = put(&mut locked, base);
+    }
+    for e in expect {
+        if locked.get(&e.key).map(|s| (s.version, s.expiry_seq)) != e.stamp {
+            return Response::Conflict;
+        }
+    }
+    // All or nothing: a write too large for a shard refuses the whole transaction.
+    for w in writes {
+        if let Err(tiercache_store::StoreError::TooLarge { size, limit }) = locked.fits(&w.key, w.value.as_deref()) {
+            return Response::Error(RemoteError::TooLarge { size, limit });
+        }
+    }
+    let applied = writes.iter().filter(|w| put(&mut locked, w).unwrap_or(false)).count();
+    Response::Applied(applied as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use tiercache_protocol::Condition;
     use tiercache_store::{ManualClock, StoreConfig};
 
     fn store() -> Store {

@@ -100,8 +100,30 @@ impl DataServer {
                 return Some(Response::Error(RemoteError::NotPrimary { primary }));
             }
         }
+        if let Request::Transaction { expect, .. } = req {
+            for e in expect {
+                if let Err(primary) = self.fence.may_lead(&e.key, &self.ops.node_id) {
+                    return Some(Response::Error(RemoteError::NotPrimary { primary }));
+                }
+            }
+        }
         Some(match req {
             Request::Hello { .. } | Request::HelloV1 { .. } => Response::Welcome,
+            // Like `Apply`: a transaction starts from every acknowledged write or not at all.
+            Request::Transaction { expect, bases, .. }
+                if bases.is_empty() && expect.iter().any(|e| self.recovery.recovering_for(&e.key)) =>
+            {
+                Response::Recovering(None)
+            }
+            Request::Transaction { expect, bases, writes } => {
+                let r = crate::apply::transaction(&self.store, expect, bases, writes);
+                self.metrics.observe(
+                    "transaction",
+                    if matches!(r, Response::Applied(_)) { "ok" } else { "error" },
+                    started,
+                );
+                r
+            }
             Request::Ping => Response::Pong,
             // It may have missed writes: the step must not start from its own copy alone.
             Request::Apply { key, .. } if self.recovery.recovering_for(key) => Response::Recovering(None),

@@ -21,33 +21,22 @@ use tiercache_protocol::version::now_ms;
 use tiercache_protocol::{Found, Op, Request, Response, WireEntry};
 use tiercache_wire::WireError;
 
+/// A key's owners for a step: see [`Router::owners_for_step`].
+pub(crate) struct Owners<P> {
+    /// Its owners now, in ring order.
+    pub owners: Vec<Arc<AuxNode<P>>>,
+    /// Owners of the previous placement that are not owners now, while keys move.
+    pub previous_owners: Vec<Arc<AuxNode<P>>>,
+    /// Keys may be moving to an owner of this key.
+    pub moving: bool,
+}
+
 impl<C: Connect> Router<C> {
     /// Runs `op` on `key`'s primary owner and replicates what it wrote until `WRITE_QUORUM`
     /// owners (the primary included) hold it. Returns the value before and the entry written.
     pub async fn apply(&self, key: Bytes, op: Op) -> Result<(Option<Bytes>, Option<Found>), MasterError> {
         self.ensure_recorded().await?;
-        let view = self.view();
-        let owners = view.owners(&key, self.replicas());
-        if owners.is_empty() {
-            return Err(MasterError::NoAuxiliaries);
-        }
-        // While keys move after a membership change, a new owner may hold no copy, or an old
-        // one from an earlier time it owned the key: the step then starts from the newest
-        // copy of the current and previous owners.
-        let now = now_ms();
-        let mut moving = false;
-        let mut previous_owners = Vec::new();
-        if let Some(prev) = view.moving(now) {
-            for id in prev.ring.owners(&key, self.replicas()) {
-                if owners.iter().any(|n| n.addr.id == id) {
-                    continue;
-                }
-                moving = true;
-                if let Some(n) = view.previous_peer(prev, id, now).filter(|n| n.status() == NodeStatus::Up) {
-                    previous_owners.push(n.clone());
-                }
-            }
-        }
+        let Owners { owners, previous_owners, moving } = self.owners_for_step(&key)?;
         let mut candidates = owners.clone();
         candidates.sort_by_key(|n| n.status() == NodeStatus::Suspect);
         let expiry_only = matches!(op, Op::Expire { .. });
@@ -95,11 +84,6 @@ impl<C: Connect> Router<C> {
         let Some((primary, previous, written)) = done else { return Err(MasterError::quorum(1, 0, &errors)) };
         let Some(w) = &written else { return Ok((previous, written)) };
         self.hlc.observe(w.version);
-        let (live, suspects): (Vec<_>, Vec<_>) =
-            owners.into_iter().filter(|n| !Arc::ptr_eq(n, &primary)).partition(|n| !n.routed_around());
-        for n in &suspects {
-            n.note_missed_write();
-        }
         // An expiry keeps the version, so it travels as such: a copy of the entry would not
         // supersede the replicas' one.
         let replicate = if expiry_only {
@@ -115,19 +99,62 @@ impl<C: Connect> Router<C> {
                 }],
             }
         };
+        self.replicate(owners, &primary, replicate).await?;
+        Ok((previous, written))
+    }
+
+    /// The owners of `key` a step may run on, and while keys move after a membership change
+    /// the previous owners that are up (a new owner may hold no copy, or an old one from an
+    /// earlier time it owned the key: the step then starts from the newest copy of all).
+    pub(crate) fn owners_for_step(&self, key: &[u8]) -> Result<Owners<C::Peer>, MasterError> {
+        let view = self.view();
+        let owners = view.owners(key, self.replicas());
+        if owners.is_empty() {
+            return Err(MasterError::NoAuxiliaries);
+        }
+        let now = now_ms();
+        let mut moving = false;
+        let mut previous_owners = Vec::new();
+        if let Some(prev) = view.moving(now) {
+            for id in prev.ring.owners(key, self.replicas()) {
+                if owners.iter().any(|n| n.addr.id == id) {
+                    continue;
+                }
+                moving = true;
+                if let Some(n) = view.previous_peer(prev, id, now).filter(|n| n.status() == NodeStatus::Up) {
+                    previous_owners.push(n.clone());
+                }
+            }
+        }
+        Ok(Owners { owners, previous_owners, moving })
+    }
+
+    /// Sends what the primary wrote to the other owners until `WRITE_QUORUM` owners (the
+    /// primary included) hold it; owners written around are told they missed a write.
+    pub(crate) async fn replicate(
+        &self,
+        owners: Vec<Arc<AuxNode<C::Peer>>>,
+        primary: &Arc<AuxNode<C::Peer>>,
+        replicate: Request,
+    ) -> Result<(), MasterError> {
+        let (live, suspects): (Vec<_>, Vec<_>) =
+            owners.into_iter().filter(|n| !Arc::ptr_eq(n, primary)).partition(|n| !n.routed_around());
+        for n in &suspects {
+            n.note_missed_write();
+        }
         let plan =
             Plan { need: self.write_quorum().saturating_sub(1), all_at_once: true, sloppy: true, primary: false };
         let out = try_call_many(live, Arc::new(replicate), plan, |_, _| true).await;
         if out.counted < out.need {
             return Err(MasterError::quorum(out.need + 1, out.counted + 1, &out.errors));
         }
-        Ok((previous, written))
+        Ok(())
     }
 
     /// The newest entry for `key` among its owners other than `primary`, from every one that
     /// answers (recovering ones included: merging more copies never loses a write). Fails when
     /// there are others and none answers: the step would have to guess.
-    async fn newest_elsewhere(
+    pub(crate) async fn newest_elsewhere(
         &self,
         owners: impl Iterator<Item = &Arc<AuxNode<C::Peer>>>,
         primary: &Arc<AuxNode<C::Peer>>,

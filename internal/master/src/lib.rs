@@ -12,6 +12,8 @@
 //!   the elected coordinator, and their progress.
 //! - [`peer`]: the seam in front of the network ([`Peer`], [`Connect`]); [`WireConnect`] in
 //!   production, in-memory peers in the unit tests.
+//! - [`tx`]: transactions, read from a key group's primary, run against an [`tx::Overlay`],
+//!   committed there if nothing changed meanwhile.
 //! - [`floors`]: read your writes on one client connection.
 //! - [`threads`]: [`DataThreads`], the single-threaded runtimes both front ends serve on.
 //! - [`MasterError`]: why an operation failed, typed to the end.
@@ -25,6 +27,7 @@ pub mod rebalance;
 pub mod router;
 pub mod state;
 pub mod threads;
+pub mod tx;
 pub mod view;
 
 #[cfg(test)]

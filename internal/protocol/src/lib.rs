@@ -6,17 +6,20 @@
 //!   [`Request::Hello`] with the shared token and [`PROTOCOL_VERSION`]; an auxiliary answers
 //!   nothing else before it, and refuses another version by name.
 //! - [`RemoteError`]: what an auxiliary answers when it refuses or fails, typed on the wire.
+//! - [`step`]: what a read-modify-write does to a value, for the auxiliary's one-step
+//!   operations and a master's transactions alike.
 //! - [`version`]: the hybrid logical clock that versions writes, and the one last-write-wins
 //!   rule every replica, transfer and quorum read applies.
 
 mod error;
 pub mod glob;
 pub mod messages;
+pub mod step;
 pub mod version;
 
 pub use error::RemoteError;
 pub use messages::{
-    decode, encode, encode_frame_into, Condition, Found, Op, ProtocolError, Request, Response, SnapshotReply,
+    decode, encode, encode_frame_into, Condition, Expect, Found, Op, ProtocolError, Request, Response, SnapshotReply,
     StatsReply, WireEntry, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 pub use version::{Hlc, Stamp};

@@ -220,6 +220,32 @@ pub enum Request {
         /// [`PROTOCOL_VERSION`] of the sender.
         protocol: u32,
     },
+    /// A transaction (`MULTI`/`EXEC`, and the multi-key commands) committed on the primary
+    /// of its keys, all of which share their owners: under the locks of every key's shard,
+    /// `bases` are merged last-write-wins (as in `ApplyReconciled`), then if every key of
+    /// `expect` still stands as the master read it, `writes` are applied (answered
+    /// `Applied`), else nothing is (`Conflict`) and the master runs the transaction again
+    /// from what is there now. A recovering auxiliary answers `Recovering` unless `bases`
+    /// came along. Older auxiliaries do not know this request; new variants stay at the end.
+    Transaction {
+        /// Every key the transaction read or wrote, as it read it.
+        expect: Vec<Expect>,
+        /// The newest copies of the other owners, when this owner may have missed writes.
+        bases: Vec<WireEntry>,
+        /// What the transaction wrote: new versions, or the same version with a new expiry
+        /// sequence for an expiry change.
+        writes: Vec<WireEntry>,
+    },
+}
+
+/// A key as a transaction read it from the primary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expect {
+    /// The key.
+    pub key: Bytes,
+    /// Version and expiry sequence of the entry (a delete marker included); `None` when
+    /// there was none, or it had expired.
+    pub stamp: Option<(u64, u32)>,
 }
 
 impl Request {
@@ -234,6 +260,7 @@ impl Request {
                 | Request::ApplyReconciled { .. }
                 | Request::Flush { .. }
                 | Request::SetExpiry { .. }
+                | Request::Transaction { .. }
         )
     }
 }
@@ -333,6 +360,8 @@ pub enum Response {
     },
     /// The request failed.
     Error(RemoteError),
+    /// Answer to `Transaction`: a key changed since the master read it; nothing was written.
+    Conflict,
 }
 
 fn cfg() -> bincode::config::Configuration {

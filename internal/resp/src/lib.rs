@@ -73,6 +73,24 @@ pub(crate) struct Session {
     /// The versions of this connection's recent writes, so its reads see them. Shared by the
     /// clones a run of pipelined reads works with.
     pub floors: Arc<parking_lot::Mutex<tiercache_master::WriteFloors>>,
+    /// The commands queued since `MULTI`.
+    pub multi: Option<Vec<cmd::Command>>,
+    /// A command was refused while queueing: `EXEC` answers `EXECABORT`.
+    pub multi_dirty: bool,
+    /// The keys of `WATCH`, as their primary held them.
+    pub watched: Vec<Watched>,
+    /// While `EXEC` runs the queued commands: the keys they work on (`master::tx`).
+    pub tx: Option<Arc<parking_lot::Mutex<tiercache_master::tx::Overlay>>>,
+}
+
+/// A key of `WATCH`.
+#[derive(Debug, Clone)]
+pub(crate) struct Watched {
+    pub key: bytes::Bytes,
+    /// The owner that led its group.
+    pub primary: String,
+    /// Its version and expiry sequence there (`None`: no entry).
+    pub stamp: Option<(u64, u32)>,
 }
 
 /// File descriptors kept for everything but client connections (pooled connections to the
@@ -209,7 +227,18 @@ async fn connection(
     stream.set_nodelay(true)?;
     let max_bulk = state.limits.value_max_bytes.max(state.limits.key_max_bytes);
     let identity = if state.client_password.is_some() { Identity::Nobody } else { Identity::Client };
-    let mut session = Session { identity, id, name: None, quit: false, resp3: false, floors: Default::default() };
+    let mut session = Session {
+        identity,
+        id,
+        name: None,
+        quit: false,
+        resp3: false,
+        floors: Default::default(),
+        multi: None,
+        multi_dirty: false,
+        watched: Vec::new(),
+        tx: None,
+    };
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut batch: Vec<cmd::Command> = Vec::new();
@@ -239,7 +268,9 @@ async fn connection(
         while at < batch.len() {
             // A run of reads goes out together (their answers keep their order); anything
             // else runs alone, so a read after a write sees it.
-            let reads = batch[at..].iter().take_while(|c| c.is_read()).count();
+            // (Inside MULTI they are queued, in order, on the connection's own session.)
+            let reads =
+                if session.multi.is_some() { 0 } else { batch[at..].iter().take_while(|c| c.is_read()).count() };
             if reads > 1 {
                 let replies = futures::future::join_all(batch[at..at + reads].iter_mut().map(|args| {
                     let mut s = session.clone();

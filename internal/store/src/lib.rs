@@ -20,7 +20,7 @@ pub mod store;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::Entry;
 pub use snapshot::{decode_snapshot, decode_snapshot_with, encode_snapshot, EntryRef, SnapshotEntry};
-pub use store::{DeleteOutcome, Store, StoreConfig, StoreStats};
+pub use store::{DeleteOutcome, Locked, Store, StoreConfig, StoreStats};
 
 /// Errors of the store and of its snapshot files.
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,11 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { max_entries: 1_000_000, max_bytes: 1 << 30, tombstone_ttl_ms: 300_000 }
+        StoreConfig {
+            max_entries: 1_000_000,
+            max_bytes: 1 << 30,
+            tombstone_ttl_ms: tiercache_protocol::step::TOMBSTONE_TTL_MS,
+        }
     }
 }
 
@@ -398,3 +402,7 @@ impl Store {
 #[cfg(test)]
 #[path = "store_tests.rs"]
 mod tests;
+
+#[path = "locked.rs"]
+mod locked;
+pub use locked::Locked;

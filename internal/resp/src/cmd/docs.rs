@@ -166,12 +166,28 @@ pub(crate) const DOCS: &[Doc] = &[
         args: &[many("key", Kind::Key)],
     },
     Doc {
+        name: "discard",
+        summary: "Discards a transaction.",
+        since: "2.0.0",
+        group: "transactions",
+        complexity: "O(N), when N is the number of queued commands",
+        args: &[],
+    },
+    Doc {
         name: "echo",
         summary: "Returns the given string.",
         since: "1.0.0",
         group: "connection",
         complexity: "O(1)",
         args: &[arg("message", Kind::String)],
+    },
+    Doc {
+        name: "exec",
+        summary: "Executes all commands in a transaction.",
+        since: "1.2.0",
+        group: "transactions",
+        complexity: "Depends on commands in the transaction",
+        args: &[],
     },
     Doc {
         name: "exists",
@@ -348,6 +364,14 @@ pub(crate) const DOCS: &[Doc] = &[
         group: "string",
         complexity: "O(N) where N is the number of keys to set.",
         args: &[many("data", Kind::Block(&[arg("key", Kind::Key), arg("value", Kind::String)]))],
+    },
+    Doc {
+        name: "multi",
+        summary: "Starts a transaction.",
+        since: "1.2.0",
+        group: "transactions",
+        complexity: "O(1)",
+        args: &[],
     },
     Doc {
         name: "persist",
@@ -532,6 +556,22 @@ pub(crate) const DOCS: &[Doc] = &[
         complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a \
             different thread in order to reclaim memory, where N is the number of allocations the deleted objects \
             where composed of.",
+        args: &[many("key", Kind::Key)],
+    },
+    Doc {
+        name: "unwatch",
+        summary: "Forgets about watched keys of a transaction.",
+        since: "2.2.0",
+        group: "transactions",
+        complexity: "O(1)",
+        args: &[],
+    },
+    Doc {
+        name: "watch",
+        summary: "Monitors changes to keys to determine the execution of a transaction.",
+        since: "2.2.0",
+        group: "transactions",
+        complexity: "O(1) for every key.",
         args: &[many("key", Kind::Key)],
     },
 ];

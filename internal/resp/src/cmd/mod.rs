@@ -11,8 +11,10 @@ mod config;
 mod dbsize;
 mod debug;
 mod del;
+mod discard;
 mod docs;
 mod echo;
+mod exec;
 mod exists;
 mod expire;
 mod expiretime;
@@ -29,6 +31,7 @@ mod info;
 mod keys;
 mod mget;
 mod mset;
+mod multi;
 mod persist;
 mod ping;
 mod quit;
@@ -43,6 +46,7 @@ pub(crate) mod table;
 mod time;
 mod ttl;
 mod type_;
+mod watch;
 
 use super::Session;
 use bytes::Bytes;
@@ -50,6 +54,7 @@ use redis_protocol::resp2::types::BytesFrame;
 use std::time::Instant;
 use table::Runner;
 use tiercache_master::protocol::RemoteError;
+use tiercache_master::tx::TxError;
 use tiercache_master::MasterError;
 use tiercache_master::MasterState;
 
@@ -64,7 +69,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// A command off the wire, looked up once in [`table::COMMANDS`].
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Command {
     spec: Option<&'static table::Spec>,
     args: Vec<Bytes>,
@@ -81,6 +86,15 @@ impl Command {
         self.spec.is_some_and(table::Spec::reads_keys)
     }
 
+    /// The keys it names, by the table's key positions.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &Bytes> {
+        let (first, last, step) = self.spec.map_or((0, 0, 1), |s| s.keys);
+        let n = self.args.len() as i32;
+        let last = if last < 0 { n + last } else { last.min(n - 1) };
+        let keys = if first > 0 && first <= last { &self.args[first as usize..=last as usize] } else { &[] };
+        keys.iter().step_by(step.max(1) as usize)
+    }
+
     /// `HELLO`, whose reply is a map in RESP3.
     pub(crate) fn is_hello(&self) -> bool {
         self.spec.is_some_and(|s| matches!(s.runner, Runner::Hello))
@@ -89,16 +103,30 @@ impl Command {
 
 /// Runs one command: its arity checked against [`table::COMMANDS`], then run by its file.
 pub(crate) async fn run(state: &MasterState, front: &crate::Front, session: &mut Session, command: Command) -> Reply {
-    let Command { spec, args } = command;
-    let Some(spec) = spec else {
-        return unknown(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase(), &args[1..]);
+    let queueing = session.multi.is_some() && !command.spec.is_some_and(|s| s.runner.runs_inside_multi());
+    let Command { spec, args } = &command;
+    let refused = match spec {
+        None => Some(unknown(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase(), &args[1..])),
+        Some(_) if session.identity == super::Identity::Nobody && !spec.is_some_and(table::Spec::no_auth) => {
+            Some(BytesFrame::Error("NOAUTH Authentication required.".into()))
+        }
+        Some(s) if !arity_ok(s.arity, args.len()) => {
+            Some(err(format!("wrong number of arguments for '{}' command", s.name)))
+        }
+        Some(_) => None,
     };
-    if session.identity == super::Identity::Nobody && !spec.no_auth() {
-        return BytesFrame::Error("NOAUTH Authentication required.".into());
+    if let Some(reply) = refused {
+        // A command refused while queueing spoils the transaction.
+        session.multi_dirty |= queueing;
+        return reply;
     }
-    if !arity_ok(spec.arity, args.len()) {
-        return err(format!("wrong number of arguments for '{}' command", spec.name));
+    if queueing {
+        if let Some(queued) = &mut session.multi {
+            queued.push(command);
+        }
+        return BytesFrame::SimpleString(Bytes::from_static(b"QUEUED"));
     }
+    let Command { spec: Some(spec), args } = command else { unreachable!("refused above") };
     let mut ctx = Ctx { state, front, session };
     let ctx = &mut ctx;
     let args = &args;
@@ -113,6 +141,10 @@ pub(crate) async fn run(state: &MasterState, front: &crate::Front, session: &mut
         Runner::Keys => keys::run(ctx, args).await,
         Runner::Dbsize => dbsize::run(ctx, args).await,
         Runner::Del => del::run(ctx, args).await,
+        Runner::Discard => discard::run(ctx, args).await,
+        Runner::Exec => exec::run(ctx, args).await,
+        Runner::Multi => multi::run(ctx, args).await,
+        Runner::Watch | Runner::Unwatch => watch::run(ctx, args).await,
         Runner::Echo => echo::run(ctx, args).await,
         Runner::Exists | Runner::Touch => exists::run(ctx, args).await,
         Runner::Expire => expire::run(ctx, args).await,
@@ -202,6 +234,14 @@ pub(crate) fn cluster_error(e: MasterError) -> Reply {
     }
 }
 
+/// A command's failure inside a transaction, in the words it would have outside one.
+fn tx_error(e: TxError) -> Reply {
+    match e {
+        TxError::Step(error) => cluster_error(MasterError::Refused { id: String::new(), error }),
+        other => err(other),
+    }
+}
+
 /// Refuses a key over `KEY_MAX_BYTES`.
 pub(crate) fn check_key(ctx: &Ctx<'_>, key: &[u8]) -> Result<(), Reply> {
     let max = ctx.state.limits.key_max_bytes;
@@ -227,6 +267,9 @@ pub(crate) fn observe(ctx: &Ctx<'_>, operation: &str, result: &str, started: Ins
 
 /// The value and remaining ttl (ms, 0 = none) of a key, or a reply to send instead.
 pub(crate) async fn read(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<(Bytes, u64)>, Reply> {
+    if let Some(tx) = &ctx.session.tx {
+        return tx.lock().get(key).map_err(tx_error);
+    }
     let started = Instant::now();
     let floor = ctx.session.floors.lock().floor(key);
     match ctx.state.router.read_at_least(key.clone(), floor).await {
@@ -244,6 +287,9 @@ pub(crate) async fn read(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<(Bytes, u6
 
 /// Writes a value with a ttl in ms (0 = none).
 pub(crate) async fn write(ctx: &Ctx<'_>, key: &Bytes, value: Bytes, ttl_ms: u64) -> Result<(), Reply> {
+    if let Some(tx) = &ctx.session.tx {
+        return tx.lock().put(key, value, ttl_ms).map_err(tx_error);
+    }
     let started = Instant::now();
     let r = ctx.state.router.put(key.clone(), value, ttl_ms).await;
     observe(ctx, "put", if r.is_ok() { "ok" } else { "error" }, started);
@@ -258,6 +304,9 @@ pub(crate) async fn apply(
     key: &Bytes,
     op: tiercache_master::protocol::Op,
 ) -> Result<(Option<Bytes>, Option<Bytes>), Reply> {
+    if let Some(tx) = &ctx.session.tx {
+        return tx.lock().apply(key, &op).map_err(tx_error);
+    }
     let started = Instant::now();
     let r = ctx.state.router.apply(key.clone(), op).await;
     observe(ctx, "put", if r.is_ok() { "ok" } else { "error" }, started);
@@ -274,6 +323,9 @@ pub(crate) async fn apply(
 
 /// Deletes; true when a live value was there.
 pub(crate) async fn delete(ctx: &Ctx<'_>, key: &Bytes) -> Result<bool, Reply> {
+    if let Some(tx) = &ctx.session.tx {
+        return tx.lock().delete(key).map_err(tx_error);
+    }
     let started = Instant::now();
     match ctx.state.router.delete_versioned(key.clone()).await {
         Ok((existed, version)) => {

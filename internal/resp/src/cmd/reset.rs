@@ -1,4 +1,5 @@
-//! RESET: forgets the connection's name and goes back to RESP2.
+//! RESET: forgets the connection's name, its transaction and watched keys, and goes back to
+//! RESP2.
 
 use super::{Ctx, Reply};
 use bytes::Bytes;
@@ -7,5 +8,8 @@ use redis_protocol::resp2::types::BytesFrame;
 pub(super) async fn run(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
     ctx.session.name = None;
     ctx.session.resp3 = false;
+    ctx.session.multi = None;
+    ctx.session.multi_dirty = false;
+    ctx.session.watched.clear();
     BytesFrame::SimpleString(Bytes::from_static(b"RESET"))
 }

@@ -14,7 +14,9 @@ pub(crate) enum Runner {
     Dbsize,
     Debug,
     Del,
+    Discard,
     Echo,
+    Exec,
     Exists,
     Expire,
     Expiretime,
@@ -31,6 +33,7 @@ pub(crate) enum Runner {
     Keys,
     Mget,
     Mset,
+    Multi,
     Persist,
     Ping,
     Quit,
@@ -45,6 +48,15 @@ pub(crate) enum Runner {
     Touch,
     Ttl,
     Type,
+    Unwatch,
+    Watch,
+}
+
+impl Runner {
+    /// Runs at once inside `MULTI` instead of being queued (as in Redis).
+    pub fn runs_inside_multi(self) -> bool {
+        matches!(self, Runner::Exec | Runner::Discard | Runner::Multi | Runner::Watch | Runner::Quit | Runner::Reset)
+    }
 }
 
 /// One command as `COMMAND INFO` describes it.
@@ -84,6 +96,7 @@ const CONNECTION: &[&str] = &["noscript", "loading", "stale", "fast", "no-auth",
 const SERVER: &[&str] = &["loading", "stale"];
 const SERVER_FAST: &[&str] = &["loading", "stale", "fast"];
 const FAST: &[&str] = &["fast"];
+const TRANSACTION: &[&str] = &["noscript", "loading", "stale", "fast", "allow-busy"];
 const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
 
 const NONE: (i32, i32, i32) = (0, 0, 0);
@@ -112,7 +125,9 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("decr", 2, GROW, ONE, Runner::Incr),
     spec("decrby", 3, GROW, ONE, Runner::Incr),
     spec("del", -2, WRITE_SLOW, ALL, Runner::Del),
+    spec("discard", 1, TRANSACTION, NONE, Runner::Discard),
     spec("echo", 2, FAST, NONE, Runner::Echo),
+    spec("exec", 1, &["noscript", "loading", "stale", "skip-slowlog"], NONE, Runner::Exec),
     spec("exists", -2, READ, ALL, Runner::Exists),
     spec("expire", 3, WRITE, ONE, Runner::Expire),
     spec("expireat", 3, WRITE, ONE, Runner::Expire),
@@ -132,6 +147,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("keys", 2, READ_SLOW, NONE, Runner::Keys),
     spec("mget", -2, READ, ALL, Runner::Mget),
     spec("mset", -3, GROW_SLOW, (1, -1, 2), Runner::Mset),
+    spec("multi", 1, TRANSACTION, NONE, Runner::Multi),
     spec("persist", 2, WRITE, ONE, Runner::Persist),
     spec("pexpire", 3, WRITE, ONE, Runner::Expire),
     spec("pexpireat", 3, WRITE, ONE, Runner::Expire),
@@ -152,6 +168,8 @@ pub(crate) const COMMANDS: &[Spec] = &[
     spec("ttl", 2, READ, ONE, Runner::Ttl),
     spec("type", 2, READ, ONE, Runner::Type),
     spec("unlink", -2, WRITE, ALL, Runner::Del),
+    spec("unwatch", 1, TRANSACTION, NONE, Runner::Unwatch),
+    spec("watch", -2, TRANSACTION, ALL, Runner::Watch),
 ];
 
 /// The command named `name`, in any case; no allocation.

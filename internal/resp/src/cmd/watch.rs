@@ -1,0 +1,31 @@
+//! WATCH key [key ...] and UNWATCH. WATCH records each key's version and expiry sequence as
+//! its primary holds it now, and which owner that primary is; the next EXEC of the
+//! connection answers a null array instead of running if any of them changed (a write, a
+//! delete, an expiry change, the key expiring) or another owner leads the key's group by then.
+
+use super::{cluster_error, err, ok, Ctx, Reply};
+use crate::Watched;
+use bytes::Bytes;
+
+pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    if args[0].eq_ignore_ascii_case(b"unwatch") {
+        ctx.session.watched.clear();
+        return ok();
+    }
+    if ctx.session.multi.is_some() {
+        return err("WATCH inside MULTI is not allowed");
+    }
+    let router = &ctx.state.router;
+    let reads = args[1..].iter().map(|key| async move { (key, router.tx_read(std::slice::from_ref(key)).await) });
+    for (key, read) in futures::future::join_all(reads).await {
+        match read {
+            Ok(read) => {
+                let watched = Watched { key: key.clone(), primary: read.primary().to_string(), stamp: read.stamp(key) };
+                ctx.session.watched.retain(|w| w.key != watched.key);
+                ctx.session.watched.push(watched);
+            }
+            Err(e) => return cluster_error(e),
+        }
+    }
+    ok()
+}
