@@ -13,10 +13,10 @@ const ARROWS: &[(&str, &[&str])] = &[
     ("tiercache-master", &["placement", "protocol", "wire"]),
     ("tiercache-auxiliary", &["placement", "protocol", "store", "wire"]),
     ("tiercache-wire", &["protocol"]),
-    ("tiercache-discovery", &[]),
+    ("tiercache-discovery", &["placement"]),
     ("tiercache-config", &["placement"]),
     ("tiercache-store", &["protocol"]),
-    ("tiercache-protocol", &[]),
+    ("tiercache-protocol", &["placement"]),
     ("tiercache-placement", &[]),
 ];
 

@@ -14,6 +14,7 @@ use crate::server::DataServer;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tiercache_placement::Settings;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -28,9 +29,9 @@ pub struct ClusterFeed {
     pub members: watch::Receiver<Vec<(String, String)>>,
     /// True while this node's session is live and registered.
     pub registered: watch::Receiver<bool>,
-    /// Placement settings from the cluster configuration (virtual nodes per auxiliary, copies
-    /// per key); `None` until a master has published them.
-    pub placement: watch::Receiver<Option<(u32, usize)>>,
+    /// Placement settings from the cluster configuration; `None` until a master has
+    /// published them.
+    pub placement: watch::Receiver<Option<Settings>>,
 }
 
 /// Starts the heartbeat, the session watcher and the catch-up loop.
@@ -71,14 +72,14 @@ pub fn start(server: &Arc<DataServer>, ops: &Arc<AuxOps>, feed: ClusterFeed) -> 
 async fn follow_fence(
     server: Arc<DataServer>,
     mut members: watch::Receiver<Vec<(String, String)>>,
-    mut placement: watch::Receiver<Option<(u32, usize)>>,
+    mut placement: watch::Receiver<Option<Settings>>,
     mut registered: watch::Receiver<bool>,
 ) {
     loop {
         let ids: Vec<String> = members.borrow_and_update().iter().map(|(id, _)| id.clone()).collect();
         let is_registered = *registered.borrow_and_update();
-        if let Some((virtual_nodes, replicas)) = *placement.borrow_and_update() {
-            server.fence.update(&ids, virtual_nodes, replicas, is_registered);
+        if let Some(settings) = *placement.borrow_and_update() {
+            server.fence.update(&ids, settings, is_registered);
         }
         tokio::select! {
             r = members.changed() => if r.is_err() { return },
@@ -93,7 +94,7 @@ async fn follow_fence(
 async fn follow_settled(
     ops: Arc<AuxOps>,
     mut members: watch::Receiver<Vec<(String, String)>>,
-    mut placement: watch::Receiver<Option<(u32, usize)>>,
+    mut placement: watch::Receiver<Option<Settings>>,
 ) {
     loop {
         let quiet = tokio::select! {
@@ -105,8 +106,8 @@ async fn follow_settled(
             continue;
         }
         let ids: Vec<String> = members.borrow().iter().map(|(id, _)| id.clone()).collect();
-        if let (Some((virtual_nodes, replicas)), false) = (*placement.borrow(), ids.is_empty()) {
-            ops.settled(crate::outbox::Ownership { members: ids, virtual_nodes, replicas });
+        if let (Some(settings), false) = (*placement.borrow(), ids.is_empty()) {
+            ops.settled(crate::outbox::Ownership { members: ids, settings });
         }
         // Until the next change.
         tokio::select! {
@@ -128,10 +129,10 @@ async fn catch_up_loop(server: Arc<DataServer>, ops: Arc<AuxOps>, mut feed: Clus
             tracing::info!("waiting for the cluster configuration (published by the first master) to catch up");
         }
         let Ok(placement) = feed.placement.wait_for(Option::is_some).await.map(|p| *p) else { return };
-        let Some((virtual_nodes, replicas)) = placement else { continue };
+        let Some(settings) = placement else { continue };
         tokio::time::sleep(SETTLE).await;
         // A new REPLICAS meanwhile (PUT /config) changes what this node owns: look again.
-        if server.recovery.epoch() != epoch || *feed.placement.borrow() != Some((virtual_nodes, replicas)) {
+        if server.recovery.epoch() != epoch || *feed.placement.borrow() != Some(settings) {
             continue;
         }
         let members = feed.members.borrow_and_update().clone();
@@ -142,17 +143,21 @@ async fn catch_up_loop(server: Arc<DataServer>, ops: Arc<AuxOps>, mut feed: Clus
         }
         let ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
         let peers: Vec<(String, String)> = members.iter().filter(|(id, _)| *id != ops.node_id).cloned().collect();
-        let ring = tiercache_placement::Ring::new(&ids, virtual_nodes);
-        server.recovery.pulling(epoch, ring, replicas, &ops.node_id, peers.iter().map(|(id, _)| id.clone()).collect());
+        let ring = settings.ring(&ids);
+        server.recovery.pulling(
+            epoch,
+            ring,
+            settings.replicas,
+            &ops.node_id,
+            peers.iter().map(|(id, _)| id.clone()).collect(),
+        );
         tracing::info!(epoch, peers = ?peers.iter().map(|(id, _)| id).collect::<Vec<_>>(), "catching up: pulling the keys this node owns from its peers");
         let (mut waiting, mut received) = (peers, 0u64);
         let (ops_ref, members_ref) = (&ops, &members);
         'pull: loop {
             let mut calls: FuturesUnordered<_> = waiting
                 .iter()
-                .map(|peer| async move {
-                    (peer.clone(), ops_ref.pull_from(members_ref, virtual_nodes, replicas, peer).await)
-                })
+                .map(|peer| async move { (peer.clone(), ops_ref.pull_from(members_ref, settings, peer).await) })
                 .collect();
             let mut failed = Vec::new();
             loop {
@@ -187,8 +192,7 @@ async fn catch_up_loop(server: Arc<DataServer>, ops: Arc<AuxOps>, mut feed: Clus
                 break;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let changed =
-                *feed.members.borrow() != members || *feed.placement.borrow() != Some((virtual_nodes, replicas));
+            let changed = *feed.members.borrow() != members || *feed.placement.borrow() != Some(settings);
             if server.recovery.epoch() != epoch || changed {
                 break;
             }

@@ -10,7 +10,7 @@
 
 use parking_lot::RwLock;
 use std::sync::Arc;
-use tiercache_placement::Ring;
+use tiercache_placement::{Ring, Settings};
 
 /// The membership the fence decides by.
 struct View {
@@ -29,8 +29,8 @@ pub struct Fence {
 impl Fence {
     /// The members (ids), placement settings and whether this node is registered, as
     /// ZooKeeper says now.
-    pub fn update(&self, members: &[String], virtual_nodes: u32, replicas: usize, registered: bool) {
-        let view = View { ring: Ring::new(members, virtual_nodes), replicas, registered };
+    pub fn update(&self, members: &[String], settings: Settings, registered: bool) {
+        let view = View { ring: settings.ring(members), replicas: settings.replicas, registered };
         *self.view.write() = Some(Arc::new(view));
     }
 
@@ -51,13 +51,16 @@ impl Fence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tiercache_placement::KeyHash;
+
+    const S: Settings = Settings { virtual_nodes: 64, replicas: 2, key_hash: KeyHash::Whole };
 
     #[test]
     fn only_the_first_registered_owner_leads() {
         let f = Fence::default();
         assert!(f.may_lead(b"k", "b").is_ok(), "open until the cluster is known");
         let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        f.update(&ids, 64, 2, true);
+        f.update(&ids, S, true);
         let ring = Ring::new(&ids, 64);
         let key = (0..1000).map(|i| format!("k{i}")).find(|k| ring.owners(k.as_bytes(), 2)[0] == "a").unwrap();
         let second = ring.owners(key.as_bytes(), 2)[1].to_string();
@@ -65,10 +68,10 @@ mod tests {
         assert_eq!(f.may_lead(key.as_bytes(), &second), Err("a".to_string()), "a is registered: cut off, not dead");
         // a's session expired: the next owner takes over.
         let without_a: Vec<String> = ids.iter().filter(|i| *i != "a").cloned().collect();
-        f.update(&without_a, 64, 2, true);
+        f.update(&without_a, S, true);
         assert!(f.may_lead(key.as_bytes(), Ring::new(&without_a, 64).owners(key.as_bytes(), 2)[0]).is_ok());
         // A node that lost its own session leads nothing.
-        f.update(&ids, 64, 2, false);
+        f.update(&ids, S, false);
         assert!(f.may_lead(key.as_bytes(), "a").is_err());
     }
 }

@@ -196,7 +196,7 @@ impl Auxiliary {
     /// catches writes that landed meanwhile. Writes close before the second: a master still
     /// routing here then finds this node unreachable instead of getting an acknowledgement
     /// that no pass would carry.
-    pub async fn hand_off(&self, mut remaining: Vec<(String, String)>, placement: (u32, usize)) {
+    pub async fn hand_off(&self, mut remaining: Vec<(String, String)>, placement: tiercache_placement::Settings) {
         // What this node hands off from now on are copies for others: the final snapshot must
         // tell them apart by the placement before the stop.
         self.ops.freeze_ownership();
@@ -216,9 +216,14 @@ impl Auxiliary {
     /// several nodes, each with a view that still held the others): the pass is done again
     /// without it, so its share goes to owners that stay. The coordinator's rebalance later
     /// moves keys to their owners in the final placement.
-    async fn hand_off_pass(&self, remaining: &mut Vec<(String, String)>, (vnodes, replicas): (u32, usize), pass: u32) {
+    async fn hand_off_pass(
+        &self,
+        remaining: &mut Vec<(String, String)>,
+        settings: tiercache_placement::Settings,
+        pass: u32,
+    ) {
         loop {
-            let e = match self.ops.transfer(remaining, vnodes, replicas, false, &[]).await {
+            let e = match self.ops.transfer(remaining, settings, false, &[]).await {
                 Ok((moved, _)) => {
                     tracing::info!(pass, moved, "handed keys to the remaining auxiliaries");
                     return;

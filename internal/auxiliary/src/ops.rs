@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiercache_placement::Ring;
+use tiercache_placement::{KeyHash, Settings};
 use tiercache_protocol::{RemoteError, Request, Response, SnapshotReply, WireEntry};
 use tiercache_store::Store;
 use tiercache_wire::{AuxClient, Metrics};
@@ -95,21 +95,23 @@ impl AuxOps {
     pub async fn pull_from(
         &self,
         members: &[(String, String)],
-        virtual_nodes: u32,
-        replicas: usize,
+        settings: Settings,
         (id, addr): &(String, String),
     ) -> Result<u64, TransferError> {
         // Under a previous view without this node, this node is the only new owner of its keys:
         // the peer's transfer then sends to it alone.
         let previous: Vec<String> =
             members.iter().filter(|(id, _)| *id != self.node_id).map(|(id, _)| id.clone()).collect();
-        let req = Request::Rebalance {
-            members: members.to_vec(),
-            virtual_nodes,
-            replicas: replicas as u32,
-            drop_unowned: false,
-            previous,
-        };
+        let req = placed(
+            settings,
+            Request::Rebalance {
+                members: members.to_vec(),
+                virtual_nodes: settings.virtual_nodes,
+                replicas: settings.replicas as u32,
+                drop_unowned: false,
+                previous,
+            },
+        );
         let client = AuxClient::new(&self.rt, id, addr, &self.token, 1, Duration::from_secs(30));
         match client.call_with_timeout(&req, Duration::from_secs(600)).await {
             Ok(Response::Rebalanced { moved, .. }) => Ok(moved),
@@ -123,14 +125,14 @@ impl AuxOps {
     pub async fn transfer(
         &self,
         members: &[(String, String)],
-        virtual_nodes: u32,
-        replicas: usize,
+        settings: Settings,
         drop_unowned: bool,
         previous: &[String],
     ) -> Result<(u64, u64), TransferError> {
+        let replicas = settings.replicas;
         let ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
-        let ring = Ring::new(&ids, virtual_nodes);
-        let old_ring = (!previous.is_empty()).then(|| Ring::new(previous, virtual_nodes));
+        let ring = settings.ring(&ids);
+        let old_ring = (!previous.is_empty()).then(|| settings.ring(previous));
         let addrs: HashMap<&str, &str> = members.iter().map(|(i, a)| (i.as_str(), a.as_str())).collect();
         let mut peers: HashMap<String, AuxClient> = HashMap::new();
         let mut moved = 0u64;
@@ -238,18 +240,27 @@ impl AuxOps {
         }
     }
 
-    /// A rebalance transfer, as the data server answers it.
-    pub async fn rebalance_answer(&self, req: Request) -> Response {
+    /// A rebalance transfer, placing keys by `key_hash`, as the data server answers it.
+    pub async fn rebalance_answer(&self, req: Request, key_hash: KeyHash) -> Response {
         let Request::Rebalance { members, virtual_nodes, replicas, drop_unowned, previous } = req else {
             return Response::Error(RemoteError::NotSupported);
         };
+        let settings = Settings { virtual_nodes, replicas: replicas as usize, key_hash };
         let started = Instant::now();
-        match self.transfer(&members, virtual_nodes, replicas as usize, drop_unowned, &previous).await {
+        match self.transfer(&members, settings, drop_unowned, &previous).await {
             Ok((moved, dropped)) => {
                 tracing::info!(moved, dropped, ms = started.elapsed().as_millis() as u64, "rebalance transfer done");
                 Response::Rebalanced { moved, dropped }
             }
             Err(e) => Response::Error(RemoteError::Transfer { target: e.target, message: e.message }),
         }
+    }
+}
+
+/// `request` as a peer must run it under `settings` (see [`tiercache_protocol::Placed`]).
+fn placed(settings: Settings, request: Request) -> Request {
+    match settings.key_hash {
+        KeyHash::Whole => request,
+        key_hash => Request::Placed(tiercache_protocol::Placed { key_hash, request: Box::new(request) }),
     }
 }

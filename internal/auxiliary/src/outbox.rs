@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
-use tiercache_placement::Ring;
+use tiercache_placement::{Ring, Settings};
 use tiercache_protocol::WireEntry;
 use tiercache_store::Store;
 
@@ -22,10 +22,9 @@ use tiercache_store::Store;
 pub struct Ownership {
     /// Every auxiliary's id.
     pub members: Vec<String>,
-    /// Virtual nodes per auxiliary.
-    pub virtual_nodes: u32,
-    /// Copies per key.
-    pub replicas: usize,
+    /// The placement settings (files written before `key_hash` existed read as whole-key).
+    #[serde(flatten)]
+    pub settings: Settings,
 }
 
 const FILE: &str = "owners.json";
@@ -48,7 +47,9 @@ impl Ownership {
     /// restored entry then stays, as before this file existed).
     pub fn read(dir: &Path) -> Option<Ownership> {
         let data = std::fs::read(dir.join(FILE)).ok()?;
-        serde_json::from_slice::<Ownership>(&data).ok().filter(|o| !o.members.is_empty() && o.virtual_nodes > 0)
+        serde_json::from_slice::<Ownership>(&data)
+            .ok()
+            .filter(|o| !o.members.is_empty() && o.settings.virtual_nodes > 0)
     }
 }
 
@@ -67,9 +68,9 @@ impl Outbox {
     pub fn batches(&self, ring: &Ring, replicas: usize, node_id: &str) -> HashMap<String, Vec<WireEntry>> {
         let mut batches: HashMap<String, Vec<WireEntry>> = HashMap::new();
         let Some(placed) = &self.placed_by else { return batches };
-        let then = Ring::new(&placed.members, placed.virtual_nodes);
+        let then = placed.settings.ring(&placed.members);
         for e in &self.entries {
-            let held_for = then.owners(&e.key, placed.replicas);
+            let held_for = then.owners(&e.key, placed.settings.replicas);
             for o in ring.owners(&e.key, replicas) {
                 if o != node_id && held_for.contains(&o) {
                     batches.entry(o.to_string()).or_default().push(e.clone());
@@ -86,12 +87,12 @@ pub fn set_aside(store: &Store, node_id: &str, ownership: Ownership) -> Outbox {
         // Not a member then (a renamed node?): nothing to tell apart.
         return Outbox::default();
     }
-    let ring = Ring::new(&ownership.members, ownership.virtual_nodes);
+    let ring = ownership.settings.ring(&ownership.members);
     let now = store.now_ms();
     let mut out = Vec::new();
     for shard in 0..store.shard_count() {
         for (key, e) in store.shard_entries(shard) {
-            if ring.owners(&key, ownership.replicas).contains(&node_id) {
+            if ring.owners(&key, ownership.settings.replicas).contains(&node_id) {
                 continue;
             }
             if store.remove_if_version(&key, e.version) {
@@ -121,7 +122,8 @@ mod tests {
         for i in 0..300 {
             store.put(Bytes::from(format!("k{i}")), Bytes::from_static(b"v"), 1, 0).unwrap();
         }
-        let o = Ownership { members: vec!["a".into(), "b".into(), "c".into()], virtual_nodes: 64, replicas: 1 };
+        let settings = Settings { virtual_nodes: 64, replicas: 1, key_hash: Default::default() };
+        let o = Ownership { members: vec!["a".into(), "b".into(), "c".into()], settings };
         let dir = tempfile::tempdir().unwrap();
         o.write(dir.path()).unwrap();
         let back = Ownership::read(dir.path()).unwrap();

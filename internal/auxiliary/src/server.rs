@@ -12,6 +12,8 @@ use futures::{SinkExt, StreamExt};
 use parking_lot::RwLock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tiercache_placement::{KeyHash, Ring};
+use tiercache_protocol::Placed;
 use tiercache_protocol::{decode, encode, Found, RemoteError, Request, Response, StatsReply, PROTOCOL_VERSION};
 use tiercache_store::Store;
 use tiercache_wire::{codec, Metrics};
@@ -206,49 +208,59 @@ impl DataServer {
             | Request::Rebalance { .. }
             | Request::Flush { .. }
             | Request::ScanShard { .. }
-            | Request::CountPrimary { .. } => return None,
+            | Request::CountPrimary { .. }
+            | Request::Placed(_) => return None,
         })
     }
 
     /// Answers a slow request, off the data thread.
     async fn handle_slow(self: Arc<Self>, req: Request) -> Response {
-        let walk = |f: Box<dyn FnOnce(&DataServer) -> Response + Send>| {
-            let server = self.clone();
-            async move {
-                tokio::task::spawn_blocking(move || f(&server))
-                    .await
-                    .unwrap_or_else(|_| Response::Error(RemoteError::NotSupported))
-            }
-        };
         match req {
             Request::Snapshot => self.ops.snapshot_answer().await,
-            r @ Request::Rebalance { .. } => self.ops.rebalance_answer(r).await,
+            r @ Request::Rebalance { .. } => self.ops.rebalance_answer(r, KeyHash::Whole).await,
+            Request::Placed(Placed { key_hash, request }) => match *request {
+                r @ Request::Rebalance { .. } => self.ops.rebalance_answer(r, key_hash).await,
+                Request::ScanShard { shard, members, virtual_nodes, pattern } => {
+                    let ring = Ring::new(&members, virtual_nodes).with_key_hash(key_hash);
+                    self.scan_shard(shard, ring, pattern).await
+                }
+                Request::CountPrimary { members, virtual_nodes } => {
+                    self.count_primary(Ring::new(&members, virtual_nodes).with_key_hash(key_hash)).await
+                }
+                _ => Response::Error(RemoteError::NotSupported),
+            },
             Request::Flush { version } => {
-                walk(Box::new(move |s| Response::Count(crate::keyspace::flush(&s.store, version)))).await
+                self.walk(move |s| Response::Count(crate::keyspace::flush(&s.store, version))).await
             }
             Request::ScanShard { shard, members, virtual_nodes, pattern } => {
-                walk(Box::new(move |s| {
-                    let ring = tiercache_placement::Ring::new(&members, virtual_nodes);
-                    let keys = crate::keyspace::scan_shard(
-                        &s.store,
-                        shard as usize,
-                        &s.ops.node_id,
-                        &ring,
-                        pattern.as_deref(),
-                    );
-                    Response::Keys { keys, shards: s.store.shard_count() as u32 }
-                }))
-                .await
+                self.scan_shard(shard, Ring::new(&members, virtual_nodes), pattern).await
             }
             Request::CountPrimary { members, virtual_nodes } => {
-                walk(Box::new(move |s| {
-                    let ring = tiercache_placement::Ring::new(&members, virtual_nodes);
-                    Response::Count(crate::keyspace::count_primary(&s.store, &s.ops.node_id, &ring))
-                }))
-                .await
+                self.count_primary(Ring::new(&members, virtual_nodes)).await
             }
             _ => Response::Error(RemoteError::NotSupported),
         }
+    }
+
+    /// `SCAN`'s walk over one shard, off the data thread.
+    async fn scan_shard(self: Arc<Self>, shard: u32, ring: Ring, pattern: Option<bytes::Bytes>) -> Response {
+        self.walk(move |s| {
+            let keys = crate::keyspace::scan_shard(&s.store, shard as usize, &s.ops.node_id, &ring, pattern.as_deref());
+            Response::Keys { keys, shards: s.store.shard_count() as u32 }
+        })
+        .await
+    }
+
+    /// `DBSIZE`'s count, off the data thread.
+    async fn count_primary(self: Arc<Self>, ring: Ring) -> Response {
+        self.walk(move |s| Response::Count(crate::keyspace::count_primary(&s.store, &s.ops.node_id, &ring))).await
+    }
+
+    /// Runs a walk over the whole store on a blocking thread.
+    async fn walk(self: Arc<Self>, f: impl FnOnce(&DataServer) -> Response + Send + 'static) -> Response {
+        tokio::task::spawn_blocking(move || f(&self))
+            .await
+            .unwrap_or_else(|_| Response::Error(RemoteError::NotSupported))
     }
 }
 

@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+pub use tiercache_placement::{KeyHash, Settings};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use zookeeper_client as zk;
@@ -45,6 +46,22 @@ pub struct MemberInfo {
     /// host:port of its internal protocol (auxiliaries only).
     #[serde(default)]
     pub data_addr: String,
+    /// What this node's release can do that older ones cannot ([`FEATURES`]); a cluster
+    /// setting that needs a feature is refused while a member lacks it.
+    #[serde(default)]
+    pub features: Vec<String>,
+}
+
+/// The features of this release: `key_hash:tagged` (it places keys by hash tags when the
+/// cluster configuration says so, and runs `Request::Transaction`).
+pub const FEATURES: &[&str] = &["key_hash:tagged"];
+
+/// The feature a member needs for the cluster to place keys by `key_hash`.
+pub fn feature_for(key_hash: KeyHash) -> Option<&'static str> {
+    match key_hash {
+        KeyHash::Whole => None,
+        KeyHash::Tagged => Some("key_hash:tagged"),
+    }
 }
 
 /// The cluster as last seen in ZooKeeper.
@@ -70,11 +87,20 @@ pub struct ClusterConfig {
     /// lost with a master is redone by the next).
     #[serde(default)]
     pub replicated_for: usize,
+    /// Which bytes of a key place it. A configuration written before hash tags has none:
+    /// whole keys, until an operator switches (`POST /rebalance?key_hash=tagged`).
+    #[serde(default)]
+    pub key_hash: KeyHash,
 }
 
 impl ClusterConfig {
     /// Most copies the cluster accepts.
     pub const MAX_REPLICAS: usize = 16;
+
+    /// The placement settings it holds.
+    pub fn settings(&self) -> Settings {
+        Settings { virtual_nodes: self.virtual_nodes, replicas: self.replicas, key_hash: self.key_hash }
+    }
 
     /// Whether the values can be used (a hand-edited znode may hold anything).
     pub fn is_valid(&self) -> bool {
@@ -152,13 +178,14 @@ impl ConfigWriter {
     ) -> Result<Option<ClusterConfig>, ConfigWriteError> {
         let client = self.client.lock().clone().ok_or(ConfigWriteError::NotConnected)?;
         for _ in 0..10 {
-            let (stored, version) = match client.get_data(&self.path).await {
-                Ok((data, stat)) => (serde_json::from_slice::<ClusterConfig>(&data).ok(), Some(stat.version)),
+            let (raw, version) = match client.get_data(&self.path).await {
+                Ok((data, stat)) => (serde_json::from_slice::<serde_json::Value>(&data).ok(), Some(stat.version)),
                 Err(zk::Error::NoNode) => (None, None),
                 Err(e) => return Err(e.into()),
             };
+            let stored = raw.clone().and_then(|v| serde_json::from_value::<ClusterConfig>(v).ok());
             let Some(next) = f(stored) else { return Ok(stored) };
-            let data = serde_json::to_vec(&next).unwrap_or_default();
+            let data = serde_json::to_vec(&merged(raw, &next)).unwrap_or_default();
             let written = match version {
                 Some(v) => client.set_data(&self.path, &data, Some(v)).await.map(drop),
                 None => client.create(&self.path, &data, &opts(zk::CreateMode::Persistent)).await.map(drop),
@@ -200,11 +227,25 @@ impl ConfigWriter {
     }
 }
 
+/// `next` written over `stored`, keeping the fields this release does not know: a newer
+/// release's settings survive an older node's change of the ones it knows.
+fn merged(stored: Option<serde_json::Value>, next: &ClusterConfig) -> serde_json::Value {
+    let mut out = match stored {
+        Some(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    if let Ok(serde_json::Value::Object(known)) = serde_json::to_value(next) {
+        out.extend(known);
+    }
+    serde_json::Value::Object(out)
+}
+
 /// Handle on the running supervisor.
 pub struct Discovery {
     membership: watch::Receiver<Arc<Membership>>,
     status: watch::Receiver<ZkStatus>,
     config: watch::Receiver<Option<ClusterConfig>>,
+    fatal: watch::Receiver<Option<String>>,
     /// `ZK_ROOT`.
     root: String,
     client: Arc<parking_lot::Mutex<Option<zk::Client>>>,
@@ -218,17 +259,33 @@ impl Discovery {
         let (m_tx, m_rx) = watch::channel(Arc::new(Membership::default()));
         let (s_tx, s_rx) = watch::channel(ZkStatus::Connecting);
         let (c_tx, c_rx) = watch::channel(None);
+        let (f_tx, f_rx) = watch::channel(None);
         let (l_tx, l_rx) = oneshot::channel();
         let client = Arc::new(parking_lot::Mutex::new(None));
         let root = cfg.root.clone();
-        let chans = Channels { membership: m_tx, status: s_tx, config: c_tx, client: client.clone() };
+        let chans = Channels { membership: m_tx, status: s_tx, config: c_tx, fatal: f_tx, client: client.clone() };
         let task = tokio::spawn(supervise(cfg, chans, l_rx));
-        Discovery { membership: m_rx, status: s_rx, config: c_rx, root, client, leave: Some(l_tx), task: Some(task) }
+        Discovery {
+            membership: m_rx,
+            status: s_rx,
+            config: c_rx,
+            fatal: f_rx,
+            root,
+            client,
+            leave: Some(l_tx),
+            task: Some(task),
+        }
     }
 
     /// Watch of the stored cluster configuration (`None` until one is read).
     pub fn cluster_config(&self) -> watch::Receiver<Option<ClusterConfig>> {
         self.config.clone()
+    }
+
+    /// Set, with one line saying why, when the cluster asks for what this release cannot do
+    /// (a `key_hash` it does not know): the node must stop rather than place keys otherwise.
+    pub fn fatal(&self) -> watch::Receiver<Option<String>> {
+        self.fatal.clone()
     }
 
     /// A handle that rewrites the cluster configuration (for `PUT /config`).
@@ -274,6 +331,7 @@ struct Channels {
     membership: watch::Sender<Arc<Membership>>,
     status: watch::Sender<ZkStatus>,
     config: watch::Sender<Option<ClusterConfig>>,
+    fatal: watch::Sender<Option<String>>,
     /// The live session's client, for writes made on behalf of the node (`PUT /config`).
     client: Arc<parking_lot::Mutex<Option<zk::Client>>>,
 }
@@ -385,24 +443,52 @@ async fn elected(client: &zk::Client, dir: &str) -> Result<(Option<String>, zk::
     Ok((None, watcher))
 }
 
+/// The stored cluster configuration as read.
+enum Stored {
+    /// None is stored yet.
+    Missing,
+    /// Read and in range.
+    Usable(ClusterConfig),
+    /// Unreadable or out of range (a hand edit): the last good one stays.
+    Unusable,
+    /// It asks for a rule this release does not know: why, in one line.
+    Unknown(String),
+}
+
+impl Stored {
+    fn parse(path: &str, data: &[u8]) -> Stored {
+        let raw: Option<serde_json::Value> = serde_json::from_slice(data).ok();
+        if let Some(name) = raw.as_ref().and_then(|v| v.get("key_hash")).and_then(|k| k.as_str()) {
+            if KeyHash::parse(name).is_none() {
+                return Stored::Unknown(format!(
+                    "the cluster configuration {path} places keys by key_hash {name:?}, which this release \
+                     does not know (it knows \"whole\" and \"tagged\"); run the release that wrote it"
+                ));
+            }
+        }
+        match serde_json::from_slice::<ClusterConfig>(data) {
+            Ok(c) if c.is_valid() => Stored::Usable(c),
+            Ok(c) => {
+                tracing::error!(path, config = ?c, "cluster configuration out of range; fix it with PUT /config");
+                Stored::Unusable
+            }
+            Err(e) => {
+                tracing::error!(path, error = %e, "unusable cluster configuration; fix it with PUT /config");
+                Stored::Unusable
+            }
+        }
+    }
+}
+
 /// Reads the cluster configuration and watches it; publishes `publish` when none is stored.
 async fn read_config(
     client: &zk::Client,
     path: &str,
     publish: Option<&ClusterConfig>,
-) -> Result<(Option<ClusterConfig>, zk::OneshotWatcher), zk::Error> {
+) -> Result<(Stored, zk::OneshotWatcher), zk::Error> {
     loop {
         match client.get_and_watch_data(path).await {
-            Ok((data, _, watcher)) => {
-                let cfg = serde_json::from_slice::<ClusterConfig>(&data)
-                    .map_err(|e| e.to_string())
-                    .and_then(|c| if c.is_valid() { Ok(c) } else { Err(format!("out of range: {c:?}")) })
-                    .inspect_err(|error| {
-                        tracing::error!(path, error, "unusable cluster configuration; fix it with PUT /config")
-                    })
-                    .ok();
-                return Ok((cfg, watcher));
-            }
+            Ok((data, _, watcher)) => return Ok((Stored::parse(path, &data), watcher)),
             Err(zk::Error::NoNode) => {}
             Err(e) => return Err(e),
         }
@@ -413,6 +499,7 @@ async fn read_config(
                     path,
                     replicas = p.replicas,
                     virtual_nodes = p.virtual_nodes,
+                    key_hash = p.key_hash.as_str(),
                     "published the cluster configuration"
                 ),
                 Err(zk::Error::NodeExists) => {}
@@ -423,7 +510,7 @@ async fn read_config(
         // Nothing stored and nothing to publish: wait for a master to create it.
         let (stat, watcher) = client.check_and_watch_stat(path).await?;
         if stat.is_none() {
-            return Ok((None, watcher));
+            return Ok((Stored::Missing, watcher));
         }
     }
 }
@@ -463,6 +550,14 @@ async fn session(
             Err(e) => return SessionEnd::Lost(format!("list: {e}")),
         };
         s_tx.send_replace(ZkStatus::Connected);
+        let config = match config {
+            Stored::Usable(c) => Some(c),
+            Stored::Missing | Stored::Unusable => None,
+            Stored::Unknown(why) => {
+                chans.fatal.send_replace(Some(why));
+                None
+            }
+        };
         // An unreadable value keeps the last good one.
         if config.is_some() {
             chans.config.send_if_modified(|cur| {

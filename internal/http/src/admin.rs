@@ -7,7 +7,7 @@ use std::time::Duration;
 use tiercache_master::protocol::{Request, Response};
 use tiercache_master::router::Answers;
 use tiercache_master::WirePeer;
-use tiercache_master::{same_secret, ConfigChangeError, MasterState};
+use tiercache_master::{same_secret, ConfigChangeError, KeyHash, MasterState};
 
 /// The `Authorization: Bearer …` token of a request.
 pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
@@ -83,10 +83,33 @@ pub(crate) async fn backup(req: HttpRequest, state: web::Data<MasterState>) -> R
     }
 }
 
+/// `POST /rebalance[?key_hash=whole|tagged]`: moves every key to its owners now; with
+/// `key_hash`, first switches how the cluster places keys (refused while a member's release
+/// does not know the rule), so the keys then move to their owners under the new rule.
 pub(crate) async fn rebalance(req: HttpRequest, state: web::Data<MasterState>) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
+    let mut key_hash = None;
+    for part in req.query_string().split('&').filter(|p| !p.is_empty()) {
+        match part.split_once('=').unwrap_or((part, "")) {
+            ("key_hash", name) => {
+                key_hash = Some(
+                    KeyHash::parse(name)
+                        .ok_or_else(|| ApiError::BadRequest(format!("key_hash={name:?}: expected whole or tagged")))?,
+                )
+            }
+            (other, _) => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown parameter {other:?}; POST /rebalance[?key_hash=whole|tagged]"
+                )))
+            }
+        }
+    }
     if state.router.view().nodes.is_empty() {
         return Err(ApiError::Unavailable("no auxiliary to rebalance".into()));
+    }
+    if let Some(key_hash) = key_hash.filter(|k| *k != state.router.key_hash()) {
+        state.cluster.set_key_hash(key_hash).await.map_err(config_error)?;
+        adopted(|| state.router.key_hash() == key_hash).await?;
     }
     let results = state.router.rebalance(vec![]).await;
     let total: u64 = results
@@ -102,7 +125,7 @@ pub(crate) async fn rebalance(req: HttpRequest, state: web::Data<MasterState>) -
         }
         _ => None,
     });
-    let body = serde_json::json!({ "moved": total, "nodes": out });
+    let body = serde_json::json!({ "moved": total, "key_hash": state.router.key_hash().as_str(), "nodes": out });
     if failed == 0 {
         Ok(HttpResponse::Ok().json(body))
     } else {
@@ -146,19 +169,34 @@ pub(crate) async fn put_config(req: HttpRequest, state: web::Data<MasterState>) 
         }
     }
     let before = state.cluster.placement();
-    state.cluster.set_replicas(n).await.map_err(|e| match e {
-        ConfigChangeError::NoZooKeeper => ApiError::BadRequest(e.to_string()),
-        ConfigChangeError::Store(_) => ApiError::Unavailable(e.to_string()),
-    })?;
-    // The stored value comes back through this master's own watch; wait for it (bounded) so
-    // the answer shows what the cluster now runs with.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while state.router.replicas() != n && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    state.cluster.set_replicas(n).await.map_err(config_error)?;
+    // The answer shows what the cluster now runs with, or says it is not there yet.
+    let _ = adopted(|| state.router.replicas() == n).await;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "previous": before,
         "config": state.cluster.placement(),
         "rebalance": format!("started by the coordinator ({}); see GET /nodes", state.cluster.coordinator().unwrap_or_default()),
     })))
+}
+
+/// Why the cluster configuration could not be changed, as a status.
+fn config_error(e: ConfigChangeError) -> ApiError {
+    match e {
+        ConfigChangeError::NoZooKeeper => ApiError::BadRequest(e.to_string()),
+        ConfigChangeError::Store(_) => ApiError::Unavailable(e.to_string()),
+        ConfigChangeError::Unsupported { .. } => ApiError::Conflict(e.to_string()),
+    }
+}
+
+/// Waits (up to 5 s) until this master runs with a stored change: it comes back through its
+/// own watch of the configuration.
+async fn adopted(done: impl Fn() -> bool) -> Result<(), ApiError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        if std::time::Instant::now() >= deadline {
+            return Err(ApiError::Unavailable("stored, but this master has not adopted it yet; try again".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }

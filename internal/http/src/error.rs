@@ -28,6 +28,9 @@ pub enum ApiError {
     /// Not enough auxiliaries reachable.
     #[error("{0}")]
     Unavailable(String),
+    /// The cluster is not in a state that allows it (a member too old for a setting).
+    #[error("{0}")]
+    Conflict(String),
     /// An admin fan-out failed on some auxiliaries: the message, and the per-node results
     /// that go into the body beside it.
     #[error("{message}")]
@@ -62,6 +65,7 @@ impl ResponseError for ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized | ApiError::ClientUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) | ApiError::Partial { .. } | ApiError::NotReady(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -19,8 +19,8 @@ impl<C: Connect> Router<C> {
     /// Live keys in the cluster, each counted once (on its first owner).
     pub async fn dbsize(&self) -> Result<u64, MasterError> {
         let members = self.view().ring.nodes().to_vec();
-        self.sum_all(Request::CountPrimary { members, virtual_nodes: self.virtual_nodes() }, Duration::from_secs(30))
-            .await
+        let count = self.placed(Request::CountPrimary { members, virtual_nodes: self.virtual_nodes() });
+        self.sum_all(count, Duration::from_secs(30)).await
     }
 
     /// One step of a cluster-wide `SCAN` from `cursor` (0 to start): at least `count` keys
@@ -40,12 +40,12 @@ impl<C: Connect> Router<C> {
         let mut keys = Vec::new();
         while rank < members.len() && keys.len() < count.max(1) {
             let Some(node) = view.nodes.get(&members[rank]) else { break };
-            let req = Request::ScanShard {
+            let req = self.placed(Request::ScanShard {
                 shard,
                 members: members.clone(),
                 virtual_nodes: self.virtual_nodes(),
                 pattern: pattern.clone(),
-            };
+            });
             match node.call_with_timeout(&req, Duration::from_secs(10)).await {
                 Ok(Response::Keys { keys: found, shards }) => {
                     keys.extend(found);

@@ -12,8 +12,9 @@ use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tiercache_placement::KeyHash;
 use tiercache_protocol::version::now_ms;
-use tiercache_protocol::{Found, Hlc, Request, Response, WireEntry};
+use tiercache_protocol::{Found, Hlc, Placed, Request, Response, WireEntry};
 use tiercache_wire::{Metrics, WireError};
 
 /// Routing settings (from the master's configuration). `replicas` and `virtual_nodes` are the
@@ -48,6 +49,8 @@ pub struct Router<C: Connect = WireConnect> {
     replicas: AtomicUsize,
     /// The cluster's `VIRTUAL_NODES`.
     virtual_nodes: AtomicU32,
+    /// The cluster's `key_hash`: which bytes of a key place it.
+    key_hash: RwLock<KeyHash>,
     connect: C,
     view: RwLock<Arc<View<C::Peer>>>,
     pub(crate) hlc: Hlc,
@@ -80,6 +83,7 @@ impl<C: Connect> Router<C> {
         Router {
             replicas: AtomicUsize::new(cfg.replicas.max(1)),
             virtual_nodes: AtomicU32::new(cfg.virtual_nodes.max(1)),
+            key_hash: RwLock::new(KeyHash::Whole),
             cfg,
             connect,
             view: RwLock::new(Arc::new(View::empty())),
@@ -149,16 +153,32 @@ impl<C: Connect> Router<C> {
         self.cfg.read_quorum.min(self.replicas())
     }
 
-    /// Adopts the cluster configuration; a new `virtual_nodes` rebuilds the ring.
-    pub fn set_placement(&self, replicas: usize, virtual_nodes: u32) {
+    /// How the cluster places keys (its configuration's `key_hash`).
+    pub fn key_hash(&self) -> KeyHash {
+        *self.key_hash.read()
+    }
+
+    /// Adopts the cluster configuration; a new `virtual_nodes` or `key_hash` rebuilds the
+    /// ring (and keeps the old one for reads while keys move, as a membership change does).
+    pub fn set_placement(&self, replicas: usize, virtual_nodes: u32, key_hash: KeyHash) {
         let old_replicas = self.replicas.swap(replicas.max(1), Ordering::Relaxed);
         let old_vn = self.virtual_nodes.swap(virtual_nodes.max(1), Ordering::Relaxed);
-        if old_vn != virtual_nodes {
+        let old_hash = std::mem::replace(&mut *self.key_hash.write(), key_hash);
+        if old_vn != virtual_nodes || old_hash != key_hash {
             let members: Vec<AuxAddr> = self.view().nodes.values().map(|n| n.addr.clone()).collect();
             self.set_members(&members);
         }
-        if (old_replicas, old_vn) != (replicas, virtual_nodes) {
-            tracing::info!(replicas, virtual_nodes, "cluster configuration adopted");
+        if (old_replicas, old_vn, old_hash) != (replicas, virtual_nodes, key_hash) {
+            tracing::info!(replicas, virtual_nodes, key_hash = key_hash.as_str(), "cluster configuration adopted");
+        }
+    }
+
+    /// `request` as the auxiliaries must run it under this cluster's `key_hash` (see
+    /// [`tiercache_protocol::Placed`]).
+    pub(crate) fn placed(&self, request: Request) -> Request {
+        match self.key_hash() {
+            KeyHash::Whole => request,
+            key_hash => Request::Placed(Placed { key_hash, request: Box::new(request) }),
         }
     }
 
@@ -170,9 +190,9 @@ impl<C: Connect> Router<C> {
     /// Replaces the membership; peers of unchanged auxiliaries are kept.
     pub fn set_members(&self, members: &[AuxAddr]) {
         let timeout = self.cfg.request_timeout;
-        let view = self
-            .view()
-            .next(members, self.virtual_nodes(), |m| AuxNode::new(m.clone(), self.connect.connect(m), timeout));
+        let view = self.view().next(members, self.virtual_nodes(), self.key_hash(), |m| {
+            AuxNode::new(m.clone(), self.connect.connect(m), timeout)
+        });
         self.metrics.auxiliary_nodes.set(members.len() as i64);
         tracing::info!(auxiliaries = ?view.ring.nodes(), "placement updated");
         *self.view.write() = Arc::new(view);

@@ -56,6 +56,8 @@ pub struct Placement {
     pub replicas: usize,
     /// Virtual nodes per auxiliary.
     pub virtual_nodes: u32,
+    /// Which bytes of a key place it.
+    pub key_hash: tiercache_placement::KeyHash,
     /// The `replicas` every key was last copied for (behind `replicas` while the coordinator
     /// re-replicates after a change).
     pub replicated_for: usize,
@@ -70,6 +72,15 @@ pub enum ConfigChangeError {
     /// ZooKeeper did not take the write.
     #[error("could not store the cluster configuration: {0}")]
     Store(String),
+    /// Members of an older release do not know the setting: it would place keys differently
+    /// there.
+    #[error("{setting} is not supported by {}: upgrade them first", .members.join(", "))]
+    Unsupported {
+        /// The setting asked for.
+        setting: String,
+        /// The members that lack it.
+        members: Vec<String>,
+    },
 }
 
 /// What the master knows about the cluster beyond its router (from discovery).
@@ -80,6 +91,11 @@ pub trait ClusterInfo: Send + Sync + 'static {
     fn set_replicas(
         &self,
         replicas: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ConfigChangeError>> + Send + 'static>>;
+    /// Stores a new `key_hash` for the whole cluster, if every member supports it.
+    fn set_key_hash(
+        &self,
+        key_hash: tiercache_placement::KeyHash,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ConfigChangeError>> + Send + 'static>>;
     /// Registered masters.
     fn masters(&self) -> Vec<MasterInfo>;

@@ -59,7 +59,8 @@ pub enum Committed {
 impl<C: Connect> Router<C> {
     /// Whether `keys` belong to one hash group, whose primary can run them as one step.
     pub fn same_group(&self, keys: &[Bytes]) -> bool {
-        keys.windows(2).all(|w| w[0] == w[1])
+        let rule = self.key_hash();
+        keys.windows(2).all(|w| rule.part(&w[0]) == rule.part(&w[1]))
     }
 
     /// Reads `keys`, which must share their owners (one hash group), from their primary.

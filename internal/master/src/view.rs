@@ -216,7 +216,7 @@ impl<P: Peer> View<P> {
             return out;
         }
         // By index along the ring: no list of ids, no lookup by id.
-        self.ring.walk(tiercache_placement::key_hash(key), |i| {
+        self.ring.walk(self.ring.hash(key), |i| {
             let node = &self.by_index[i];
             if !out.iter().any(|o| Arc::ptr_eq(o, node)) {
                 out.push(node.clone());
@@ -238,11 +238,13 @@ impl<P: Peer> View<P> {
     }
 
     /// The view after a membership change: nodes that did not change are kept (with their
-    /// connections and marks); when the set changed, this view becomes the previous one.
+    /// connections and marks); when the set or the key-hash rule changed, this view becomes
+    /// the previous one.
     pub fn next(
         &self,
         members: &[AuxAddr],
         virtual_nodes: u32,
+        key_hash: tiercache_placement::KeyHash,
         mut connect: impl FnMut(&AuxAddr) -> AuxNode<P>,
     ) -> Self {
         let mut nodes = HashMap::new();
@@ -254,8 +256,9 @@ impl<P: Peer> View<P> {
             nodes.insert(m.id.clone(), node);
         }
         let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-        let ring = Ring::new(&ids, virtual_nodes);
-        let previous = if self.ring.nodes() != ring.nodes() && !self.ring.is_empty() {
+        let ring = Ring::new(&ids, virtual_nodes).with_key_hash(key_hash);
+        let moved = self.ring.nodes() != ring.nodes() || self.ring.key_hash() != key_hash;
+        let previous = if moved && !self.ring.is_empty() {
             let now = now_ms();
             Some(Previous {
                 ring: self.ring.clone(),

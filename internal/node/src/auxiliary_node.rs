@@ -54,7 +54,7 @@ pub async fn run_auxiliary(
     }
     let discovery =
         start_discovery(&cfg.common, Role::Auxiliary, format!("{}:{}", cfg.common.advertise_host, cfg.data_port), None);
-    let placement = derived(discovery.cluster_config(), |c| c.map(|c| (c.virtual_nodes, c.replicas)));
+    let placement = derived(discovery.cluster_config(), |c| c.map(|c| c.settings()));
     let mut status = discovery.status();
     let (registered_tx, registered) = watch::channel(false);
     tokio::spawn(async move {
@@ -99,7 +99,11 @@ pub async fn run_auxiliary(
         snapshots = %snapshots_where(&cfg),
         "auxiliary serving"
     );
-    shutdown.await;
+    let mut unsupported = discovery.fatal();
+    let fatal = tokio::select! {
+        _ = shutdown => None,
+        Ok(why) = unsupported.wait_for(Option::is_some) => why.clone(),
+    };
 
     tracing::info!("shutting down: leaving ZooKeeper");
     let last_view = discovery.membership().borrow().clone();
@@ -122,5 +126,8 @@ pub async fn run_auxiliary(
     server.stop().await;
     let result = aux.stop().await.map_err(NodeError::FinalSnapshot);
     tracing::info!("auxiliary stopped");
-    result
+    match fatal {
+        Some(why) => Err(NodeError::Unsupported(why)),
+        None => result,
+    }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tiercache_auxiliary::{Auxiliary, ClusterFeed, Settings};
 use tiercache_config::{AuxiliaryConfig, MasterConfig};
 use tiercache_discovery::{
-    ClusterConfig, ConfigWriter, Discovery, DiscoveryConfig, MemberInfo, Membership, Role, ZkStatus,
+    ClusterConfig, ConfigWriter, Discovery, DiscoveryConfig, KeyHash, MemberInfo, Membership, Role, ZkStatus,
 };
 use tiercache_http::AuxState;
 use tiercache_master::{
@@ -48,6 +48,9 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The cluster asks for what this release cannot do (see `Discovery::fatal`).
+    #[error("{0}")]
+    Unsupported(String),
     /// Metrics registration failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -99,12 +102,25 @@ struct ZkInfo {
     local: Placement,
 }
 
+impl ZkInfo {
+    /// What replaces an unreadable stored configuration: this master's settings.
+    fn fallback(&self) -> ClusterConfig {
+        ClusterConfig {
+            replicas: self.local.replicas,
+            virtual_nodes: self.local.virtual_nodes,
+            replicated_for: self.local.replicas,
+            key_hash: self.local.key_hash,
+        }
+    }
+}
+
 impl ClusterInfo for ZkInfo {
     fn placement(&self) -> Option<Placement> {
         match &self.config {
             Some((rx, _)) => rx.borrow().map(|c| Placement {
                 replicas: c.replicas,
                 virtual_nodes: c.virtual_nodes,
+                key_hash: c.key_hash,
                 replicated_for: c.replicated_for,
             }),
             None => Some(self.local),
@@ -117,15 +133,44 @@ impl ClusterInfo for ZkInfo {
         let Some((_, discovery)) = self.config.clone() else {
             return Box::pin(async { Err(ConfigChangeError::NoZooKeeper) });
         };
-        let fallback = ClusterConfig {
-            replicas: self.local.replicas,
-            virtual_nodes: self.local.virtual_nodes,
-            replicated_for: self.local.replicas,
-        };
+        let fallback = self.fallback();
         Box::pin(async move {
             // An unreadable stored value is replaced (with this master's VIRTUAL_NODES).
             discovery
                 .update(|stored| Some(ClusterConfig { replicas, ..stored.unwrap_or(fallback) }))
+                .await
+                .map(drop)
+                .map_err(|e| ConfigChangeError::Store(e.to_string()))
+        })
+    }
+    fn set_key_hash(
+        &self,
+        key_hash: KeyHash,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ConfigChangeError>> + Send + 'static>> {
+        let Some((_, discovery)) = self.config.clone() else {
+            return Box::pin(async { Err(ConfigChangeError::NoZooKeeper) });
+        };
+        // Every member must place keys the same way: refused while one cannot.
+        let lacking: Vec<String> = match (&self.membership, tiercache_discovery::feature_for(key_hash)) {
+            (Some(m), Some(feature)) => {
+                let m = m.borrow();
+                m.masters
+                    .iter()
+                    .chain(&m.auxiliaries)
+                    .filter(|n| !n.features.iter().any(|f| f == feature))
+                    .map(|n| n.id.clone())
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        if !lacking.is_empty() {
+            let setting = format!("key_hash={}", key_hash.as_str());
+            return Box::pin(async move { Err(ConfigChangeError::Unsupported { setting, members: lacking }) });
+        }
+        let fallback = self.fallback();
+        Box::pin(async move {
+            discovery
+                .update(|stored| Some(ClusterConfig { key_hash, ..stored.unwrap_or(fallback) }))
                 .await
                 .map(drop)
                 .map_err(|e| ConfigChangeError::Store(e.to_string()))
@@ -316,6 +361,7 @@ fn start_discovery(
             id: common.node_id.clone(),
             http_addr: format!("{}:{}", common.advertise_host, common.port),
             data_addr,
+            features: tiercache_discovery::FEATURES.iter().map(|f| f.to_string()).collect(),
         },
     })
 }

@@ -34,6 +34,8 @@ pub async fn run_local(
         });
         auxes.push(a);
     }
+    // Nothing of an older release to agree with: keys group by their hash tags.
+    router.set_placement(master.replicas, master.virtual_nodes, KeyHash::Tagged);
     router.set_members(&members);
     let http_addr = SocketAddr::new(master.common.bind_addr, master.common.port);
     let listener = bind_std("PORT", http_addr)?;
@@ -46,6 +48,7 @@ pub async fn run_local(
         local: Placement {
             replicas: master.replicas,
             virtual_nodes: master.virtual_nodes,
+            key_hash: KeyHash::Tagged,
             replicated_for: master.replicas,
         },
     });

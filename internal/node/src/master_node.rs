@@ -11,9 +11,13 @@ pub async fn run_master(cfg: MasterConfig, build: Build, shutdown: impl Future<O
     let router = router_for(&cfg, metrics.clone());
     let http_addr = SocketAddr::new(cfg.common.bind_addr, cfg.common.port);
     let listener = bind_std("PORT", http_addr)?;
-    // A new cluster has nothing to re-replicate.
-    let publish =
-        ClusterConfig { replicas: cfg.replicas, virtual_nodes: cfg.virtual_nodes, replicated_for: cfg.replicas };
+    // A new cluster has nothing to re-replicate, and groups keys by their hash tags.
+    let publish = ClusterConfig {
+        replicas: cfg.replicas,
+        virtual_nodes: cfg.virtual_nodes,
+        replicated_for: cfg.replicas,
+        key_hash: KeyHash::Tagged,
+    };
     let discovery = start_discovery(&cfg.common, Role::Master, String::new(), Some(publish));
     let info = Arc::new(ZkInfo {
         status: Some(discovery.status()),
@@ -21,7 +25,12 @@ pub async fn run_master(cfg: MasterConfig, build: Build, shutdown: impl Future<O
         static_masters: vec![],
         me: cfg.common.node_id.clone(),
         config: Some((discovery.cluster_config(), discovery.config_writer())),
-        local: Placement { replicas: cfg.replicas, virtual_nodes: cfg.virtual_nodes, replicated_for: cfg.replicas },
+        local: Placement {
+            replicas: cfg.replicas,
+            virtual_nodes: cfg.virtual_nodes,
+            key_hash: KeyHash::Tagged,
+            replicated_for: cfg.replicas,
+        },
     });
     router.set_write_record(Arc::new(ZkWriteRecord(discovery.config_writer())));
     let members = derived(discovery.membership(), aux_addrs);
@@ -51,9 +60,11 @@ pub async fn run_master(cfg: MasterConfig, build: Build, shutdown: impl Future<O
         "master serving (it holds no data)"
     );
     warn_if_admin_open(&cfg, http_addr);
+    let mut unsupported = discovery.fatal();
     let fatal = tokio::select! {
         _ = shutdown => None,
         Ok(e) = fatal => Some(e),
+        Ok(why) = unsupported.wait_for(Option::is_some) => why.clone().map(NodeError::Unsupported),
     };
     // The written order: stop accepting (RESP here, HTTP below), leave ZooKeeper, drain.
     let resp = resp.map(|(stop, task)| {
@@ -91,7 +102,7 @@ async fn follow_cluster_config(
         let _ = fatal.send(e);
         return;
     }
-    router.set_placement(first.replicas, first.virtual_nodes);
+    router.set_placement(first.replicas, first.virtual_nodes, first.key_hash);
     let current = Arc::new(parking_lot::Mutex::new(first));
     let changes = async {
         while config.changed().await.is_ok() {
@@ -106,7 +117,7 @@ async fn follow_cluster_config(
                 );
                 continue;
             }
-            router.set_placement(next.replicas, next.virtual_nodes);
+            router.set_placement(next.replicas, next.virtual_nodes, next.key_hash);
             *cur = next;
         }
     };

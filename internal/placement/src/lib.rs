@@ -2,7 +2,8 @@
 //!
 //! This crate owns the one hash every process must agree on (xxh3, never std's randomly keyed
 //! hasher) and the rule "the owners of a key are the first `replicas` distinct auxiliaries met
-//! clockwise from the key's hash". It is pure: no I/O, no runtime.
+//! clockwise from the key's hash", and which bytes of a key are hashed ([`KeyHash`]: the
+//! whole key, or Redis Cluster's hash tags). It is pure: no I/O, no runtime.
 
 use std::collections::HashMap;
 use xxhash_rust::xxh3::xxh3_64;
@@ -13,6 +14,89 @@ pub const DEFAULT_VIRTUAL_NODES: u32 = 512;
 /// The stable hash of a key: identical in every process and every release.
 pub fn key_hash(key: &[u8]) -> u64 {
     xxh3_64(key)
+}
+
+/// Which bytes of a key place it: the cluster configuration's `key_hash`, the same in every
+/// process of a cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum KeyHash {
+    /// The whole key (clusters made before hash tags keep this until an operator switches).
+    #[default]
+    Whole,
+    /// Redis Cluster's hash tags: the bytes between the first `{` and the first `}` after
+    /// it, when there is at least one; else the whole key.
+    Tagged,
+}
+
+impl KeyHash {
+    /// Its name in the cluster configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyHash::Whole => "whole",
+            KeyHash::Tagged => "tagged",
+        }
+    }
+
+    /// The rule of that name; `None` for a name this release does not know.
+    pub fn parse(name: &str) -> Option<KeyHash> {
+        match name {
+            "whole" => Some(KeyHash::Whole),
+            "tagged" => Some(KeyHash::Tagged),
+            _ => None,
+        }
+    }
+
+    /// The bytes of `key` that place it.
+    pub fn part(self, key: &[u8]) -> &[u8] {
+        if self == KeyHash::Whole {
+            return key;
+        }
+        let Some(open) = key.iter().position(|&b| b == b'{') else { return key };
+        match key[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+            _ => key,
+        }
+    }
+
+    /// Where `key` sits on the ring.
+    pub fn hash(self, key: &[u8]) -> u64 {
+        key_hash(self.part(key))
+    }
+}
+
+impl serde::Serialize for KeyHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        KeyHash::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown key_hash {name:?} (this release knows \"whole\" and \"tagged\")"))
+        })
+    }
+}
+
+/// The placement settings of a cluster (its configuration in ZooKeeper): what every process
+/// must agree on to find a key's owners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    /// Points per auxiliary on the ring (`VIRTUAL_NODES`).
+    pub virtual_nodes: u32,
+    /// Copies of each key (`REPLICAS`).
+    pub replicas: usize,
+    /// Which bytes of a key place it.
+    #[serde(default)]
+    pub key_hash: KeyHash,
+}
+
+impl Settings {
+    /// The ring over `nodes` under these settings.
+    pub fn ring<S: AsRef<str>>(&self, nodes: &[S]) -> Ring {
+        Ring::new(nodes, self.virtual_nodes).with_key_hash(self.key_hash)
+    }
 }
 
 fn vnode_hash(node: &str, i: u32) -> u64 {
@@ -28,6 +112,7 @@ fn vnode_hash(node: &str, i: u32) -> u64 {
 pub struct Ring {
     points: Vec<(u64, u32)>,
     nodes: Vec<String>,
+    key_hash: KeyHash,
 }
 
 impl Ring {
@@ -44,7 +129,23 @@ impl Ring {
             }
         }
         points.sort_unstable();
-        Ring { points, nodes: ids }
+        Ring { points, nodes: ids, key_hash: KeyHash::Whole }
+    }
+
+    /// The same ring, placing keys by `key_hash`.
+    pub fn with_key_hash(mut self, key_hash: KeyHash) -> Self {
+        self.key_hash = key_hash;
+        self
+    }
+
+    /// How it places keys.
+    pub fn key_hash(&self) -> KeyHash {
+        self.key_hash
+    }
+
+    /// Where `key` sits on this ring (see [`KeyHash`]).
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.key_hash.hash(key)
     }
 
     /// The node ids on the ring, sorted.
@@ -60,7 +161,7 @@ impl Ring {
     /// The first `replicas` distinct nodes clockwise from the key's hash (fewer if the ring has
     /// fewer nodes), primary first.
     pub fn owners(&self, key: &[u8], replicas: usize) -> Vec<&str> {
-        self.owners_of_hash(key_hash(key), replicas)
+        self.owners_of_hash(self.hash(key), replicas)
     }
 
     /// Like [`Ring::owners`] for an already computed hash.
@@ -146,6 +247,26 @@ mod tests {
 
     fn keys(n: usize) -> Vec<Vec<u8>> {
         (0..n).map(|i| format!("key:{i:08}").into_bytes()).collect()
+    }
+
+    #[test]
+    fn hash_tags_follow_redis_clusters_rule() {
+        let t = KeyHash::Tagged;
+        assert_eq!(t.part(b"user:{42}:name"), b"42");
+        assert_eq!(t.part(b"{user1000}.following"), b"user1000");
+        assert_eq!(t.part(b"foo{}{bar}"), b"foo{}{bar}", "an empty tag: the whole key");
+        assert_eq!(t.part(b"foo{{bar}}zap"), b"{bar");
+        assert_eq!(t.part(b"foo{bar}{zap}"), b"bar");
+        assert_eq!(t.part(b"no-tag"), b"no-tag");
+        assert_eq!(t.part(b"open{only"), b"open{only");
+        assert_eq!(KeyHash::Whole.part(b"user:{42}:name"), b"user:{42}:name");
+        let ring = Ring::new(&names(5), 64).with_key_hash(t);
+        assert_eq!(ring.owners(b"user:{42}:name", 3), ring.owners(b"user:{42}:visits", 3));
+        assert_eq!(ring.owners(b"{42}", 3), ring.owners(b"42", 3));
+        for name in ["whole", "tagged"] {
+            assert_eq!(KeyHash::parse(name).map(KeyHash::as_str), Some(name));
+        }
+        assert_eq!(KeyHash::parse("crc16"), None);
     }
 
     #[test]

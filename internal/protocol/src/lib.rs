@@ -19,8 +19,8 @@ pub mod version;
 
 pub use error::RemoteError;
 pub use messages::{
-    decode, encode, encode_frame_into, Condition, Expect, Found, Op, ProtocolError, Request, Response, SnapshotReply,
-    StatsReply, WireEntry, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    decode, encode, encode_frame_into, Condition, Expect, Found, Op, Placed, ProtocolError, Request, Response,
+    SnapshotReply, StatsReply, WireEntry, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 pub use version::{Hlc, Stamp};
 

@@ -236,6 +236,20 @@ pub enum Request {
         /// sequence for an expiry change.
         writes: Vec<WireEntry>,
     },
+    /// See [`Placed`].
+    Placed(Placed),
+}
+
+/// A slow request (`Rebalance`, `ScanShard`, `CountPrimary`) of a cluster whose keys are
+/// placed by another rule than the whole key (its configuration's `key_hash`): run `request`
+/// placing keys by `key_hash`. Sent only once every member says it knows the rule, so an
+/// auxiliary of an older release never gets it; the plain requests mean `KeyHash::Whole`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placed {
+    /// How keys are placed.
+    pub key_hash: tiercache_placement::KeyHash,
+    /// What to run.
+    pub request: Box<Request>,
 }
 
 /// A key as a transaction read it from the primary.
