@@ -161,3 +161,118 @@ fn put_config_changes_replicas_for_the_running_cluster() {
     assert!(p.wait_exit(Duration::from_secs(15)).is_some_and(|s| !s.success()));
     assert!(p.log().contains("WRITE_QUORUM=2 is more than the cluster's REPLICAS=1"), "{}", p.log());
 }
+
+fn rebalance(m: &Node, query: &str) -> (StatusCode, serde_json::Value) {
+    let r = http().post(format!("{}/rebalance?{query}", m.url())).bearer_auth(ADMIN).send().unwrap();
+    let status = r.status();
+    (status, r.json().unwrap_or_default())
+}
+
+fn key_hash_of(m: &Node) -> serde_json::Value {
+    json(http().get(format!("{}/nodes", m.url())).send().unwrap())["config"]["key_hash"].clone()
+}
+
+fn exec_two_tagged_keys(port: u16) -> redis::RedisResult<redis::Value> {
+    let c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut con = c.get_connection_with_timeout(Duration::from_secs(5)).unwrap();
+    redis::cmd("MULTI").query::<()>(&mut con)?;
+    redis::cmd("SET").arg("{t}:a").arg("1").query::<()>(&mut con)?;
+    redis::cmd("SET").arg("{t}:b").arg("2").query::<()>(&mut con)?;
+    redis::cmd("EXEC").query(&mut con)
+}
+
+/// A cluster made before hash tags keeps placing whole keys (its stored configuration has no
+/// key_hash), so nothing moves under a running release; the operator switches with a
+/// rebalance, which is refused while a member of an older release is registered, keeps the
+/// fields of the configuration it does not know, and moves every key to its owners under the
+/// new rule.
+#[test]
+fn an_old_cluster_keeps_whole_keys_until_a_rebalance_switches_it_to_hash_tags() {
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[("ADMIN_TOKEN", ADMIN)]);
+    let config_path = format!("{}/config", c.root);
+    zk_write(
+        &zk.addr(),
+        &config_path,
+        br#"{"replicas":2,"virtual_nodes":512,"replicated_for":2,"from_a_newer_release":"kept"}"#,
+    );
+    let auxes: Vec<Node> = (0..3).map(|i| c.auxiliary(&format!("aux-{i}"), &[])).collect();
+    let (p1, p2) = (free_port(), free_port());
+    let m1 = c.master("master-1", &[("REDIS_PORT", &p1.to_string())]);
+    let m2 = c.master("master-2", &[("REDIS_PORT", &p2.to_string())]);
+    for m in [&m1, &m2] {
+        wait_aux_count(m, 3, Duration::from_secs(15));
+        assert_eq!(key_hash_of(m), "whole");
+    }
+    for a in &auxes {
+        wait_until(Duration::from_secs(20), &format!("{} to be ready", a.id), || ready(a) == StatusCode::OK);
+    }
+    let err = exec_two_tagged_keys(p1).unwrap_err();
+    assert_eq!(err.code(), Some("CROSSSLOT"), "whole keys: two keys are two groups ({err})");
+    for i in 0..1000 {
+        assert_eq!(put(&m1, &format!("user:{{{}}}:k{i}", i % 20), &format!("v{i}")), StatusCode::OK);
+    }
+
+    // A member that does not publish the feature (an older release) holds the switch back.
+    let old = format!("{}/masters/old-master", c.root);
+    zk_write(&zk.addr(), &old, br#"{"id":"old-master","http_addr":"127.0.0.1:1"}"#);
+    wait_until(Duration::from_secs(10), "the old master to be listed", || {
+        json(http().get(format!("{}/nodes", m1.url())).send().unwrap())["masters"].to_string().contains("old-master")
+    });
+    let (s, body) = rebalance(&m1, "key_hash=tagged");
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("old-master"), "names the member: {body}");
+    assert_eq!(rebalance(&m1, "key_hash=crc16").0, StatusCode::BAD_REQUEST);
+    zk_delete(&zk.addr(), &old);
+    wait_until(Duration::from_secs(10), "the old master to be gone", || {
+        !json(http().get(format!("{}/nodes", m1.url())).send().unwrap())["masters"].to_string().contains("old-master")
+    });
+
+    let (s, body) = rebalance(&m2, "key_hash=tagged");
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["key_hash"], "tagged", "{body}");
+    for m in [&m1, &m2] {
+        wait_until(Duration::from_secs(5), "every master to place by hash tags", || key_hash_of(m) == "tagged");
+    }
+    let stored: serde_json::Value = serde_json::from_slice(&zk_read(&zk.addr(), &config_path)).unwrap();
+    assert_eq!(stored["from_a_newer_release"], "kept", "a field this release does not know survives: {stored}");
+    assert_eq!(stored["key_hash"], "tagged", "{stored}");
+    for i in 0..1000 {
+        let key = format!("user:{{{}}}:k{i}", i % 20);
+        for m in [&m1, &m2] {
+            assert_eq!(get(m, &key), (StatusCode::OK, format!("v{i}").into_bytes()), "{key} after the switch");
+        }
+    }
+    // Each key now has exactly REPLICAS copies, on its tag's owners.
+    wait_until(Duration::from_secs(20), "2000 copies after the sweep", || {
+        auxes.iter().map(|a| aux_keys(a).unwrap_or(0)).sum::<u64>() == 2000
+    });
+    for port in [p1, p2] {
+        assert_eq!(
+            exec_two_tagged_keys(port).unwrap(),
+            redis::Value::Array(vec![redis::Value::Okay, redis::Value::Okay]),
+            "one tag: one group"
+        );
+    }
+}
+
+/// A configuration that asks for a key-hash rule this release does not know (written by a
+/// newer one) stops every node with one line, instead of placing keys another way.
+#[test]
+fn a_node_that_reads_a_key_hash_it_does_not_know_stops_with_one_line() {
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[]);
+    let mut a = c.auxiliary("aux-0", &[]);
+    let mut m = c.master("master-1", &[]);
+    wait_aux_count(&m, 1, Duration::from_secs(15));
+    assert_eq!(key_hash_of(&m), "tagged", "a new cluster groups keys by their hash tags");
+    let path = format!("{}/config", c.root);
+    zk_write(&zk.addr(), &path, br#"{"replicas":1,"virtual_nodes":512,"replicated_for":1,"key_hash":"crc16"}"#);
+    for n in [&mut a, &mut m] {
+        let st = n.proc.wait_exit(Duration::from_secs(15)).unwrap_or_else(|| panic!("{} stops", n.id));
+        assert!(!st.success(), "{}: {st:?}", n.id);
+        let log = n.proc.log();
+        let line = log.lines().find(|l| l.contains("crc16")).unwrap_or_else(|| panic!("{}: {log}", n.id));
+        assert!(line.contains("key_hash") && line.contains(&path), "{}: {line}", n.id);
+    }
+}

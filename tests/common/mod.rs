@@ -477,3 +477,43 @@ impl Drop for Cut {
 pub fn uid_for(port: u16) -> u32 {
     40_000 + u32::from(port)
 }
+
+/// Writes `data` at `path` in ZooKeeper (creating it and its parents, persistent), as a hand
+/// edit or an older release would.
+pub fn zk_write(zk_addr: &str, path: &str, data: &[u8]) {
+    zk_run(zk_addr, |client| async move {
+        let parent = &path[..path.rfind('/').unwrap()];
+        let acl = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+        if !parent.is_empty() {
+            client.mkdir(parent, &acl).await.unwrap();
+        }
+        match client.create(path, data, &acl).await {
+            Ok(_) => {}
+            Err(zookeeper_client::Error::NodeExists) => {
+                client.set_data(path, data, None).await.unwrap();
+            }
+            Err(e) => panic!("create {path}: {e}"),
+        }
+    })
+}
+
+/// Deletes `path` from ZooKeeper.
+pub fn zk_delete(zk_addr: &str, path: &str) {
+    zk_run(zk_addr, |client| async move { client.delete(path, None).await.unwrap() })
+}
+
+/// The data at `path` in ZooKeeper.
+pub fn zk_read(zk_addr: &str, path: &str) -> Vec<u8> {
+    zk_run(zk_addr, |client| async move { client.get_data(path).await.unwrap().0 })
+}
+
+fn zk_run<T, F: std::future::Future<Output = T>>(zk_addr: &str, f: impl FnOnce(zookeeper_client::Client) -> F) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = tokio::time::timeout(Duration::from_secs(10), zookeeper_client::Client::connect(zk_addr))
+            .await
+            .expect("ZooKeeper answers")
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), f(client)).await.expect("ZooKeeper answers in time")
+    })
+}
