@@ -87,6 +87,7 @@ fn argument(a: &Arg) -> Reply {
     let (kind, nested): (&'static str, &'static [Arg]) = match a.kind {
         Kind::String => ("string", &[]),
         Kind::Integer => ("integer", &[]),
+        Kind::Double => ("double", &[]),
         Kind::Key => ("key", &[]),
         Kind::Pattern => ("pattern", &[]),
         Kind::UnixTime => ("unix-time", &[]),

@@ -39,6 +39,21 @@ pub(super) enum Outcome {
     Failed(Reply),
 }
 
+/// A command that reads and writes together (RENAME, COPY, MSETNX, SETRANGE, INCRBYFLOAT)
+/// runs as a transaction of its own: `Some(reply)` once it ran so, `None` when it already
+/// runs inside one (its caller then works on the transaction's keys directly).
+pub(super) async fn alone(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Option<Reply> {
+    if ctx.session.tx.is_some() {
+        return None;
+    }
+    let me = Command::new(args.to_vec());
+    Some(match transaction(ctx, std::slice::from_ref(&me), &[]).await {
+        Outcome::Replies(mut replies) => replies.pop().unwrap_or(BytesFrame::Null),
+        Outcome::Aborted => BytesFrame::Null,
+        Outcome::Failed(e) => e,
+    })
+}
+
 /// The reply when keys of one transaction or command belong to different hash groups.
 pub(super) fn cross_slot() -> Reply {
     BytesFrame::Error("CROSSSLOT Keys in request don't hash to the same slot".into())

@@ -8,6 +8,7 @@ mod auth;
 mod client;
 mod command;
 mod config;
+mod copy;
 mod dbsize;
 mod debug;
 mod del;
@@ -27,20 +28,26 @@ mod getrange;
 mod getset;
 mod hello;
 mod incr;
+mod incrbyfloat;
 mod info;
 mod keys;
 mod mget;
 mod mset;
+mod msetnx;
 mod multi;
+mod object;
 mod persist;
 mod ping;
 mod quit;
+mod randomkey;
+mod rename;
 mod reset;
 mod scan;
 mod select;
 mod set;
 mod setex;
 mod setnx;
+mod setrange;
 mod strlen;
 pub(crate) mod table;
 mod time;
@@ -136,6 +143,13 @@ pub(crate) async fn run(state: &MasterState, front: &crate::Front, session: &mut
         Runner::Client => client::run(ctx, args).await,
         Runner::Command => command::run(ctx, args).await,
         Runner::Config => config::run(ctx, args).await,
+        Runner::Copy => copy::run(ctx, args).await,
+        Runner::Incrbyfloat => incrbyfloat::run(ctx, args).await,
+        Runner::Msetnx => msetnx::run(ctx, args).await,
+        Runner::Object => object::run(ctx, args).await,
+        Runner::Randomkey => randomkey::run(ctx, args).await,
+        Runner::Rename => rename::run(ctx, args).await,
+        Runner::Setrange => setrange::run(ctx, args).await,
         Runner::Debug => debug::run(ctx, args).await,
         Runner::Function => function::run(ctx, args).await,
         Runner::Keys => keys::run(ctx, args).await,

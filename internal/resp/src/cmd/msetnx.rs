@@ -1,0 +1,33 @@
+//! MSETNX key value [key value ...]: sets every key only if none of them holds a value, as
+//! one step on the primary of all of them (one hash group, else `-CROSSSLOT`). 1 when set, 0
+//! when any key existed (and nothing is set).
+
+use super::{check_key, check_value, default_ttl_ms, err, exec, int, read, write, Ctx, Reply};
+use bytes::Bytes;
+
+pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    if args.len() % 2 != 1 {
+        return err("wrong number of arguments for 'msetnx' command");
+    }
+    for pair in args[1..].chunks(2) {
+        if let Err(e) = check_key(ctx, &pair[0]).and_then(|()| check_value(ctx, &pair[1])) {
+            return e;
+        }
+    }
+    if let Some(reply) = exec::alone(ctx, args).await {
+        return reply;
+    }
+    let ttl_ms = default_ttl_ms(ctx);
+    let set = async {
+        for pair in args[1..].chunks(2) {
+            if read(ctx, &pair[0]).await?.is_some() {
+                return Ok(int(0));
+            }
+        }
+        for pair in args[1..].chunks(2) {
+            write(ctx, &pair[0], pair[1].clone(), ttl_ms).await?;
+        }
+        Ok(int(1))
+    };
+    set.await.unwrap_or_else(|e| e)
+}
