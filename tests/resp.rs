@@ -612,3 +612,82 @@ fn clients_past_max_clients_are_refused_in_redis_words() {
     assert!(idle.read_to_end(&mut rest).is_ok_and(|n| n == 0), "the idle connection was closed: {rest:?}");
     assert!(m.proc.log().contains("draining HTTP requests and RESP connections"));
 }
+
+/// The string and key commands programs call beyond GET and SET, with Redis's replies and
+/// errors, written through one master and read through the other; the multi-key ones group
+/// keys by hash tag and refuse keys of two groups as Redis Cluster does. INFO counts the keys
+/// that expire.
+#[test]
+fn renames_copies_ranges_floats_and_objects_answer_as_redis_does() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let (mut a, mut b) = (conn(m.p1), conn(m.p2));
+    q::<()>(&mut a, &[b"SET", b"{u1}:name", b"alice", b"EX", b"100"]).unwrap();
+    assert_eq!(q::<String>(&mut a, &[b"RENAME", b"{u1}:name", b"{u1}:who"]).unwrap(), "OK");
+    assert_eq!(q::<Option<String>>(&mut b, &[b"GET", b"{u1}:name"]).unwrap(), None);
+    assert_eq!(q::<String>(&mut b, &[b"GET", b"{u1}:who"]).unwrap(), "alice");
+    let ttl: i64 = q(&mut b, &[b"TTL", b"{u1}:who"]).unwrap();
+    assert!((95..=100).contains(&ttl), "the expiry moves with the value: {ttl}");
+    assert!(error(&mut a, &[b"RENAME", b"{u1}:none", b"{u1}:x"]).contains("no such key"));
+    assert!(error(&mut a, &[b"RENAME", b"{u1}:who", b"{u2}:who"]).contains("hash to the same slot"));
+    q::<()>(&mut a, &[b"SET", b"{u1}:other", b"bob"]).unwrap();
+    assert_eq!(q::<i64>(&mut a, &[b"RENAMENX", b"{u1}:who", b"{u1}:other"]).unwrap(), 0);
+    assert_eq!(q::<i64>(&mut a, &[b"COPY", b"{u1}:who", b"{u1}:other"]).unwrap(), 0, "no REPLACE");
+    assert_eq!(q::<i64>(&mut a, &[b"COPY", b"{u1}:who", b"{u1}:other", b"REPLACE"]).unwrap(), 1);
+    assert_eq!(q::<String>(&mut b, &[b"GET", b"{u1}:other"]).unwrap(), "alice");
+    assert!(error(&mut a, &[b"COPY", b"{u1}:who", b"{u1}:x", b"DB", b"1"]).contains("out of range"));
+
+    assert_eq!(q::<i64>(&mut a, &[b"MSETNX", b"{m}:1", b"a", b"{m}:2", b"b"]).unwrap(), 1);
+    assert_eq!(q::<i64>(&mut b, &[b"MSETNX", b"{m}:2", b"x", b"{m}:3", b"y"]).unwrap(), 0);
+    assert_eq!(q::<Option<String>>(&mut a, &[b"GET", b"{m}:3"]).unwrap(), None, "all or nothing");
+    assert!(error(&mut a, &[b"MSETNX", b"p", b"1", b"q", b"2"]).contains("hash to the same slot"));
+
+    assert_eq!(q::<i64>(&mut a, &[b"SETRANGE", b"r", b"3", b"xyz"]).unwrap(), 6);
+    assert_eq!(q::<Vec<u8>>(&mut b, &[b"GET", b"r"]).unwrap(), b"\0\0\0xyz");
+    assert_eq!(q::<i64>(&mut b, &[b"SETRANGE", b"r", b"1", b"A"]).unwrap(), 6);
+    assert_eq!(q::<Vec<u8>>(&mut a, &[b"GET", b"r"]).unwrap(), b"\0A\0xyz");
+    assert_eq!(q::<i64>(&mut a, &[b"SETRANGE", b"absent", b"5", b""]).unwrap(), 0);
+    assert_eq!(q::<i64>(&mut a, &[b"EXISTS", b"absent"]).unwrap(), 0);
+    assert!(error(&mut a, &[b"SETRANGE", b"r", b"-1", b"x"]).contains("offset is out of range"));
+    assert!(error(&mut a, &[b"SETRANGE", b"r", b"99999999999", b"x"]).contains("VALUE_MAX_BYTES"));
+
+    q::<()>(&mut a, &[b"SET", b"f", b"10.50"]).unwrap();
+    assert_eq!(q::<String>(&mut a, &[b"INCRBYFLOAT", b"f", b"0.1"]).unwrap(), "10.6");
+    assert_eq!(q::<String>(&mut b, &[b"INCRBYFLOAT", b"f", b"-5"]).unwrap(), "5.6");
+    q::<()>(&mut a, &[b"SET", b"f", b"5.0e3"]).unwrap();
+    assert_eq!(q::<String>(&mut b, &[b"INCRBYFLOAT", b"f", b"2.0e2"]).unwrap(), "5200");
+    assert!(error(&mut a, &[b"INCRBYFLOAT", b"{u1}:other", b"1"]).contains("not a valid float"));
+    assert!(error(&mut a, &[b"INCRBYFLOAT", b"f", b"abc"]).contains("not a valid float"));
+
+    assert_eq!(q::<String>(&mut a, &[b"OBJECT", b"ENCODING", b"f"]).unwrap(), "int");
+    assert_eq!(q::<String>(&mut a, &[b"OBJECT", b"ENCODING", b"{u1}:other"]).unwrap(), "embstr");
+    assert_eq!(q::<Option<String>>(&mut a, &[b"OBJECT", b"ENCODING", b"absent"]).unwrap(), None);
+    assert!(error(&mut a, &[b"OBJECT", b"FREQ", b"f"]).contains("LFU"));
+    let key: String = q(&mut a, &[b"RANDOMKEY"]).unwrap();
+    assert_eq!(q::<i64>(&mut b, &[b"EXISTS", key.as_bytes()]).unwrap(), 1, "{key}");
+
+    // INFO counts each key once, and the ones with an expiry.
+    let info: String = q(&mut b, &[b"INFO", b"keyspace"]).unwrap();
+    let line = info.lines().find(|l| l.starts_with("db0:")).unwrap_or_else(|| panic!("{info}"));
+    // {u1}:who and {u1}:other (COPY takes the expiry along), {m}:1, {m}:2, r, f.
+    assert!(line.starts_with("db0:keys=6,expires=2,avg_ttl="), "{line}");
+    let avg: u64 = line.rsplit('=').next().unwrap().parse().unwrap();
+    assert!((90_000..=100_000).contains(&avg), "{line}");
+}
+
+/// A SET acknowledged right after another master's step on the key (in the same millisecond,
+/// by a master whose clock is a little behind) is what the next read sees: it never hides
+/// behind the older step's version.
+#[test]
+fn a_set_right_after_another_masters_step_is_never_hidden() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let (mut a, mut b) = (conn(m.p1), conn(m.p2));
+    for i in 0..300 {
+        let v = format!("set-{i}");
+        q::<()>(&mut b, &[b"SET", b"k", b"1"]).unwrap();
+        q::<i64>(&mut b, &[b"INCR", b"k"]).unwrap();
+        q::<()>(&mut a, &[b"SET", b"k", v.as_bytes()]).unwrap();
+        assert_eq!(q::<String>(&mut b, &[b"GET", b"k"]).unwrap(), v, "round {i}");
+    }
+}

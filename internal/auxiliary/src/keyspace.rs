@@ -32,6 +32,24 @@ pub fn count_primary(store: &Store, me: &str, ring: &Ring) -> u64 {
     n
 }
 
+/// [`count_primary`], with how many of those keys expire and their times to live summed.
+pub fn census(store: &Store, me: &str, ring: &Ring) -> tiercache_protocol::Census {
+    let mut c = tiercache_protocol::Census::default();
+    for shard in 0..store.shard_count() {
+        let now = store.now_ms();
+        for (key, e) in store.shard_entries(shard) {
+            if e.value.is_some() && ring.owners(&key, 1).first().is_some_and(|o| *o == me) {
+                c.keys += 1;
+                if e.expires_at_ms != 0 {
+                    c.expires += 1;
+                    c.ttl_ms_sum += e.remaining_ttl_ms(now);
+                }
+            }
+        }
+    }
+    c
+}
+
 /// The live keys of `shard` whose first owner on `ring` is `me`, matching `pattern`.
 pub fn scan_shard(store: &Store, shard: usize, me: &str, ring: &Ring, pattern: Option<&[u8]>) -> Vec<bytes::Bytes> {
     if shard >= store.shard_count() {

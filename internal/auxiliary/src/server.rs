@@ -209,6 +209,7 @@ impl DataServer {
             | Request::Flush { .. }
             | Request::ScanShard { .. }
             | Request::CountPrimary { .. }
+            | Request::Census { .. }
             | Request::Placed(_) => return None,
         })
     }
@@ -227,6 +228,9 @@ impl DataServer {
                 Request::CountPrimary { members, virtual_nodes } => {
                     self.count_primary(Ring::new(&members, virtual_nodes).with_key_hash(key_hash)).await
                 }
+                Request::Census { members, virtual_nodes } => {
+                    self.census(Ring::new(&members, virtual_nodes).with_key_hash(key_hash)).await
+                }
                 _ => Response::Error(RemoteError::NotSupported),
             },
             Request::Flush { version } => {
@@ -238,6 +242,7 @@ impl DataServer {
             Request::CountPrimary { members, virtual_nodes } => {
                 self.count_primary(Ring::new(&members, virtual_nodes)).await
             }
+            Request::Census { members, virtual_nodes } => self.census(Ring::new(&members, virtual_nodes)).await,
             _ => Response::Error(RemoteError::NotSupported),
         }
     }
@@ -254,6 +259,11 @@ impl DataServer {
     /// `DBSIZE`'s count, off the data thread.
     async fn count_primary(self: Arc<Self>, ring: Ring) -> Response {
         self.walk(move |s| Response::Count(crate::keyspace::count_primary(&s.store, &s.ops.node_id, &ring))).await
+    }
+
+    /// `INFO keyspace`'s count, off the data thread.
+    async fn census(self: Arc<Self>, ring: Ring) -> Response {
+        self.walk(move |s| Response::Census(crate::keyspace::census(&s.store, &s.ops.node_id, &ring))).await
     }
 
     /// Runs a walk over the whole store on a blocking thread.

@@ -23,6 +23,33 @@ impl<C: Connect> Router<C> {
         self.sum_all(count, Duration::from_secs(30)).await
     }
 
+    /// Live keys in the cluster (each once), how many expire, and their average time to live
+    /// in ms, for `INFO keyspace`. Fails unless every auxiliary answered.
+    pub async fn census(&self) -> Result<(u64, u64, u64), MasterError> {
+        let members = self.view().ring.nodes().to_vec();
+        let req = self.placed(Request::Census { members, virtual_nodes: self.virtual_nodes() });
+        let answers = self.call_all(req, Duration::from_secs(30)).await;
+        if answers.is_empty() {
+            return Err(MasterError::NoAuxiliaries);
+        }
+        let (mut total, mut errors, n) = (tiercache_protocol::Census::default(), Vec::new(), answers.len());
+        for (node, r) in answers {
+            match r {
+                Ok(Response::Census(c)) => {
+                    total.keys += c.keys;
+                    total.expires += c.expires;
+                    total.ttl_ms_sum += c.ttl_ms_sum;
+                }
+                Ok(other) => errors.push(WireError::Unexpected(node.addr.id.clone(), format!("{other:?}"))),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(MasterError::quorum(n, n - errors.len(), &errors));
+        }
+        Ok((total.keys, total.expires, total.ttl_ms_sum.checked_div(total.expires).unwrap_or(0)))
+    }
+
     /// One step of a cluster-wide `SCAN` from `cursor` (0 to start): at least `count` keys
     /// unless the walk ends, and the next cursor (0 at the end). The cursor names an auxiliary
     /// (by rank of id) and one of its shards; each key is returned by its first owner, so a

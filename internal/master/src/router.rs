@@ -336,6 +336,7 @@ impl<C: Connect> Router<C> {
 
     /// Sends a versioned write to every answering owner; succeeds once `WRITE_QUORUM` of them
     /// (capped at the owners reachable) confirmed. Returns the answers gathered by then.
+    /// The answer of the owner that confirmed as the primary comes first.
     async fn write(&self, key: &[u8], req: Request) -> Result<Vec<Response>, MasterError> {
         self.ensure_recorded().await?;
         let view = self.view();
@@ -356,18 +357,38 @@ impl<C: Connect> Router<C> {
             live
         };
         let plan = Plan { need: self.write_quorum(), all_at_once: true, sloppy: true, primary: true };
-        let out = try_call_many(targets, Arc::new(req), plan, |_, _| true).await;
+        let out = try_call_many(targets.clone(), Arc::new(req), plan, |_, _| true).await;
         if !out.reached() {
             return Err(MasterError::quorum(out.need, out.counted, &out.errors));
         }
-        Ok(out.answers.into_iter().map(|(_, r)| r).collect())
+        // The primary is the first owner in ring order that answered (the ones before it were
+        // not reached and passed the duty on).
+        let mut answers = out.answers;
+        if let Some(at) = targets.iter().find_map(|t| answers.iter().position(|(n, _)| Arc::ptr_eq(n, t))) {
+            answers[..=at].rotate_right(1);
+        }
+        Ok(answers.into_iter().map(|(_, r)| r).collect())
     }
 
     /// Writes a value with a new version; returns that version (a floor for the writer's
     /// next reads, see [`Router::read_at_least`]).
     pub async fn put(&self, key: Bytes, value: Bytes, ttl_ms: u64) -> Result<u64, MasterError> {
-        let version = self.hlc.next();
-        self.write(&key.clone(), Request::Put { key, value, version, ttl_ms }).await.map(|_| version)
+        let mut tries = 0;
+        loop {
+            let version = self.hlc.next();
+            let put = Request::Put { key: key.clone(), value: value.clone(), version, ttl_ms };
+            let answers = self.write(&key, put).await?;
+            // The primary kept an entry newer than this version: another master wrote it with
+            // a clock ahead of this one's (in the same millisecond). This write, acknowledged
+            // after that one, must not hide behind it: it goes again, above the newest version.
+            if !matches!(answers.first(), Some(Response::Applied(0))) || tries == 3 {
+                return Ok(version);
+            }
+            tries += 1;
+            if let Ok(Some(newest)) = self.read(key.clone()).await {
+                self.hlc.observe(newest.version);
+            }
+        }
     }
 
     /// Deletes with a new version; true when some owner held a live value.

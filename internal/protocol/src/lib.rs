@@ -19,7 +19,7 @@ pub mod version;
 
 pub use error::RemoteError;
 pub use messages::{
-    decode, encode, encode_frame_into, Condition, Expect, Found, Op, Placed, ProtocolError, Request, Response,
+    decode, encode, encode_frame_into, Census, Condition, Expect, Found, Op, Placed, ProtocolError, Request, Response,
     SnapshotReply, StatsReply, WireEntry, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 pub use version::{Hlc, Stamp};

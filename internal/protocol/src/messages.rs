@@ -238,6 +238,14 @@ pub enum Request {
     },
     /// See [`Placed`].
     Placed(Placed),
+    /// `INFO keyspace`: like `CountPrimary`, and also how many of those keys expire and
+    /// their time to live in all (answered `Census`).
+    Census {
+        /// Every auxiliary's id.
+        members: Vec<String>,
+        /// Virtual nodes per auxiliary.
+        virtual_nodes: u32,
+    },
 }
 
 /// A slow request (`Rebalance`, `ScanShard`, `CountPrimary`) of a cluster whose keys are
@@ -376,6 +384,19 @@ pub enum Response {
     Error(RemoteError),
     /// Answer to `Transaction`: a key changed since the master read it; nothing was written.
     Conflict,
+    /// Answer to `Census`.
+    Census(Census),
+}
+
+/// The keys an auxiliary leads, as `INFO keyspace` counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Census {
+    /// Live keys whose first owner it is.
+    pub keys: u64,
+    /// How many of them have an expiry.
+    pub expires: u64,
+    /// Their remaining times to live, summed, in ms.
+    pub ttl_ms_sum: u64,
 }
 
 fn cfg() -> bincode::config::Configuration {

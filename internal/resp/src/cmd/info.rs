@@ -81,9 +81,17 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         out += "# Cluster\r\ncluster_enabled:0\r\n\r\n";
     }
     if want("keyspace") {
-        // Each key once; if a count fails, an estimate from the held keys.
-        let keys = ctx.state.router.dbsize().await.unwrap_or(keys / replicas);
-        out += &format!("# Keyspace\r\ndb0:keys={keys}\r\n");
+        // Each key once, with the keys that expire; if an auxiliary cannot count (an older
+        // release), the key count alone, or an estimate from the held keys.
+        out += &match ctx.state.router.census().await {
+            Ok((keys, expires, avg_ttl)) => {
+                format!("# Keyspace\r\ndb0:keys={keys},expires={expires},avg_ttl={avg_ttl}\r\n")
+            }
+            Err(_) => {
+                let keys = ctx.state.router.dbsize().await.unwrap_or(keys / replicas);
+                format!("# Keyspace\r\ndb0:keys={keys}\r\n")
+            }
+        };
     }
     bulk(Bytes::from(out))
 }

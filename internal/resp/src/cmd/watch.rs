@@ -20,7 +20,13 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     for (key, read) in futures::future::join_all(reads).await {
         match read {
             Ok(read) => {
-                let watched = Watched { key: key.clone(), primary: read.primary().to_string(), stamp: read.stamp(key) };
+                let stamp = read.stamp(key);
+                // The reads that follow (WATCH k; GET k; MULTI; SET k …) see at least what was
+                // watched, even from an owner that is behind.
+                if let Some((version, _)) = stamp {
+                    ctx.session.floors.lock().note(key, version);
+                }
+                let watched = Watched { key: key.clone(), primary: read.primary().to_string(), stamp };
                 ctx.session.watched.retain(|w| w.key != watched.key);
                 ctx.session.watched.push(watched);
             }
