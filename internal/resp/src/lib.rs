@@ -204,10 +204,11 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 }
 
 /// Appends a reply in the connection's protocol. Commands build RESP2 frames; in RESP3 they
-/// are converted (`resp3::convert`), and `HELLO`'s field-value list becomes a map.
-fn encode(out: &mut BytesMut, reply: &BytesFrame, session: &Session, hello: bool) {
+/// are converted (`resp3::convert`), and the field-value lists of `HELLO` and `CONFIG GET`
+/// become maps.
+fn encode(out: &mut BytesMut, reply: &BytesFrame, session: &Session, map: bool) {
     let encoded = if session.resp3 {
-        let frame = if hello { resp3::map(reply) } else { resp3::convert(reply) };
+        let frame = if map { resp3::map(reply) } else { resp3::convert(reply) };
         redis_protocol::resp3::encode::complete::extend_encode(out, &frame, false).map(drop)
     } else {
         extend_encode(out, reply, false).map(drop)
@@ -283,9 +284,9 @@ async fn connection(
                 }
                 at += reads;
             } else {
-                let hello = batch[at].is_hello();
+                let map = batch[at].replies_map();
                 let reply = cmd::run(state, front, &mut session, std::mem::take(&mut batch[at])).await;
-                encode(&mut out, &reply, &session, hello);
+                encode(&mut out, &reply, &session, map);
                 at += 1;
                 if session.quit {
                     stream.write_all(&out).await?;

@@ -102,9 +102,13 @@ impl Command {
         keys.iter().step_by(step.max(1) as usize)
     }
 
-    /// `HELLO`, whose reply is a map in RESP3.
-    pub(crate) fn is_hello(&self) -> bool {
-        self.spec.is_some_and(|s| matches!(s.runner, Runner::Hello))
+    /// Its field-value reply is a map in RESP3: `HELLO` and `CONFIG GET`, as in Redis 7.
+    pub(crate) fn replies_map(&self) -> bool {
+        match self.spec.map(|s| s.runner) {
+            Some(Runner::Hello) => true,
+            Some(Runner::Config) => self.args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"get")),
+            _ => false,
+        }
     }
 }
 
