@@ -412,6 +412,19 @@ fn a_watched_key_changed_through_the_other_master_aborts_exec() {
     set(&mut b, "{w}:r", "changed");
     assert_eq!(set_mine(&mut a, "{w}:p"), Value::Nil);
     assert_eq!(value(&mut b, "{w}:p"), None);
+
+    // On the wire, Redis's null array, as clients that tell it from a null bulk expect.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", m.p1)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"WATCH {w}:z\r\n").unwrap();
+    let mut ok = [0u8; 5];
+    s.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+    set(&mut b, "{w}:z", "theirs");
+    s.write_all(b"MULTI\r\nSET {w}:z mine\r\nEXEC\r\nQUIT\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert_eq!(out, "+OK\r\n+QUEUED\r\n*-1\r\n+OK\r\n");
 }
 
 #[test]

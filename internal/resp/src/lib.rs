@@ -81,6 +81,9 @@ pub(crate) struct Session {
     pub watched: Vec<Watched>,
     /// While `EXEC` runs the queued commands: the keys they work on (`master::tx`).
     pub tx: Option<Arc<parking_lot::Mutex<tiercache_master::tx::Overlay>>>,
+    /// The reply just made is Redis's null array (`*-1`: an `EXEC` a watched key aborted),
+    /// which RESP2 frames cannot say.
+    pub null_array: bool,
 }
 
 /// A key of `WATCH`.
@@ -239,6 +242,7 @@ async fn connection(
         multi_dirty: false,
         watched: Vec::new(),
         tx: None,
+        null_array: false,
     };
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
@@ -286,7 +290,11 @@ async fn connection(
             } else {
                 let map = batch[at].replies_map();
                 let reply = cmd::run(state, front, &mut session, std::mem::take(&mut batch[at])).await;
-                encode(&mut out, &reply, &session, map);
+                if std::mem::take(&mut session.null_array) && !session.resp3 {
+                    out.extend_from_slice(b"*-1\r\n");
+                } else {
+                    encode(&mut out, &reply, &session, map);
+                }
                 at += 1;
                 if session.quit {
                     stream.write_all(&out).await?;

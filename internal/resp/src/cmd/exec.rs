@@ -24,7 +24,10 @@ pub(super) async fn run(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
     }
     match transaction(ctx, &queued, &watched).await {
         Outcome::Replies(replies) => BytesFrame::Array(replies),
-        Outcome::Aborted => BytesFrame::Null,
+        Outcome::Aborted => {
+            ctx.session.null_array = true;
+            BytesFrame::Null
+        }
         Outcome::Failed(e) => e,
     }
 }
