@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use redis::{Connection, RedisResult, Value};
+use redis::{Connection, Value};
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -34,21 +34,6 @@ fn cluster_with(zk: &ZooKeeper, env: &[(&str, &str)]) -> Masters {
     wait_aux_count(&m1, 3, Duration::from_secs(15));
     wait_aux_count(&m2, 3, Duration::from_secs(15));
     Masters { _c: c, _auxes: auxes, m1, p1, p2, _m2: m2 }
-}
-
-fn conn(port: u16) -> Connection {
-    let c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-    let con = c.get_connection_with_timeout(Duration::from_secs(5)).unwrap();
-    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    con
-}
-
-fn q<T: redis::FromRedisValue>(con: &mut Connection, args: &[&[u8]]) -> RedisResult<T> {
-    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(con)
 }
 
 /// The error text of a command that must fail.
@@ -185,22 +170,6 @@ fn errors_in_redis_words_keep_the_connection() {
     assert_eq!(q::<String>(&mut a, &[b"PING"]).unwrap(), "PONG");
     let metrics = http().get(format!("{}/metrics", m.m1.url())).send().unwrap().text().unwrap();
     assert!(metrics.contains("resp_connections_current 1"), "{metrics}");
-}
-
-/// Sends raw bytes and returns what came back before the server closed or went quiet.
-fn raw(port: u16, bytes: &[u8]) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = s.write_all(bytes);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[test]

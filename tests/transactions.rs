@@ -40,21 +40,6 @@ fn cluster(zk: &ZooKeeper) -> Masters {
     Masters { c, _auxes: auxes, _m1: m1, _m2: m2, p1, p2 }
 }
 
-fn conn(port: u16) -> Connection {
-    let c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-    let con = c.get_connection_with_timeout(Duration::from_secs(5)).unwrap();
-    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    con
-}
-
-fn q<T: redis::FromRedisValue>(con: &mut Connection, args: &[&[u8]]) -> RedisResult<T> {
-    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(con)
-}
-
 /// The error line a command must answer, as the server wrote it (`CODE detail`).
 fn error(con: &mut Connection, args: &[&[u8]]) -> String {
     match q::<Value>(con, args) {
@@ -93,22 +78,6 @@ fn exec(con: &mut Connection, pipe: &mut redis::Pipeline) -> RedisResult<Value> 
     let packed = pipe.atomic().get_packed_pipeline();
     let mut replies = con.req_packed_commands(&packed, commands + 1, 1)?;
     Ok(replies.pop().expect("EXEC's reply"))
-}
-
-/// Sends raw bytes and returns what came back before the server closed or went quiet.
-fn raw(port: u16, bytes: &[u8]) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = s.write_all(bytes);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn bulk(s: &str) -> Value {

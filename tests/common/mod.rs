@@ -517,3 +517,36 @@ fn zk_run<T, F: std::future::Future<Output = T>>(zk_addr: &str, f: impl FnOnce(z
         tokio::time::timeout(Duration::from_secs(10), f(client)).await.expect("ZooKeeper answers in time")
     })
 }
+
+/// A connection to a master's Redis port.
+pub fn conn(port: u16) -> redis::Connection {
+    let c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let con = c.get_connection_with_timeout(Duration::from_secs(5)).unwrap();
+    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    con
+}
+
+/// One command, its words as bytes.
+pub fn q<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&[u8]]) -> redis::RedisResult<T> {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(con)
+}
+
+/// Sends raw bytes and returns what came back before the server closed or went quiet.
+pub fn raw(port: u16, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -102,7 +102,26 @@ struct ZkInfo {
     local: Placement,
 }
 
+/// A change of the stored cluster configuration, under way.
+type ConfigChange = std::pin::Pin<Box<dyn Future<Output = Result<(), ConfigChangeError>> + Send + 'static>>;
+
 impl ZkInfo {
+    /// Rewrites the stored configuration with `f`; an unreadable stored value is replaced
+    /// (with this master's settings).
+    fn change(&self, f: impl Fn(ClusterConfig) -> ClusterConfig + Send + Sync + 'static) -> ConfigChange {
+        let Some((_, discovery)) = self.config.clone() else {
+            return Box::pin(async { Err(ConfigChangeError::NoZooKeeper) });
+        };
+        let fallback = self.fallback();
+        Box::pin(async move {
+            discovery
+                .update(|stored| Some(f(stored.unwrap_or(fallback))))
+                .await
+                .map(drop)
+                .map_err(|e| ConfigChangeError::Store(e.to_string()))
+        })
+    }
+
     /// What replaces an unreadable stored configuration: this master's settings.
     fn fallback(&self) -> ClusterConfig {
         ClusterConfig {
@@ -126,30 +145,10 @@ impl ClusterInfo for ZkInfo {
             None => Some(self.local),
         }
     }
-    fn set_replicas(
-        &self,
-        replicas: usize,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ConfigChangeError>> + Send + 'static>> {
-        let Some((_, discovery)) = self.config.clone() else {
-            return Box::pin(async { Err(ConfigChangeError::NoZooKeeper) });
-        };
-        let fallback = self.fallback();
-        Box::pin(async move {
-            // An unreadable stored value is replaced (with this master's VIRTUAL_NODES).
-            discovery
-                .update(|stored| Some(ClusterConfig { replicas, ..stored.unwrap_or(fallback) }))
-                .await
-                .map(drop)
-                .map_err(|e| ConfigChangeError::Store(e.to_string()))
-        })
+    fn set_replicas(&self, replicas: usize) -> ConfigChange {
+        self.change(move |c| ClusterConfig { replicas, ..c })
     }
-    fn set_key_hash(
-        &self,
-        key_hash: KeyHash,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ConfigChangeError>> + Send + 'static>> {
-        let Some((_, discovery)) = self.config.clone() else {
-            return Box::pin(async { Err(ConfigChangeError::NoZooKeeper) });
-        };
+    fn set_key_hash(&self, key_hash: KeyHash) -> ConfigChange {
         // Every member must place keys the same way: refused while one cannot.
         let lacking: Vec<String> = match (&self.membership, tiercache_discovery::feature_for(key_hash)) {
             (Some(m), Some(feature)) => {
@@ -167,14 +166,7 @@ impl ClusterInfo for ZkInfo {
             let setting = format!("key_hash={}", key_hash.as_str());
             return Box::pin(async move { Err(ConfigChangeError::Unsupported { setting, members: lacking }) });
         }
-        let fallback = self.fallback();
-        Box::pin(async move {
-            discovery
-                .update(|stored| Some(ClusterConfig { key_hash, ..stored.unwrap_or(fallback) }))
-                .await
-                .map(drop)
-                .map_err(|e| ConfigChangeError::Store(e.to_string()))
-        })
+        self.change(move |c| ClusterConfig { key_hash, ..c })
     }
     fn masters(&self) -> Vec<MasterInfo> {
         match &self.membership {

@@ -4,10 +4,9 @@
 //! two transactions cannot wait on each other.
 
 use super::{Shard, Store};
-use crate::entry::{expired, unpack, Entry, Packed};
+use crate::entry::{expired, unpack, Entry};
 use crate::StoreError;
 use parking_lot::MutexGuard;
-use tiercache_protocol::Stamp;
 
 /// The shards of some keys, locked (see [`Store::locked`]).
 pub struct Locked<'a> {
@@ -66,13 +65,7 @@ impl Locked<'_> {
         }
         self.fits(key, value)?;
         let shard = self.shard(key);
-        if let Some((p, v)) = shard.lru.peek(key) {
-            if !p.is_expired(now) && !(Stamp { version, value, expiry_seq }).supersedes(&p.stamp(v)) {
-                return Ok(false);
-            }
-        }
-        store.insert_locked(shard, key, Packed::new(key, value, expires_at_ms, expiry_seq), version, now);
-        Ok(true)
+        Ok(store.apply_locked(shard, key, value, (version, expires_at_ms, expiry_seq), now).0)
     }
 }
 

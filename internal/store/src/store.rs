@@ -235,17 +235,30 @@ impl Store {
         }
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
+        Ok(self.apply_locked(&mut shard, key, value, (version, expires_at_ms, expiry_seq), now))
+    }
+
+    /// Writes into a locked shard if the entry supersedes the stored one (last-write-wins);
+    /// also says whether a live value was there before. The entry fits (checked by the caller).
+    fn apply_locked(
+        &self,
+        shard: &mut Shard,
+        key: &[u8],
+        value: Option<&[u8]>,
+        (version, expires_at_ms, expiry_seq): (u64, u64, u32),
+        now: u64,
+    ) -> (bool, bool) {
         let mut existed = false;
         if let Some((p, v)) = shard.lru.peek(key) {
             if !p.is_expired(now) {
                 existed = !p.is_tombstone();
                 if !(Stamp { version, value, expiry_seq }).supersedes(&p.stamp(v)) {
-                    return Ok((false, existed));
+                    return (false, existed);
                 }
             }
         }
-        self.insert_locked(&mut shard, key, Packed::new(key, value, expires_at_ms, expiry_seq), version, now);
-        Ok((true, existed))
+        self.insert_locked(shard, key, Packed::new(key, value, expires_at_ms, expiry_seq), version, now);
+        (true, existed)
     }
 
     /// Inserts into a locked shard, then evicts least recently used entries until the shard is

@@ -269,6 +269,15 @@ pub(crate) fn check_key(ctx: &Ctx<'_>, key: &[u8]) -> Result<(), Reply> {
     Ok(())
 }
 
+/// Checks the key-value pairs of `MSET` and `MSETNX` (`args[0]` is the command's name).
+pub(crate) fn check_pairs(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<(), Reply> {
+    if args.len() % 2 != 1 {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        return Err(err(format!("wrong number of arguments for '{name}' command")));
+    }
+    args[1..].chunks(2).try_for_each(|pair| check_key(ctx, &pair[0]).and_then(|()| check_value(ctx, &pair[1])))
+}
+
 /// Refuses a value over `VALUE_MAX_BYTES`.
 pub(crate) fn check_value(ctx: &Ctx<'_>, value: &[u8]) -> Result<(), Reply> {
     let max = ctx.state.limits.value_max_bytes;

@@ -1,17 +1,12 @@
 //! MSET key value [key value ...]. Each key is written to its own owners; unlike Redis the
 //! keys are not set as one atomic step (they live on different auxiliaries).
 
-use super::{check_key, check_value, default_ttl_ms, err, ok, write, Ctx, Reply};
+use super::{check_pairs, default_ttl_ms, ok, write, Ctx, Reply};
 use bytes::Bytes;
 
 pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    if args.len() % 2 != 1 {
-        return err("wrong number of arguments for 'mset' command");
-    }
-    for pair in args[1..].chunks(2) {
-        if let Err(e) = check_key(ctx, &pair[0]).and_then(|()| check_value(ctx, &pair[1])) {
-            return e;
-        }
+    if let Err(e) = check_pairs(ctx, args) {
+        return e;
     }
     let ctx = &*ctx;
     let ttl = default_ttl_ms(ctx);

@@ -2,17 +2,12 @@
 //! one step on the primary of all of them (one hash group, else `-CROSSSLOT`). 1 when set, 0
 //! when any key existed (and nothing is set).
 
-use super::{check_key, check_value, default_ttl_ms, err, exec, int, read, write, Ctx, Reply};
+use super::{check_pairs, default_ttl_ms, exec, int, read, write, Ctx, Reply};
 use bytes::Bytes;
 
 pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    if args.len() % 2 != 1 {
-        return err("wrong number of arguments for 'msetnx' command");
-    }
-    for pair in args[1..].chunks(2) {
-        if let Err(e) = check_key(ctx, &pair[0]).and_then(|()| check_value(ctx, &pair[1])) {
-            return e;
-        }
+    if let Err(e) = check_pairs(ctx, args) {
+        return e;
     }
     if let Some(reply) = exec::alone(ctx, args).await {
         return reply;
