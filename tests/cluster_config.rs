@@ -276,3 +276,43 @@ fn a_node_that_reads_a_key_hash_it_does_not_know_stops_with_one_line() {
         assert!(line.contains("key_hash") && line.contains(&path), "{}: {line}", n.id);
     }
 }
+
+/// During a rolling update a master never sends an auxiliary of an older release a request it
+/// cannot decode (it would answer under request id 0 and the call would time out): INFO
+/// leaves out the expiry counts and EXEC on that auxiliary's keys answers TRYAGAIN at once.
+/// The older auxiliary is played by a znode without features pointing at a real one.
+#[test]
+fn an_older_auxiliary_is_never_sent_a_transaction_or_a_census() {
+    let zk = ZooKeeper::start();
+    let c = Cluster::new(&zk, &[("REPLICAS", "1"), ("VIRTUAL_NODES", "64")]);
+    let a = c.auxiliary("aux-0", &[]);
+    let port = free_port();
+    let m = c.master("master-1", &[("REDIS_PORT", &port.to_string())]);
+    wait_aux_count(&m, 1, Duration::from_secs(15));
+    let old = format!("{}/auxiliaries/old-aux", c.root);
+    let member = format!(r#"{{"id":"old-aux","http_addr":"127.0.0.1:1","data_addr":"127.0.0.1:{}"}}"#, a.data_port);
+    zk_write(&zk.addr(), &old, member.as_bytes());
+    wait_aux_count(&m, 2, Duration::from_secs(15));
+    let ring = tiercache_placement::Ring::new(&["aux-0", "old-aux"], 64)
+        .with_key_hash(tiercache_placement::KeyHash::Tagged);
+    let on_old = (0..).map(|i| format!("{{k{i}}}:a")).find(|k| ring.owners(k.as_bytes(), 1)[0] == "old-aux").unwrap();
+
+    let mut con = conn(port);
+    let started = std::time::Instant::now();
+    let info: String = q(&mut con, &[b"INFO", b"keyspace"]).unwrap();
+    assert!(info.contains("db0:keys=") && !info.contains("expires="), "{info}");
+    let exec = |con: &mut redis::Connection| -> redis::RedisResult<redis::Value> {
+        q::<()>(con, &[b"MULTI"])?;
+        q::<()>(con, &[b"INCR", on_old.as_bytes()])?;
+        q(con, &[b"EXEC"])
+    };
+    let e = exec(&mut con).unwrap_err();
+    assert!(e.to_string().contains("older release"), "{e}");
+    assert!(started.elapsed() < Duration::from_millis(900), "answered at once, not after a timeout");
+
+    zk_delete(&zk.addr(), &old);
+    wait_aux_count(&m, 1, Duration::from_secs(15));
+    let info: String = q(&mut con, &[b"INFO", b"keyspace"]).unwrap();
+    assert!(info.contains("expires="), "{info}");
+    assert_eq!(exec(&mut con).unwrap(), redis::Value::Array(vec![redis::Value::Int(1)]));
+}

@@ -52,9 +52,13 @@ pub struct MemberInfo {
     pub features: Vec<String>,
 }
 
-/// The features of this release: `key_hash:tagged` (it places keys by hash tags when the
-/// cluster configuration says so, and runs `Request::Transaction`).
-pub const FEATURES: &[&str] = &["key_hash:tagged"];
+/// The features of this release: it places keys by hash tags when the cluster configuration
+/// says so (`key_hash:tagged`), and runs `Request::Transaction` and `Request::Census`
+/// ([`TRANSACTIONS`]).
+pub const FEATURES: &[&str] = &["key_hash:tagged", TRANSACTIONS];
+
+/// The feature of a release that runs transactions.
+pub const TRANSACTIONS: &str = "transactions";
 
 /// The feature a member needs for the cluster to place keys by `key_hash`.
 pub fn feature_for(key_hash: KeyHash) -> Option<&'static str> {

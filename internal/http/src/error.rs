@@ -52,7 +52,8 @@ impl From<MasterError> for ApiError {
             MasterError::NoAuxiliaries
             | MasterError::Quorum { .. }
             | MasterError::Refused { .. }
-            | MasterError::NotRecorded(_) => ApiError::Unavailable(e.to_string()),
+            | MasterError::NotRecorded(_)
+            | MasterError::OlderRelease(_) => ApiError::Unavailable(e.to_string()),
         }
     }
 }

@@ -26,7 +26,11 @@ impl<C: Connect> Router<C> {
     /// Live keys in the cluster (each once), how many expire, and their average time to live
     /// in ms, for `INFO keyspace`. Fails unless every auxiliary answered.
     pub async fn census(&self) -> Result<(u64, u64, u64), MasterError> {
-        let members = self.view().ring.nodes().to_vec();
+        let view = self.view();
+        if let Some(old) = view.nodes.values().find(|n| !n.addr.transactions) {
+            return Err(MasterError::OlderRelease(old.addr.id.clone()));
+        }
+        let members = view.ring.nodes().to_vec();
         let req = self.placed(Request::Census { members, virtual_nodes: self.virtual_nodes() });
         let answers = self.call_all(req, Duration::from_secs(30)).await;
         if answers.is_empty() {

@@ -66,6 +66,10 @@ pub enum MasterError {
     /// first write; see [`router::WriteRecord`]).
     #[error("cannot record the cluster's first write in ZooKeeper: {0}")]
     NotRecorded(String),
+    /// The auxiliary that would have to run it is of an older release, which does not know
+    /// the request (a rolling update is under way).
+    #[error("auxiliary {0} runs an older release, which cannot run this; try again once it is updated")]
+    OlderRelease(String),
     /// An owner refused the request (its answer says why), and too few accepted it.
     #[error("auxiliary {id}: {error}")]
     Refused {

@@ -164,7 +164,12 @@ impl Connect for Net {
 
 fn addrs(ids: &[&str]) -> Vec<AuxAddr> {
     ids.iter()
-        .map(|id| AuxAddr { id: id.to_string(), data_addr: format!("{id}:1"), http_addr: format!("{id}:2") })
+        .map(|id| AuxAddr {
+            id: id.to_string(),
+            data_addr: format!("{id}:1"),
+            http_addr: format!("{id}:2"),
+            transactions: true,
+        })
         .collect()
 }
 

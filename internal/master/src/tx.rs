@@ -72,6 +72,9 @@ impl<C: Connect> Router<C> {
         candidates.sort_by_key(|n| n.status() == NodeStatus::Suspect);
         let mut errors = Vec::new();
         for node in candidates {
+            if !node.addr.transactions {
+                return Err(MasterError::OlderRelease(node.addr.id.clone()));
+            }
             let requests: Vec<Request> = keys.iter().map(|key| Request::Get { key: key.clone() }).collect();
             let reads = requests.iter().map(|r| node.call(r));
             let mut entries = Vec::with_capacity(keys.len());

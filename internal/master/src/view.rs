@@ -35,6 +35,9 @@ pub struct AuxAddr {
     pub data_addr: String,
     /// host:port of its HTTP server.
     pub http_addr: String,
+    /// Its release runs transactions (`Request::Transaction`) and `Request::Census`: an older
+    /// one would not decode them, and the call would time out.
+    pub transactions: bool,
 }
 
 /// Health of an auxiliary as this master sees it.

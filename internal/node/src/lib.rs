@@ -289,7 +289,12 @@ fn start_resp(cfg: &MasterConfig, state: &Arc<MasterState>) -> Result<Option<Res
 fn aux_addrs(m: &Arc<Membership>) -> Vec<AuxAddr> {
     m.auxiliaries
         .iter()
-        .map(|m| AuxAddr { id: m.id.clone(), data_addr: m.data_addr.clone(), http_addr: m.http_addr.clone() })
+        .map(|m| AuxAddr {
+            id: m.id.clone(),
+            data_addr: m.data_addr.clone(),
+            http_addr: m.http_addr.clone(),
+            transactions: m.features.iter().any(|f| f == tiercache_discovery::TRANSACTIONS),
+        })
         .collect()
 }
 

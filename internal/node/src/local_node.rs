@@ -31,6 +31,7 @@ pub async fn run_local(
             data_addr: a.data_addr.to_string(),
             // Its /health and /metrics are the master's: it has no HTTP port of its own.
             http_addr: "in-process".to_string(),
+            transactions: true,
         });
         auxes.push(a);
     }
