@@ -1,7 +1,7 @@
 //! The master ↔ auxiliary protocol. Pure: no I/O, no runtime.
 //!
-//! - [`messages`]: requests, responses and their frames, `u64 request id (LE) ++ bincode 2
-//!   payload`. Ids let many requests share one connection out of order; the transport
+//! - [`messages`]: requests and responses; `frame`: their frames, `u64 request id (LE) ++
+//!   bincode 2 payload`. Ids let many requests share one connection out of order; the transport
 //!   (length-delimited TCP) lives in the `wire` crate. The first request on a connection must be
 //!   [`Request::Hello`] with the shared token and [`PROTOCOL_VERSION`]; an auxiliary answers
 //!   nothing else before it, and refuses another version by name.
@@ -12,15 +12,17 @@
 //!   rule every replica, transfer and quorum read applies.
 
 mod error;
+mod frame;
 pub mod glob;
 pub mod messages;
 pub mod step;
 pub mod version;
 
 pub use error::RemoteError;
+pub use frame::{decode, encode, encode_frame_into, ProtocolError, MAX_FRAME_BYTES};
 pub use messages::{
-    decode, encode, encode_frame_into, Census, Condition, Expect, Found, Op, Placed, ProtocolError, Request, Response,
-    SnapshotReply, StatsReply, WireEntry, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    Census, Condition, Expect, Found, Op, Placed, Request, Response, SnapshotReply, StatsReply, WireEntry,
+    PROTOCOL_VERSION,
 };
 pub use version::{Hlc, Stamp};
 
