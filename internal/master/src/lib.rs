@@ -3,8 +3,8 @@
 //!
 //! - [`view`]: the placement this master routes by, its auxiliaries with their suspect and
 //!   recovering marks, and the previous placement while keys move.
-//! - [`router`]: [`Router`], quorum reads (newest version wins, read repair, fallback to the
-//!   previous owners) and versioned writes and deletes.
+//! - [`router`]: [`Router`], its placement and view, versioned writes and deletes; `read`:
+//!   quorum reads (newest version wins, read repair, fallback to the previous owners).
 //! - `quorum`: the one fan-out helper every operation uses.
 //! - `atomic`: read-modify-write operations, one step on the key's primary owner, then
 //!   replicated.
@@ -23,6 +23,7 @@ pub mod floors;
 mod keyspace;
 pub mod peer;
 mod quorum;
+mod read;
 pub mod rebalance;
 pub mod router;
 pub mod state;
