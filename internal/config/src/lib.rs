@@ -343,7 +343,8 @@ impl Raw {
             65536,
             "an integer from 1 to 65536",
         )?;
-        let replicas = parse_num("REPLICAS", &self.replicas, 2usize, 1, "an integer >= 1")?;
+        let max = tiercache_placement::MAX_REPLICAS;
+        let replicas = parse_range("REPLICAS", &self.replicas, 2usize, 1, max, "an integer from 1 to 16")?;
         Ok((vn, replicas))
     }
 

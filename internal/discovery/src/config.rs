@@ -27,9 +27,6 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// Most copies the cluster accepts.
-    pub const MAX_REPLICAS: usize = 16;
-
     /// The placement settings it holds.
     pub fn settings(&self) -> Settings {
         Settings { virtual_nodes: self.virtual_nodes, replicas: self.replicas, key_hash: self.key_hash }
@@ -37,7 +34,7 @@ impl ClusterConfig {
 
     /// Whether the values can be used (a hand-edited znode may hold anything).
     pub fn is_valid(&self) -> bool {
-        (1..=Self::MAX_REPLICAS).contains(&self.replicas) && (1..=65536).contains(&self.virtual_nodes)
+        (1..=tiercache_placement::MAX_REPLICAS).contains(&self.replicas) && (1..=65536).contains(&self.virtual_nodes)
     }
 }
 

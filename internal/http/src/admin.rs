@@ -7,7 +7,7 @@ use std::time::Duration;
 use tiercache_master::protocol::{Request, Response};
 use tiercache_master::router::Answers;
 use tiercache_master::WirePeer;
-use tiercache_master::{same_secret, ConfigChangeError, KeyHash, MasterState};
+use tiercache_master::{same_secret, ConfigChangeError, KeyHash, MasterState, MAX_REPLICAS};
 
 /// The `Authorization: Bearer …` token of a request.
 pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
@@ -132,9 +132,6 @@ pub(crate) async fn rebalance(req: HttpRequest, state: web::Data<MasterState>) -
         Err(ApiError::Partial { message: format!("{failed} auxiliaries failed to rebalance"), body })
     }
 }
-
-/// Most copies `PUT /config` accepts: more would only multiply every write.
-const MAX_REPLICAS: usize = 16;
 
 /// `PUT /config?replicas=N`: changes `REPLICAS` for the running cluster. Every node follows
 /// the stored value; the coordinator then copies keys to their new owners (or drops the

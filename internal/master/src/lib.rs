@@ -40,7 +40,7 @@ pub use rebalance::{follow, rebalance_with_retries, RebalanceStatus};
 pub use router::{ReadResult, Router, RouterConfig, WriteRecord};
 pub use state::{ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Placement, ZkState};
 pub use threads::DataThreads;
-pub use tiercache_placement::KeyHash;
+pub use tiercache_placement::{KeyHash, MAX_REPLICAS};
 pub use tiercache_protocol::same_secret;
 pub use tiercache_wire::{Metrics, WireError};
 pub use view::{AuxAddr, AuxNode, NodeStatus, View};

@@ -8,6 +8,9 @@
 use std::collections::HashMap;
 use xxhash_rust::xxh3::xxh3_64;
 
+/// Most copies of a key a cluster accepts: more would only multiply every write.
+pub const MAX_REPLICAS: usize = 16;
+
 /// Default number of virtual nodes per auxiliary; measured to keep max/mean load near 1.05.
 pub const DEFAULT_VIRTUAL_NODES: u32 = 512;
 
