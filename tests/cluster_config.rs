@@ -293,8 +293,8 @@ fn an_older_auxiliary_is_never_sent_a_transaction_or_a_census() {
     let member = format!(r#"{{"id":"old-aux","http_addr":"127.0.0.1:1","data_addr":"127.0.0.1:{}"}}"#, a.data_port);
     zk_write(&zk.addr(), &old, member.as_bytes());
     wait_aux_count(&m, 2, Duration::from_secs(15));
-    let ring = tiercache_placement::Ring::new(&["aux-0", "old-aux"], 64)
-        .with_key_hash(tiercache_placement::KeyHash::Tagged);
+    let ring =
+        tiercache_placement::Ring::new(&["aux-0", "old-aux"], 64).with_key_hash(tiercache_placement::KeyHash::Tagged);
     let on_old = (0..).map(|i| format!("{{k{i}}}:a")).find(|k| ring.owners(k.as_bytes(), 1)[0] == "old-aux").unwrap();
 
     let mut con = conn(port);

@@ -11,6 +11,7 @@
 use parking_lot::RwLock;
 use std::sync::Arc;
 use tiercache_placement::{Ring, Settings};
+use tiercache_protocol::RemoteError;
 
 /// The membership the fence decides by.
 struct View {
@@ -34,15 +35,15 @@ impl Fence {
         *self.view.write() = Some(Arc::new(view));
     }
 
-    /// `Err(first owner)` when `node_id` may not run a step on `key` now: it is not
-    /// registered, or another registered member is the key's first owner.
-    pub fn may_lead(&self, key: &[u8], node_id: &str) -> Result<(), String> {
+    /// Refused when `node_id` may not run a step on `key` now: it is not registered, or
+    /// another registered member is the key's first owner.
+    pub fn may_lead(&self, key: &[u8], node_id: &str) -> Result<(), RemoteError> {
         let Some(view) = self.view.read().clone() else { return Ok(()) };
         if !view.registered {
-            return Err(String::new());
+            return Err(RemoteError::NotPrimary { primary: String::new() });
         }
         match view.ring.owners(key, view.replicas.max(1)).first() {
-            Some(first) if *first != node_id => Err((*first).to_string()),
+            Some(first) if *first != node_id => Err(RemoteError::NotPrimary { primary: (*first).to_string() }),
             _ => Ok(()),
         }
     }
@@ -65,7 +66,11 @@ mod tests {
         let key = (0..1000).map(|i| format!("k{i}")).find(|k| ring.owners(k.as_bytes(), 2)[0] == "a").unwrap();
         let second = ring.owners(key.as_bytes(), 2)[1].to_string();
         assert!(f.may_lead(key.as_bytes(), "a").is_ok());
-        assert_eq!(f.may_lead(key.as_bytes(), &second), Err("a".to_string()), "a is registered: cut off, not dead");
+        assert_eq!(
+            f.may_lead(key.as_bytes(), &second),
+            Err(RemoteError::NotPrimary { primary: "a".into() }),
+            "a is registered: cut off, not dead"
+        );
         // a's session expired: the next owner takes over.
         let without_a: Vec<String> = ids.iter().filter(|i| *i != "a").cloned().collect();
         f.update(&without_a, S, true);

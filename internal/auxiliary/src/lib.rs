@@ -23,6 +23,7 @@ pub mod server;
 pub mod snapshot;
 
 pub use catch_up::ClusterFeed;
+pub use ops::SnapshotError;
 pub use server::DataServer;
 pub use tiercache_wire::Metrics;
 
@@ -243,7 +244,7 @@ impl Auxiliary {
     /// are on) and ends the background tasks. The final snapshot must hold every write this
     /// node acknowledged (the last node of a cluster, or one whose hand-off failed, keeps its
     /// keys only there); its failure is returned so the process can exit non-zero.
-    pub async fn stop(&self) -> Result<(), String> {
+    pub async fn stop(&self) -> Result<(), ops::SnapshotError> {
         self.server.close_writes();
         let _ = self.stop_data.send(true);
         let mut result = Ok(());

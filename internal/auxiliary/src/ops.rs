@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tiercache_placement::{KeyHash, Settings};
 use tiercache_protocol::{RemoteError, Request, Response, SnapshotReply, WireEntry};
 use tiercache_store::Store;
-use tiercache_wire::{AuxClient, Metrics};
+use tiercache_wire::{AuxClient, Metrics, WireError};
 use tokio::runtime::Handle;
 
 const BATCH: usize = 1000;
@@ -46,19 +46,35 @@ pub struct AuxOps {
 pub struct TransferError {
     /// The auxiliary that did not take its batch.
     pub target: String,
-    /// What it answered, or how the call failed.
-    pub message: String,
+    /// How the call failed, or what it answered instead.
+    pub cause: WireError,
 }
 
 impl std::fmt::Display for TransferError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "transfer to {} failed: {}", self.target, self.message)
+        write!(f, "transfer to {} failed: {}", self.target, self.cause)
     }
+}
+
+/// Why a snapshot was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Writing the file (or the placement beside it) failed.
+    #[error("snapshot to {dir}: {source}")]
+    Io {
+        /// `BACKUP_DIR`.
+        dir: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The task writing it did not finish (it panicked or the runtime is stopping).
+    #[error("snapshot task: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl AuxOps {
     /// Takes a snapshot now (one at a time), recording metrics.
-    pub async fn snapshot_now(&self) -> Result<SnapshotReply, String> {
+    pub async fn snapshot_now(&self) -> Result<SnapshotReply, SnapshotError> {
         let _guard = self.snapshot_lock.lock().await;
         let (store, dir) = (self.store.clone(), self.backup_dir.clone());
         let ownership = self.ownership.lock().clone();
@@ -70,8 +86,8 @@ impl AuxOps {
             Ok::<_, std::io::Error>(r)
         })
         .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| format!("snapshot to {}: {e}", self.backup_dir.display())));
+        .map_err(SnapshotError::from)
+        .and_then(|r| r.map_err(|source| SnapshotError::Io { dir: self.backup_dir.clone(), source }));
         match &r {
             Ok(s) => {
                 self.metrics.backup_duration.observe(s.duration_ms as f64 / 1000.0);
@@ -84,7 +100,7 @@ impl AuxOps {
                     "snapshot written"
                 );
             }
-            Err(e) => tracing::error!(error = e, "snapshot failed"),
+            Err(e) => tracing::error!(error = %e, "snapshot failed"),
         }
         r
     }
@@ -115,8 +131,10 @@ impl AuxOps {
         let client = AuxClient::new(&self.rt, id, addr, &self.token, 1, Duration::from_secs(30));
         match client.call_with_timeout(&req, Duration::from_secs(600)).await {
             Ok(Response::Rebalanced { moved, .. }) => Ok(moved),
-            Ok(other) => Err(TransferError { target: id.clone(), message: format!("unexpected answer {other:?}") }),
-            Err(e) => Err(TransferError { target: id.clone(), message: e.to_string() }),
+            Ok(other) => {
+                Err(TransferError { target: id.clone(), cause: WireError::Unexpected(id.clone(), Box::new(other)) })
+            }
+            Err(cause) => Err(TransferError { target: id.clone(), cause }),
         }
     }
 
@@ -224,8 +242,11 @@ impl AuxOps {
                         moved += n;
                         self.metrics.rebalance_keys_moved.inc_by(n);
                     }
-                    Ok(other) => return Err(TransferError { target, message: format!("unexpected answer {other:?}") }),
-                    Err(e) => return Err(TransferError { target, message: e.to_string() }),
+                    Ok(other) => {
+                        let cause = WireError::Unexpected(target.clone(), Box::new(other));
+                        return Err(TransferError { target, cause });
+                    }
+                    Err(cause) => return Err(TransferError { target, cause }),
                 }
             }
         }
@@ -236,7 +257,7 @@ impl AuxOps {
     pub async fn snapshot_answer(&self) -> Response {
         match self.snapshot_now().await {
             Ok(s) => Response::Snapshot(s),
-            Err(e) => Response::Error(RemoteError::Snapshot(e)),
+            Err(e) => Response::Error(RemoteError::Snapshot(e.to_string())),
         }
     }
 
@@ -252,7 +273,7 @@ impl AuxOps {
                 tracing::info!(moved, dropped, ms = started.elapsed().as_millis() as u64, "rebalance transfer done");
                 Response::Rebalanced { moved, dropped }
             }
-            Err(e) => Response::Error(RemoteError::Transfer { target: e.target, message: e.message }),
+            Err(e) => Response::Error(RemoteError::Transfer { target: e.target, message: e.cause.to_string() }),
         }
     }
 }

@@ -98,14 +98,14 @@ impl DataServer {
     fn handle_fast(&self, req: &Request) -> Option<Response> {
         let started = Instant::now();
         if let Request::Apply { key, .. } | Request::ApplyReconciled { key, .. } = req {
-            if let Err(primary) = self.fence.may_lead(key, &self.ops.node_id) {
-                return Some(Response::Error(RemoteError::NotPrimary { primary }));
+            if let Err(refused) = self.fence.may_lead(key, &self.ops.node_id) {
+                return Some(Response::Error(refused));
             }
         }
         if let Request::Transaction { expect, .. } = req {
             for e in expect {
-                if let Err(primary) = self.fence.may_lead(&e.key, &self.ops.node_id) {
-                    return Some(Response::Error(RemoteError::NotPrimary { primary }));
+                if let Err(refused) = self.fence.may_lead(&e.key, &self.ops.node_id) {
+                    return Some(Response::Error(refused));
                 }
             }
         }

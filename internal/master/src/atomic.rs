@@ -70,7 +70,7 @@ impl<C: Connect> Router<C> {
                     done = Some((node, previous, written));
                     break;
                 }
-                Ok(other) => errors.push(WireError::Unexpected(node.addr.id.clone(), format!("{other:?}"))),
+                Ok(other) => errors.push(WireError::Unexpected(node.addr.id.clone(), Box::new(other))),
                 // Never sent: the next owner is the primary for now.
                 Err(e @ (WireError::Unreachable(_) | WireError::Down(_))) => {
                     errors.push(e);

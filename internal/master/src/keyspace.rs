@@ -44,7 +44,7 @@ impl<C: Connect> Router<C> {
                     total.expires += c.expires;
                     total.ttl_ms_sum += c.ttl_ms_sum;
                 }
-                Ok(other) => errors.push(WireError::Unexpected(node.addr.id.clone(), format!("{other:?}"))),
+                Ok(other) => errors.push(WireError::Unexpected(node.addr.id.clone(), Box::new(other))),
                 Err(e) => errors.push(e),
             }
         }
@@ -86,7 +86,7 @@ impl<C: Connect> Router<C> {
                     }
                 }
                 Ok(other) => {
-                    let e = WireError::Unexpected(node.addr.id.clone(), format!("{other:?}"));
+                    let e = WireError::Unexpected(node.addr.id.clone(), Box::new(other));
                     return Err(MasterError::quorum(1, 0, &[e]));
                 }
                 Err(e) => return Err(MasterError::quorum(1, 0, &[e])),
@@ -106,7 +106,7 @@ impl<C: Connect> Router<C> {
         for (node, r) in answers {
             match r {
                 Ok(Response::Count(c)) => sum += c,
-                Ok(other) => errors.push(WireError::Unexpected(node.addr.id.clone(), format!("{other:?}"))),
+                Ok(other) => errors.push(WireError::Unexpected(node.addr.id.clone(), Box::new(other))),
                 Err(e) => errors.push(e),
             }
         }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tiercache_protocol::{Request, Response};
+use tiercache_wire::WireError;
 use tokio::sync::watch;
 
 /// How long the membership must stay unchanged before the ownership sweep.
@@ -58,7 +59,9 @@ impl<C: Connect> Router<C> {
         for (node, r) in &results {
             match r {
                 Ok(Response::Rebalanced { moved: m, .. }) => moved += m,
-                Ok(other) => errors.push(format!("{}: unexpected {other:?}", node.addr.id)),
+                Ok(other) => {
+                    errors.push(WireError::Unexpected(node.addr.id.clone(), Box::new(other.clone())).to_string())
+                }
                 Err(e) => errors.push(e.to_string()),
             }
         }

@@ -87,7 +87,7 @@ impl<C: Connect> Router<C> {
                         recovering = true;
                         entries.push((key.clone(), f));
                     }
-                    Ok(other) => failed = Some(WireError::Unexpected(node.addr.id.clone(), format!("{other:?}"))),
+                    Ok(other) => failed = Some(WireError::Unexpected(node.addr.id.clone(), Box::new(other))),
                     Err(e) => failed = Some(e),
                 }
             }
@@ -144,7 +144,7 @@ impl<C: Connect> Router<C> {
                 return Ok(Committed::Conflict);
             }
             Ok(Response::Error(error)) => return Err(MasterError::Refused { id: id(), error }),
-            Ok(other) => return Err(MasterError::quorum(1, 0, &[WireError::Unexpected(id(), format!("{other:?}"))])),
+            Ok(other) => return Err(MasterError::quorum(1, 0, &[WireError::Unexpected(id(), Box::new(other))])),
             Err(e) => return Err(MasterError::quorum(1, 0, &[e])),
         }
         let Request::Transaction { writes, .. } = request else { unreachable!("built above") };

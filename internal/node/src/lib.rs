@@ -88,7 +88,7 @@ pub enum NodeError {
     /// The final snapshot of a stopping auxiliary failed: keys it did not hand off are lost,
     /// and the exit code tells the orchestrator so.
     #[error("final snapshot failed: {0}")]
-    FinalSnapshot(String),
+    FinalSnapshot(tiercache_auxiliary::SnapshotError),
 }
 
 struct ZkInfo {

@@ -90,7 +90,7 @@ pub async fn run_local(
     }
     for a in auxes {
         if let Err(e) = a.stop().await {
-            tracing::error!(error = e, "final snapshot failed");
+            tracing::error!(error = %e, "final snapshot failed");
         }
     }
     Ok(())

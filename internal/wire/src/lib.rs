@@ -49,9 +49,9 @@ pub enum WireError {
     /// Undecodable frame.
     #[error("protocol: {0}")]
     Protocol(#[from] tiercache_protocol::ProtocolError),
-    /// The auxiliary answered something this request does not expect.
-    #[error("auxiliary {0}: unexpected answer {1}")]
-    Unexpected(String, String),
+    /// The auxiliary answered something this request does not expect (kept as it came).
+    #[error("auxiliary {0}: unexpected answer {1:?}")]
+    Unexpected(String, Box<tiercache_protocol::Response>),
 }
 
 impl WireError {
