@@ -10,6 +10,7 @@
 //! - [`metrics`]: the Prometheus series both roles export, on a registry passed in.
 
 pub mod client;
+mod connection;
 pub mod metrics;
 pub mod slots;
 
