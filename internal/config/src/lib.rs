@@ -1,6 +1,12 @@
 //! Configuration from environment variables, read with envy and validated before any port
 //! opens. Every error names the variable and the form it expects, in one line. Pure: no I/O
 //! beyond reading the environment.
+//!
+//! - [`settings`]: the one table of every variable (readers, default, meaning), from which the
+//!   help and the flags come.
+//! - `parse`: one parser per kind of value, each error naming its variable.
+//! - here: each role's configuration ([`MasterConfig`], [`AuxiliaryConfig`], local mode) from
+//!   the variables.
 
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -126,6 +132,7 @@ pub struct AuxiliaryConfig {
     pub ignored: Vec<&'static str>,
 }
 
+mod parse;
 pub mod settings;
 
 pub use settings::SETTINGS;
@@ -167,143 +174,8 @@ struct Raw {
     local_persist: Option<String>,
 }
 
+use parse::*;
 use settings::Role;
-
-/// A variable's value without surrounding blanks; unset and blank are the same.
-fn trimmed(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
-fn bind_addr(v: Option<&str>, role: Role) -> Result<IpAddr, ConfigError> {
-    match v {
-        // Trying it out opens nothing to the network unless asked (the image sets 0.0.0.0).
-        None if role == Role::Local => Ok(IpAddr::from([127, 0, 0, 1])),
-        None => Ok(IpAddr::from([0, 0, 0, 0])),
-        Some(s) => s.parse().map_err(|_| ConfigError::Invalid {
-            var: "BIND_ADDR",
-            value: s.into(),
-            expected: "an IP address such as 0.0.0.0 or 127.0.0.1",
-        }),
-    }
-}
-
-fn advertise_host(v: Option<&str>) -> Result<String, ConfigError> {
-    match v {
-        None => Ok(hostname()),
-        Some(s) if s.contains(char::is_whitespace) || s.contains('/') => {
-            Err(ConfigError::Invalid { var: "ADVERTISE_HOST", value: s.into(), expected: "a host name or IP address" })
-        }
-        Some(s) => Ok(s.to_string()),
-    }
-}
-
-fn node_id(v: Option<&str>, advertise_host: &str, port: u16) -> Result<String, ConfigError> {
-    match v {
-        None => Ok(format!("{advertise_host}:{port}")),
-        Some(s) if s.contains('/') || s.len() > 200 => Err(ConfigError::Invalid {
-            var: "NODE_ID",
-            value: s.into(),
-            expected: "a name without '/' of at most 200 bytes",
-        }),
-        Some(s) => Ok(s.to_string()),
-    }
-}
-
-fn zk_servers(v: Option<&str>) -> Result<String, ConfigError> {
-    let Some(s) = v else { return Ok("127.0.0.1:2181".to_string()) };
-    let ok = s.split(',').all(|hp| {
-        let hp = hp.split('/').next().unwrap_or("");
-        hp.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
-    });
-    if !ok {
-        return Err(ConfigError::Invalid { var: "ZK_SERVERS", value: s.into(), expected: "host:port[,host:port...]" });
-    }
-    Ok(s.to_string())
-}
-
-fn zk_root(v: Option<&str>) -> Result<String, ConfigError> {
-    match v {
-        None => Ok("/tiercache".to_string()),
-        Some(s) if s.starts_with('/') && s.len() > 1 && !s.ends_with('/') && !s.contains("//") => Ok(s.to_string()),
-        Some(s) => Err(ConfigError::Invalid {
-            var: "ZK_ROOT",
-            value: s.into(),
-            expected: "an absolute znode path such as /tiercache",
-        }),
-    }
-}
-
-fn internal_token(v: Option<&str>, role: Role) -> Result<String, ConfigError> {
-    match v {
-        Some(t) if t.len() >= 8 => Ok(t.to_string()),
-        Some(t) if !t.is_empty() => Err(ConfigError::Invalid {
-            var: "INTERNAL_TOKEN",
-            value: "<hidden>".into(),
-            expected: "a shared secret of at least 8 bytes",
-        }),
-        _ if role == Role::Local => Ok("local-only-token".to_string()),
-        _ => Err(ConfigError::Missing {
-            var: "INTERNAL_TOKEN",
-            expected: "a shared secret of at least 8 bytes, the same on every master and auxiliary",
-        }),
-    }
-}
-
-fn log_format(v: Option<&str>) -> Result<LogFormat, ConfigError> {
-    match v {
-        None | Some("text") => Ok(LogFormat::Text),
-        Some("json") => Ok(LogFormat::Json),
-        Some(s) => Err(ConfigError::Invalid { var: "LOG_FORMAT", value: s.into(), expected: "text or json" }),
-    }
-}
-
-fn parse_num<T: std::str::FromStr + PartialOrd + Copy>(
-    var: &'static str,
-    v: &Option<String>,
-    default: T,
-    min: T,
-    expected: &'static str,
-) -> Result<T, ConfigError> {
-    parse_bounded(var, v, default, min, None, expected)
-}
-
-/// Like [`parse_num`] with an upper bound too (an explicit value above it is refused).
-fn parse_range<T: std::str::FromStr + PartialOrd + Copy>(
-    var: &'static str,
-    v: &Option<String>,
-    default: T,
-    min: T,
-    max: T,
-    expected: &'static str,
-) -> Result<T, ConfigError> {
-    parse_bounded(var, v, default, min, Some(max), expected)
-}
-
-fn parse_bounded<T: std::str::FromStr + PartialOrd + Copy>(
-    var: &'static str,
-    v: &Option<String>,
-    default: T,
-    min: T,
-    max: Option<T>,
-    expected: &'static str,
-) -> Result<T, ConfigError> {
-    match v.as_deref().map(str::trim) {
-        None | Some("") => Ok(default),
-        Some(s) => match s.parse::<T>() {
-            Ok(n) if n >= min && max.is_none_or(|m| n <= m) => Ok(n),
-            _ => Err(ConfigError::Invalid { var, value: s.to_string(), expected }),
-        },
-    }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_string())
-}
 
 impl Raw {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(vars: I) -> Result<Raw, ConfigError> {
@@ -470,80 +342,5 @@ pub fn local_from<I: IntoIterator<Item = (String, String)>>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
-    }
-
-    #[test]
-    fn defaults() {
-        let m = master_from(vars(&[("INTERNAL_TOKEN", "12345678")])).unwrap();
-        assert_eq!(m.common.port, 8000);
-        assert_eq!((m.replicas, m.write_quorum, m.read_quorum), (2, 1, 1));
-        assert_eq!(m.common.zk_root, "/tiercache");
-        assert_eq!(m.data_threads, std::thread::available_parallelism().unwrap().get());
-        let a = auxiliary_from(vars(&[("INTERNAL_TOKEN", "12345678")])).unwrap();
-        assert_eq!((a.common.port, a.data_port), (3001, 4001));
-        assert_eq!(a.backup_interval_secs, 60);
-        let (lm, _) = local_from(vars(&[])).unwrap();
-        assert_eq!(lm.common.port, 8000);
-        assert_eq!(lm.common.bind_addr.to_string(), "127.0.0.1", "local opens nothing to the network");
-        assert_eq!(m.common.bind_addr.to_string(), "0.0.0.0");
-        let (_, forget) = local_from(vars(&[("LOCAL_PERSIST", "0")])).unwrap();
-        assert!(!forget.restore && forget.backup_interval_secs == 0);
-        assert!(local_from(vars(&[("LOCAL_PERSIST", "yes")])).unwrap_err().to_string().contains("LOCAL_PERSIST"));
-        let e = local_from(vars(&[("REPLICAS", "5"), ("WRITE_QUORUM", "5")])).unwrap_err().to_string();
-        assert!(e.contains("REPLICAS") && e.contains("three auxiliaries"), "{e}");
-    }
-
-    #[test]
-    fn errors_name_the_variable() {
-        let cases: &[(&str, &str, &str)] = &[
-            ("PORT", "abc", "PORT"),
-            ("PORT", "70000", "PORT"),
-            ("BIND_ADDR", "nope", "BIND_ADDR"),
-            ("ZK_SERVERS", "localhost", "ZK_SERVERS"),
-            ("ZK_ROOT", "tiercache", "ZK_ROOT"),
-            ("WRITE_QUORUM", "3", "WRITE_QUORUM"),
-            ("REPLICAS", "0", "REPLICAS"),
-            ("LOG_FORMAT", "xml", "LOG_FORMAT"),
-            ("DEFAULT_TTL", "-1", "DEFAULT_TTL"),
-            ("INTERNAL_TOKEN", "short", "INTERNAL_TOKEN"),
-            ("DATA_THREADS", "0", "DATA_THREADS"),
-            ("DATA_THREADS", "many", "DATA_THREADS"),
-        ];
-        for (var, val, name) in cases {
-            let mut v = vars(&[("INTERNAL_TOKEN", "12345678")]);
-            v.retain(|(k, _)| k != var);
-            v.push((var.to_string(), val.to_string()));
-            let err = master_from(v).unwrap_err().to_string();
-            assert!(err.contains(name), "{err}");
-            assert!(!err.contains('\n'));
-        }
-        let err = auxiliary_from(vars(&[("INTERNAL_TOKEN", "12345678"), ("CACHE_SIZE", "lots")])).unwrap_err();
-        assert!(err.to_string().contains("CACHE_SIZE"));
-        let err = master_from(vars(&[])).unwrap_err();
-        assert!(err.to_string().contains("INTERNAL_TOKEN"));
-    }
-
-    #[test]
-    fn variables_lists_exactly_what_is_read() {
-        let all: Vec<(String, String)> = variables().map(|v| (v.to_string(), "x".to_string())).collect();
-        let raw = format!("{:?}", Raw::from_iter(all).unwrap());
-        assert!(!raw.contains("None"), "a variable read is missing from SETTINGS: {raw}");
-        // HOSTNAME and RUST_LOG are read outside `Raw`.
-        assert_eq!(raw.matches("Some(").count(), SETTINGS.len() - 2, "{raw}");
-    }
-
-    #[test]
-    fn placement_set_or_defaulted_is_told_apart() {
-        let m = master_from(vars(&[("INTERNAL_TOKEN", "12345678")])).unwrap();
-        assert!(!m.replicas_from_env && !m.virtual_nodes_from_env);
-        let m = master_from(vars(&[("INTERNAL_TOKEN", "12345678"), ("REPLICAS", "3")])).unwrap();
-        assert!(m.replicas_from_env && !m.virtual_nodes_from_env);
-        let a = auxiliary_from(vars(&[("INTERNAL_TOKEN", "12345678"), ("VIRTUAL_NODES", "8")])).unwrap();
-        assert_eq!(a.ignored, vec!["VIRTUAL_NODES"]);
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;
