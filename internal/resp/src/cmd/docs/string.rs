@@ -1,0 +1,200 @@
+//! Redis's `string` group.
+
+use super::*;
+
+pub(crate) const DOCS: &[Doc] = &[
+    Doc {
+        name: "append",
+        summary: "Appends a string to the value of a key. Creates the key if it doesn't exist.",
+        since: "2.0.0",
+        group: "string",
+        complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the \
+            already present value is of any size, since the dynamic string library used by Redis will double the \
+            free space available on every reallocation.",
+        args: &[arg("key", Kind::Key), arg("value", Kind::String)],
+    },
+    Doc {
+        name: "decr",
+        summary: "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        since: "1.0.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key)],
+    },
+    Doc {
+        name: "decrby",
+        summary: "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't \
+            exist.",
+        since: "1.0.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key), arg("decrement", Kind::Integer)],
+    },
+    Doc {
+        name: "get",
+        summary: "Returns the string value of a key.",
+        since: "1.0.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key)],
+    },
+    Doc {
+        name: "getdel",
+        summary: "Returns the string value of a key after deleting the key.",
+        since: "6.2.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key)],
+    },
+    Doc {
+        name: "getex",
+        summary: "Returns the string value of a key after setting its expiration time.",
+        since: "6.2.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[
+            arg("key", Kind::Key),
+            opt(
+                "expiration",
+                Kind::Oneof(&[
+                    tagged("seconds", Kind::Integer, "EX"),
+                    tagged("milliseconds", Kind::Integer, "PX"),
+                    tagged("unix-time-seconds", Kind::UnixTime, "EXAT"),
+                    tagged("unix-time-milliseconds", Kind::UnixTime, "PXAT"),
+                    word("persist", "PERSIST"),
+                ]),
+            ),
+        ],
+    },
+    Doc {
+        name: "getrange",
+        summary: "Returns a substring of the string stored at a key.",
+        since: "2.4.0",
+        group: "string",
+        complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by \
+                     the returned length, but because creating a substring from an existing string is very cheap, it \
+                     can be considered O(1) for small strings.",
+        args: &[arg("key", Kind::Key), arg("start", Kind::Integer), arg("end", Kind::Integer)],
+    },
+    Doc {
+        name: "getset",
+        summary: "Returns the previous string value of a key after setting it to a new value.",
+        since: "1.0.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key), arg("value", Kind::String)],
+    },
+    Doc {
+        name: "incr",
+        summary: "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        since: "1.0.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key)],
+    },
+    Doc {
+        name: "incrby",
+        summary: "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't \
+            exist.",
+        since: "1.0.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key), arg("increment", Kind::Integer)],
+    },
+    Doc {
+        name: "incrbyfloat",
+        summary: "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        since: "2.6.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key), arg("increment", Kind::Double)],
+    },
+    Doc {
+        name: "mget",
+        summary: "Atomically returns the string values of one or more keys.",
+        since: "1.0.0",
+        group: "string",
+        complexity: "O(N) where N is the number of keys to retrieve.",
+        args: &[many("key", Kind::Key)],
+    },
+    Doc {
+        name: "mset",
+        summary: "Atomically creates or modifies the string values of one or more keys.",
+        since: "1.0.1",
+        group: "string",
+        complexity: "O(N) where N is the number of keys to set.",
+        args: &[many("data", Kind::Block(&[arg("key", Kind::Key), arg("value", Kind::String)]))],
+    },
+    Doc {
+        name: "msetnx",
+        summary: "Atomically modifies the string values of one or more keys only when all keys don't exist.",
+        since: "1.0.1",
+        group: "string",
+        complexity: "O(N) where N is the number of keys to set.",
+        args: &[many("data", Kind::Block(&[arg("key", Kind::Key), arg("value", Kind::String)]))],
+    },
+    Doc {
+        name: "psetex",
+        summary: "Sets both string value and expiration time in milliseconds of a key. The key is created if it \
+            doesn't exist.",
+        since: "2.6.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key), arg("milliseconds", Kind::Integer), arg("value", Kind::String)],
+    },
+    Doc {
+        name: "set",
+        summary: "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
+        since: "1.0.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[
+            arg("key", Kind::Key),
+            arg("value", Kind::String),
+            opt("condition", Kind::Oneof(&[word("nx", "NX"), word("xx", "XX")])),
+            word("get", "GET").optional(),
+            opt(
+                "expiration",
+                Kind::Oneof(&[
+                    tagged("seconds", Kind::Integer, "EX"),
+                    tagged("milliseconds", Kind::Integer, "PX"),
+                    tagged("unix-time-seconds", Kind::UnixTime, "EXAT"),
+                    tagged("unix-time-milliseconds", Kind::UnixTime, "PXAT"),
+                    word("keepttl", "KEEPTTL"),
+                ]),
+            ),
+        ],
+    },
+    Doc {
+        name: "setex",
+        summary: "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
+        since: "2.0.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key), arg("seconds", Kind::Integer), arg("value", Kind::String)],
+    },
+    Doc {
+        name: "setnx",
+        summary: "Set the string value of a key only when the key doesn't exist.",
+        since: "1.0.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key), arg("value", Kind::String)],
+    },
+    Doc {
+        name: "setrange",
+        summary: "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
+        since: "2.2.0",
+        group: "string",
+        complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.",
+        args: &[arg("key", Kind::Key), arg("offset", Kind::Integer), arg("value", Kind::String)],
+    },
+    Doc {
+        name: "strlen",
+        summary: "Returns the length of a string value.",
+        since: "2.2.0",
+        group: "string",
+        complexity: "O(1)",
+        args: &[arg("key", Kind::Key)],
+    },
+];
