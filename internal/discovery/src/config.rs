@@ -3,40 +3,9 @@
 
 use crate::session::members_of;
 use crate::{opts, MemberInfo};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use tiercache_placement::{KeyHash, Settings};
+use tiercache_placement::{ClusterConfig, KeyHash};
 use zookeeper_client as zk;
-
-/// Placement settings shared by the whole cluster, stored in `${ZK_ROOT}/config`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterConfig {
-    /// Copies of each key (`REPLICAS`).
-    pub replicas: usize,
-    /// Virtual nodes per auxiliary on the ring (`VIRTUAL_NODES`).
-    pub virtual_nodes: u32,
-    /// The `replicas` for which every key was last re-replicated; behind `replicas` after a
-    /// `PUT /config` until a coordinator's rebalance has succeeded (any coordinator, so one
-    /// lost with a master is redone by the next).
-    #[serde(default)]
-    pub replicated_for: usize,
-    /// Which bytes of a key place it. A configuration written before hash tags has none:
-    /// whole keys, until an operator switches (`POST /rebalance?key_hash=tagged`).
-    #[serde(default)]
-    pub key_hash: KeyHash,
-}
-
-impl ClusterConfig {
-    /// The placement settings it holds.
-    pub fn settings(&self) -> Settings {
-        Settings { virtual_nodes: self.virtual_nodes, replicas: self.replicas, key_hash: self.key_hash }
-    }
-
-    /// Whether the values can be used (a hand-edited znode may hold anything).
-    pub fn is_valid(&self) -> bool {
-        (1..=tiercache_placement::MAX_REPLICAS).contains(&self.replicas) && (1..=65536).contains(&self.virtual_nodes)
-    }
-}
 
 /// Why the cluster configuration could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -16,12 +16,12 @@
 mod config;
 mod session;
 
-pub use config::{ClusterConfig, ConfigWriteError, ConfigWriter};
+pub use config::{ConfigWriteError, ConfigWriter};
 use serde::{Deserialize, Serialize};
 use session::{supervise, Channels};
 use std::sync::Arc;
 use std::time::Duration;
-pub use tiercache_placement::{KeyHash, Settings};
+pub use tiercache_placement::{ClusterConfig, KeyHash, Settings};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use zookeeper_client as zk;

@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tiercache_placement::KeyHash;
+use tiercache_placement::{KeyHash, Settings};
 use tiercache_protocol::{Hlc, Placed, Request, Response};
 use tiercache_wire::{Metrics, WireError};
 
@@ -155,7 +155,8 @@ impl<C: Connect> Router<C> {
 
     /// Adopts the cluster configuration; a new `virtual_nodes` or `key_hash` rebuilds the
     /// ring (and keeps the old one for reads while keys move, as a membership change does).
-    pub fn set_placement(&self, replicas: usize, virtual_nodes: u32, key_hash: KeyHash) {
+    pub fn set_placement(&self, settings: Settings) {
+        let Settings { replicas, virtual_nodes, key_hash } = settings;
         let old_replicas = self.replicas.swap(replicas.max(1), Ordering::Relaxed);
         let old_vn = self.virtual_nodes.swap(virtual_nodes.max(1), Ordering::Relaxed);
         let old_hash = std::mem::replace(&mut *self.key_hash.write(), key_hash);

@@ -3,6 +3,7 @@
 
 use crate::{Metrics, Router};
 use std::sync::Arc;
+use tiercache_placement::ClusterConfig;
 
 /// Size limits and defaults of the client API.
 #[derive(Debug, Clone)]
@@ -49,20 +50,6 @@ impl ZkState {
     }
 }
 
-/// The placement settings the whole cluster shares (stored in ZooKeeper).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Placement {
-    /// Copies of each key.
-    pub replicas: usize,
-    /// Virtual nodes per auxiliary.
-    pub virtual_nodes: u32,
-    /// Which bytes of a key place it.
-    pub key_hash: tiercache_placement::KeyHash,
-    /// The `replicas` every key was last copied for (behind `replicas` while the coordinator
-    /// re-replicates after a change).
-    pub replicated_for: usize,
-}
-
 /// Why `PUT /config` could not store the change.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigChangeError {
@@ -86,7 +73,7 @@ pub enum ConfigChangeError {
 /// What the master knows about the cluster beyond its router (from discovery).
 pub trait ClusterInfo: Send + Sync + 'static {
     /// The cluster configuration as stored, once read.
-    fn placement(&self) -> Option<Placement>;
+    fn placement(&self) -> Option<ClusterConfig>;
     /// Stores a new `REPLICAS` for the whole cluster.
     fn set_replicas(
         &self,

@@ -30,8 +30,8 @@ use tiercache_discovery::{
 };
 use tiercache_http::AuxState;
 use tiercache_master::{
-    self as master, AuxAddr, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Metrics, Placement,
-    Router, RouterConfig, WireConnect, ZkState,
+    self as master, AuxAddr, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Metrics, Router,
+    RouterConfig, WireConnect, ZkState,
 };
 use tokio::sync::watch;
 
@@ -97,9 +97,10 @@ struct ZkInfo {
     static_masters: Vec<MasterInfo>,
     me: String,
     /// The stored cluster configuration, and the handle that rewrites it (None in local mode,
-    /// whose placement is `local`).
+    /// whose placement is `local`). `local` is this master's own: what it publishes in a new
+    /// cluster, and what replaces a stored value that cannot be read.
     config: Option<(watch::Receiver<Option<ClusterConfig>>, ConfigWriter)>,
-    local: Placement,
+    local: ClusterConfig,
 }
 
 /// A change of the stored cluster configuration, under way.
@@ -112,7 +113,7 @@ impl ZkInfo {
         let Some((_, discovery)) = self.config.clone() else {
             return Box::pin(async { Err(ConfigChangeError::NoZooKeeper) });
         };
-        let fallback = self.fallback();
+        let fallback = self.local;
         Box::pin(async move {
             discovery
                 .update(|stored| Some(f(stored.unwrap_or(fallback))))
@@ -121,27 +122,12 @@ impl ZkInfo {
                 .map_err(|e| ConfigChangeError::Store(e.to_string()))
         })
     }
-
-    /// What replaces an unreadable stored configuration: this master's settings.
-    fn fallback(&self) -> ClusterConfig {
-        ClusterConfig {
-            replicas: self.local.replicas,
-            virtual_nodes: self.local.virtual_nodes,
-            replicated_for: self.local.replicas,
-            key_hash: self.local.key_hash,
-        }
-    }
 }
 
 impl ClusterInfo for ZkInfo {
-    fn placement(&self) -> Option<Placement> {
+    fn placement(&self) -> Option<ClusterConfig> {
         match &self.config {
-            Some((rx, _)) => rx.borrow().map(|c| Placement {
-                replicas: c.replicas,
-                virtual_nodes: c.virtual_nodes,
-                key_hash: c.key_hash,
-                replicated_for: c.replicated_for,
-            }),
+            Some((rx, _)) => *rx.borrow(),
             None => Some(self.local),
         }
     }

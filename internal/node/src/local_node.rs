@@ -36,7 +36,13 @@ pub async fn run_local(
         auxes.push(a);
     }
     // Nothing of an older release to agree with: keys group by their hash tags.
-    router.set_placement(master.replicas, master.virtual_nodes, KeyHash::Tagged);
+    let config = ClusterConfig {
+        replicas: master.replicas,
+        virtual_nodes: master.virtual_nodes,
+        key_hash: KeyHash::Tagged,
+        replicated_for: master.replicas,
+    };
+    router.set_placement(config.settings());
     router.set_members(&members);
     let http_addr = SocketAddr::new(master.common.bind_addr, master.common.port);
     let listener = bind_std("PORT", http_addr)?;
@@ -46,12 +52,7 @@ pub async fn run_local(
         static_masters: vec![MasterInfo { id: master.common.node_id.clone(), address: http_addr.to_string() }],
         me: master.common.node_id.clone(),
         config: None,
-        local: Placement {
-            replicas: master.replicas,
-            virtual_nodes: master.virtual_nodes,
-            key_hash: KeyHash::Tagged,
-            replicated_for: master.replicas,
-        },
+        local: config,
     });
     let mut state = master_state(&master, router, metrics, info);
     // /metrics shows the in-process auxiliaries' store series, summed, as one auxiliary's.

@@ -25,12 +25,7 @@ pub async fn run_master(cfg: MasterConfig, build: Build, shutdown: impl Future<O
         static_masters: vec![],
         me: cfg.common.node_id.clone(),
         config: Some((discovery.cluster_config(), discovery.config_writer())),
-        local: Placement {
-            replicas: cfg.replicas,
-            virtual_nodes: cfg.virtual_nodes,
-            key_hash: KeyHash::Tagged,
-            replicated_for: cfg.replicas,
-        },
+        local: publish,
     });
     router.set_write_record(Arc::new(ZkWriteRecord(discovery.config_writer())));
     let members = derived(discovery.membership(), aux_addrs);
@@ -102,7 +97,7 @@ async fn follow_cluster_config(
         let _ = fatal.send(e);
         return;
     }
-    router.set_placement(first.replicas, first.virtual_nodes, first.key_hash);
+    router.set_placement(first.settings());
     let current = Arc::new(parking_lot::Mutex::new(first));
     let changes = async {
         while config.changed().await.is_ok() {
@@ -117,7 +112,7 @@ async fn follow_cluster_config(
                 );
                 continue;
             }
-            router.set_placement(next.replicas, next.virtual_nodes, next.key_hash);
+            router.set_placement(next.settings());
             *cur = next;
         }
     };

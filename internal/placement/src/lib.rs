@@ -102,6 +102,37 @@ impl Settings {
     }
 }
 
+/// The cluster configuration, stored in ZooKeeper at `${ZK_ROOT}/config` and shown by
+/// `GET /config`: the placement [`Settings`] and how far re-replication has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterConfig {
+    /// Copies of each key (`REPLICAS`).
+    pub replicas: usize,
+    /// Virtual nodes per auxiliary on the ring (`VIRTUAL_NODES`).
+    pub virtual_nodes: u32,
+    /// The `replicas` for which every key was last re-replicated; behind `replicas` after a
+    /// `PUT /config` until a coordinator's rebalance has succeeded (any coordinator, so one
+    /// lost with a master is redone by the next).
+    #[serde(default)]
+    pub replicated_for: usize,
+    /// Which bytes of a key place it. A configuration written before hash tags has none:
+    /// whole keys, until an operator switches (`POST /rebalance?key_hash=tagged`).
+    #[serde(default)]
+    pub key_hash: KeyHash,
+}
+
+impl ClusterConfig {
+    /// The placement settings it holds.
+    pub fn settings(&self) -> Settings {
+        Settings { virtual_nodes: self.virtual_nodes, replicas: self.replicas, key_hash: self.key_hash }
+    }
+
+    /// Whether the values can be used (a hand-edited znode may hold anything).
+    pub fn is_valid(&self) -> bool {
+        (1..=MAX_REPLICAS).contains(&self.replicas) && (1..=65536).contains(&self.virtual_nodes)
+    }
+}
+
 fn vnode_hash(node: &str, i: u32) -> u64 {
     let mut buf = Vec::with_capacity(node.len() + 5);
     buf.extend_from_slice(node.as_bytes());
