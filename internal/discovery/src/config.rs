@@ -2,7 +2,7 @@
 //! by the first master), and how it is rewritten without losing the fields of other releases.
 
 use crate::session::members_of;
-use crate::{opts, MemberInfo};
+use crate::{opts, Member};
 use std::sync::Arc;
 use tiercache_placement::{ClusterConfig, KeyHash};
 use zookeeper_client as zk;
@@ -68,7 +68,7 @@ impl ConfigWriter {
     /// Records that the cluster is about to acknowledge writes, then lists the auxiliaries
     /// registered now: a write routed by that list reaches every auxiliary that could have
     /// seen no record (see [`ConfigWriter::has_written`]).
-    pub async fn record_written(&self) -> Result<Vec<MemberInfo>, ConfigWriteError> {
+    pub async fn record_written(&self) -> Result<Vec<Member>, ConfigWriteError> {
         let client = self.client.lock().clone().ok_or(ConfigWriteError::NotConnected)?;
         match client.create(&self.written_path(), b"", &opts(zk::CreateMode::Persistent)).await {
             Ok(_) | Err(zk::Error::NodeExists) => {}

@@ -17,11 +17,10 @@ mod config;
 mod session;
 
 pub use config::{ConfigWriteError, ConfigWriter};
-use serde::{Deserialize, Serialize};
 use session::{supervise, Channels};
 use std::sync::Arc;
 use std::time::Duration;
-pub use tiercache_placement::{ClusterConfig, KeyHash, Settings};
+pub use tiercache_placement::{ClusterConfig, Features, KeyHash, Member, Settings};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use zookeeper_client as zk;
@@ -44,45 +43,13 @@ impl Role {
     }
 }
 
-/// What a node publishes about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
-pub struct MemberInfo {
-    /// `NODE_ID`.
-    pub id: String,
-    /// host:port of its HTTP server.
-    pub http_addr: String,
-    /// host:port of its internal protocol (auxiliaries only).
-    #[serde(default)]
-    pub data_addr: String,
-    /// What this node's release can do that older ones cannot ([`FEATURES`]); a cluster
-    /// setting that needs a feature is refused while a member lacks it.
-    #[serde(default)]
-    pub features: Vec<String>,
-}
-
-/// The features of this release: it places keys by hash tags when the cluster configuration
-/// says so (`key_hash:tagged`), and runs `Request::Transaction` and `Request::Census`
-/// ([`TRANSACTIONS`]).
-pub const FEATURES: &[&str] = &["key_hash:tagged", TRANSACTIONS];
-
-/// The feature of a release that runs transactions.
-pub const TRANSACTIONS: &str = "transactions";
-
-/// The feature a member needs for the cluster to place keys by `key_hash`.
-pub fn feature_for(key_hash: KeyHash) -> Option<&'static str> {
-    match key_hash {
-        KeyHash::Whole => None,
-        KeyHash::Tagged => Some("key_hash:tagged"),
-    }
-}
-
 /// The cluster as last seen in ZooKeeper.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
     /// Registered masters, sorted by id.
-    pub masters: Vec<MemberInfo>,
+    pub masters: Vec<Member>,
     /// Registered auxiliaries, sorted by id.
-    pub auxiliaries: Vec<MemberInfo>,
+    pub auxiliaries: Vec<Member>,
     /// Id of the elected coordinator master (lowest ephemeral-sequential election znode).
     pub coordinator: Option<String>,
 }
@@ -121,7 +88,7 @@ pub struct DiscoveryConfig {
     /// Directory to register in.
     pub role: Role,
     /// This node.
-    pub me: MemberInfo,
+    pub me: Member,
     /// The cluster configuration to publish when none is stored yet (masters), or `None` to
     /// only read it (auxiliaries).
     pub publish: Option<ClusterConfig>,

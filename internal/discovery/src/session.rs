@@ -2,7 +2,7 @@
 //! the election and the configuration, and a new session after an expiry.
 
 use crate::config::{read_config, Stored};
-use crate::{opts, ClusterConfig, DiscoveryConfig, MemberInfo, Membership, Role, ZkStatus};
+use crate::{opts, ClusterConfig, DiscoveryConfig, Member, Membership, Role, ZkStatus};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -94,7 +94,7 @@ async fn register(cfg: &DiscoveryConfig, client: &zk::Client) -> Result<(), zk::
     Err(zk::Error::NodeExists)
 }
 
-async fn list(client: &zk::Client, dir: &str) -> Result<(Vec<MemberInfo>, zk::OneshotWatcher), zk::Error> {
+async fn list(client: &zk::Client, dir: &str) -> Result<(Vec<Member>, zk::OneshotWatcher), zk::Error> {
     let (children, watcher) = client.list_and_watch_children(dir).await?;
     Ok((members_of(client, dir, children).await?, watcher))
 }
@@ -104,11 +104,11 @@ pub(crate) async fn members_of(
     client: &zk::Client,
     dir: &str,
     children: Vec<String>,
-) -> Result<Vec<MemberInfo>, zk::Error> {
+) -> Result<Vec<Member>, zk::Error> {
     let mut out = Vec::with_capacity(children.len());
     for c in children {
         match client.get_data(&format!("{dir}/{c}")).await {
-            Ok((data, _)) => match serde_json::from_slice::<MemberInfo>(&data) {
+            Ok((data, _)) => match serde_json::from_slice::<Member>(&data) {
                 Ok(m) => out.push(m),
                 Err(e) => tracing::warn!(node = c, error = %e, "ignoring znode with unreadable data"),
             },
@@ -116,7 +116,7 @@ pub(crate) async fn members_of(
             Err(e) => return Err(e),
         }
     }
-    out.sort();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
 }
 

@@ -27,7 +27,7 @@ impl<C: Connect> Router<C> {
     /// in ms, for `INFO keyspace`. Fails unless every auxiliary answered.
     pub async fn census(&self) -> Result<(u64, u64, u64), MasterError> {
         let view = self.view();
-        if let Some(old) = view.nodes.values().find(|n| !n.addr.transactions) {
+        if let Some(old) = view.nodes.values().find(|n| !n.addr.features.transactions) {
             return Err(MasterError::OlderRelease(old.addr.id.clone()));
         }
         let members = view.ring.nodes().to_vec();

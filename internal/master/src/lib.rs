@@ -40,10 +40,10 @@ pub use rebalance::{follow, rebalance_with_retries, RebalanceStatus};
 pub use router::{ReadResult, Router, RouterConfig, WriteRecord};
 pub use state::{ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, ZkState};
 pub use threads::DataThreads;
-pub use tiercache_placement::{ClusterConfig, KeyHash, MAX_REPLICAS};
+pub use tiercache_placement::{ClusterConfig, Features, KeyHash, Member, MAX_REPLICAS};
 pub use tiercache_protocol::same_secret;
 pub use tiercache_wire::{Metrics, WireError};
-pub use view::{AuxAddr, AuxNode, NodeStatus, View};
+pub use view::{AuxNode, NodeStatus, View};
 
 use tiercache_protocol::RemoteError;
 

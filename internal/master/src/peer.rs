@@ -2,11 +2,11 @@
 //! [`Connect`]. In production that is [`WireConnect`] (pooled connections per calling thread);
 //! in unit tests an in-memory peer that can fail, stall or answer with old versions.
 
-use crate::view::AuxAddr;
 use parking_lot::RwLock;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tiercache_placement::Member;
 use tiercache_protocol::{Request, Response};
 use tiercache_wire::{AuxClient, WireError};
 use tokio::runtime::Handle;
@@ -22,7 +22,7 @@ pub trait Connect: Send + Sync + 'static {
     /// The peer type.
     type Peer: Peer;
     /// A peer for `addr` (connections may be made lazily).
-    fn connect(&self, addr: &AuxAddr) -> Self::Peer;
+    fn connect(&self, addr: &Member) -> Self::Peer;
 }
 
 /// Production peers: the internal protocol over pooled connections.
@@ -36,7 +36,7 @@ pub struct WireConnect {
 impl Connect for WireConnect {
     type Peer = WirePeer;
 
-    fn connect(&self, addr: &AuxAddr) -> WirePeer {
+    fn connect(&self, addr: &Member) -> WirePeer {
         WirePeer {
             id: addr.id.clone(),
             data_addr: addr.data_addr.clone(),

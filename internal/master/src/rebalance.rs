@@ -4,10 +4,10 @@
 
 use crate::peer::Connect;
 use crate::router::{Answers, Router};
-use crate::view::AuxAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tiercache_placement::Member;
 use tiercache_protocol::{Request, Response};
 use tiercache_wire::WireError;
 use tokio::sync::watch;
@@ -82,11 +82,11 @@ impl<C: Connect> Router<C> {
 /// Applies membership changes to the router; when `is_coordinator` says so, starts the
 /// transfer of keys whose owners changed and, once settled, the ownership sweep.
 pub async fn follow<C: Connect>(
-    mut rx: watch::Receiver<Vec<AuxAddr>>,
+    mut rx: watch::Receiver<Vec<Member>>,
     router: Arc<Router<C>>,
     is_coordinator: Arc<dyn Fn() -> bool + Send + Sync>,
 ) {
-    let mut applied: Vec<AuxAddr> = Vec::new();
+    let mut applied: Vec<Member> = Vec::new();
     // Bumped on every applied change: a sweep scheduled before it finds it moved and skips.
     let changes = Arc::new(AtomicU64::new(0));
     loop {

@@ -4,13 +4,14 @@
 use crate::peer::{Connect, WireConnect};
 use crate::quorum::{try_call_many, Plan};
 use crate::rebalance::RebalanceStatus;
-use crate::view::{AuxAddr, AuxNode, View};
+use crate::view::{AuxNode, View};
 use crate::MasterError;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tiercache_placement::Member;
 use tiercache_placement::{KeyHash, Settings};
 use tiercache_protocol::{Hlc, Placed, Request, Response};
 use tiercache_wire::{Metrics, WireError};
@@ -161,7 +162,7 @@ impl<C: Connect> Router<C> {
         let old_vn = self.virtual_nodes.swap(virtual_nodes.max(1), Ordering::Relaxed);
         let old_hash = std::mem::replace(&mut *self.key_hash.write(), key_hash);
         if old_vn != virtual_nodes || old_hash != key_hash {
-            let members: Vec<AuxAddr> = self.view().nodes.values().map(|n| n.addr.clone()).collect();
+            let members: Vec<Member> = self.view().nodes.values().map(|n| n.addr.clone()).collect();
             self.set_members(&members);
         }
         if (old_replicas, old_vn, old_hash) != (replicas, virtual_nodes, key_hash) {
@@ -184,7 +185,7 @@ impl<C: Connect> Router<C> {
     }
 
     /// Replaces the membership; peers of unchanged auxiliaries are kept.
-    pub fn set_members(&self, members: &[AuxAddr]) {
+    pub fn set_members(&self, members: &[Member]) {
         let timeout = self.cfg.request_timeout;
         let view = self.view().next(members, self.virtual_nodes(), self.key_hash(), |m| {
             AuxNode::new(m.clone(), self.connect.connect(m), timeout)

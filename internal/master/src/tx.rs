@@ -72,7 +72,7 @@ impl<C: Connect> Router<C> {
         candidates.sort_by_key(|n| n.status() == NodeStatus::Suspect);
         let mut errors = Vec::new();
         for node in candidates {
-            if !node.addr.transactions {
+            if !node.addr.features.transactions {
                 return Err(MasterError::OlderRelease(node.addr.id.clone()));
             }
             let requests: Vec<Request> = keys.iter().map(|key| Request::Get { key: key.clone() }).collect();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tiercache_placement::Ring;
+use tiercache_placement::{Member, Ring};
 use tiercache_protocol::version::now_ms;
 use tiercache_protocol::{Request, Response};
 use tiercache_wire::WireError;
@@ -25,20 +25,6 @@ pub const FALLBACK_MS: u64 = 60_000;
 /// How long after a change departed auxiliaries are still asked: a gracefully leaving one
 /// hands its keys over within a few seconds; after that only current members are asked.
 pub const DEPARTED_FALLBACK_MS: u64 = 5_000;
-
-/// An auxiliary as the membership lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuxAddr {
-    /// Its `NODE_ID`.
-    pub id: String,
-    /// host:port of its internal protocol.
-    pub data_addr: String,
-    /// host:port of its HTTP server.
-    pub http_addr: String,
-    /// Its release runs transactions (`Request::Transaction`) and `Request::Census`: an older
-    /// one would not decode them, and the call would time out.
-    pub transactions: bool,
-}
 
 /// Health of an auxiliary as this master sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +48,7 @@ impl NodeStatus {
 /// One auxiliary in the view.
 pub struct AuxNode<P> {
     /// Addresses.
-    pub addr: AuxAddr,
+    pub addr: Member,
     peer: P,
     timeout: Duration,
     suspect_until_ms: AtomicU64,
@@ -80,7 +66,7 @@ const TELL_MISSED_FOR: Duration = Duration::from_secs(60);
 
 impl<P: Peer> AuxNode<P> {
     /// A node reached through `peer`, with `timeout` per request.
-    pub fn new(addr: AuxAddr, peer: P, timeout: Duration) -> Self {
+    pub fn new(addr: Member, peer: P, timeout: Duration) -> Self {
         AuxNode {
             addr,
             peer,
@@ -245,10 +231,10 @@ impl<P: Peer> View<P> {
     /// the previous one.
     pub fn next(
         &self,
-        members: &[AuxAddr],
+        members: &[Member],
         virtual_nodes: u32,
         key_hash: tiercache_placement::KeyHash,
-        mut connect: impl FnMut(&AuxAddr) -> AuxNode<P>,
+        mut connect: impl FnMut(&Member) -> AuxNode<P>,
     ) -> Self {
         let mut nodes = HashMap::new();
         for m in members {

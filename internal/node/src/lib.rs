@@ -26,12 +26,12 @@ use std::time::Duration;
 use tiercache_auxiliary::{Auxiliary, ClusterFeed, Settings};
 use tiercache_config::{AuxiliaryConfig, MasterConfig};
 use tiercache_discovery::{
-    ClusterConfig, ConfigWriter, Discovery, DiscoveryConfig, KeyHash, MemberInfo, Membership, Role, ZkStatus,
+    ClusterConfig, ConfigWriter, Discovery, DiscoveryConfig, Features, KeyHash, Member, Membership, Role, ZkStatus,
 };
 use tiercache_http::AuxState;
 use tiercache_master::{
-    self as master, AuxAddr, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Metrics, Router,
-    RouterConfig, WireConnect, ZkState,
+    self as master, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Metrics, Router, RouterConfig,
+    WireConnect, ZkState,
 };
 use tokio::sync::watch;
 
@@ -136,17 +136,17 @@ impl ClusterInfo for ZkInfo {
     }
     fn set_key_hash(&self, key_hash: KeyHash) -> ConfigChange {
         // Every member must place keys the same way: refused while one cannot.
-        let lacking: Vec<String> = match (&self.membership, tiercache_discovery::feature_for(key_hash)) {
-            (Some(m), Some(feature)) => {
+        let lacking: Vec<String> = match &self.membership {
+            Some(m) => {
                 let m = m.borrow();
                 m.masters
                     .iter()
                     .chain(&m.auxiliaries)
-                    .filter(|n| !n.features.iter().any(|f| f == feature))
+                    .filter(|n| !n.features.places_by(key_hash))
                     .map(|n| n.id.clone())
                     .collect()
             }
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         if !lacking.is_empty() {
             let setting = format!("key_hash={}", key_hash.as_str());
@@ -272,16 +272,8 @@ fn start_resp(cfg: &MasterConfig, state: &Arc<MasterState>) -> Result<Option<Res
     Ok(Some((stop, task)))
 }
 
-fn aux_addrs(m: &Arc<Membership>) -> Vec<AuxAddr> {
-    m.auxiliaries
-        .iter()
-        .map(|m| AuxAddr {
-            id: m.id.clone(),
-            data_addr: m.data_addr.clone(),
-            http_addr: m.http_addr.clone(),
-            transactions: m.features.iter().any(|f| f == tiercache_discovery::TRANSACTIONS),
-        })
-        .collect()
+fn aux_addrs(m: &Arc<Membership>) -> Vec<Member> {
+    m.auxiliaries.clone()
 }
 
 /// A watch of `f(value)`, following one of discovery's.
@@ -340,11 +332,11 @@ fn start_discovery(
         root: common.zk_root.clone(),
         session_timeout: common.zk_session_timeout,
         role,
-        me: MemberInfo {
+        me: Member {
             id: common.node_id.clone(),
             http_addr: format!("{}:{}", common.advertise_host, common.port),
             data_addr,
-            features: tiercache_discovery::FEATURES.iter().map(|f| f.to_string()).collect(),
+            features: Features::THIS_RELEASE,
         },
     })
 }

@@ -26,12 +26,12 @@ pub async fn run_local(
         let a = Auxiliary::start(settings_for(&c), bind_tcp("DATA_PORT", addr)?, m, false)
             .await
             .map_err(|source| NodeError::Bind { var: "DATA_PORT", addr, source })?;
-        members.push(AuxAddr {
+        members.push(Member {
             id: c.common.node_id.clone(),
             data_addr: a.data_addr.to_string(),
             // Its /health and /metrics are the master's: it has no HTTP port of its own.
             http_addr: "in-process".to_string(),
-            transactions: true,
+            features: Features::THIS_RELEASE,
         });
         auxes.push(a);
     }

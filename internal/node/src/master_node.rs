@@ -86,7 +86,7 @@ async fn follow_cluster_config(
     mut config: watch::Receiver<Option<ClusterConfig>>,
     writer: ConfigWriter,
     router: Arc<Router>,
-    members: watch::Receiver<Vec<AuxAddr>>,
+    members: watch::Receiver<Vec<Member>>,
     is_coordinator: Arc<dyn Fn() -> bool + Send + Sync>,
     fatal: tokio::sync::oneshot::Sender<NodeError>,
 ) {

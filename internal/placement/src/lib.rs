@@ -5,6 +5,9 @@
 //! clockwise from the key's hash", and which bytes of a key are hashed ([`KeyHash`]: the
 //! whole key, or Redis Cluster's hash tags). It is pure: no I/O, no runtime.
 
+mod member;
+
+pub use member::{Features, Member};
 use std::collections::HashMap;
 use xxhash_rust::xxh3::xxh3_64;
 

@@ -3,13 +3,14 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::peer::{Connect, Peer};
-use crate::view::{AuxAddr, NodeStatus};
+use crate::view::NodeStatus;
 use crate::{MasterError, ReadResult, Router, RouterConfig};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tiercache_placement::{Features, Member};
 use tiercache_protocol::{Found, RemoteError, Request, Response};
 use tiercache_wire::{Metrics, WireError};
 
@@ -157,18 +158,18 @@ impl Net {
 
 impl Connect for Net {
     type Peer = MemPeer;
-    fn connect(&self, addr: &AuxAddr) -> MemPeer {
+    fn connect(&self, addr: &Member) -> MemPeer {
         MemPeer { id: addr.id.clone(), state: self.state(&addr.id) }
     }
 }
 
-fn addrs(ids: &[&str]) -> Vec<AuxAddr> {
+fn addrs(ids: &[&str]) -> Vec<Member> {
     ids.iter()
-        .map(|id| AuxAddr {
+        .map(|id| Member {
             id: id.to_string(),
             data_addr: format!("{id}:1"),
             http_addr: format!("{id}:2"),
-            transactions: true,
+            features: Features::THIS_RELEASE,
         })
         .collect()
 }
