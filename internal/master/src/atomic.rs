@@ -17,7 +17,6 @@ use crate::view::{AuxNode, NodeStatus};
 use crate::MasterError;
 use bytes::Bytes;
 use std::sync::Arc;
-use tiercache_protocol::version::now_ms;
 use tiercache_protocol::{Found, Op, Request, Response, WireEntry};
 use tiercache_wire::WireError;
 
@@ -112,7 +111,7 @@ impl<C: Connect> Router<C> {
         if owners.is_empty() {
             return Err(MasterError::NoAuxiliaries);
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut moving = false;
         let mut previous_owners = Vec::new();
         if let Some(prev) = view.moving(now) {

@@ -9,7 +9,6 @@ use crate::MasterError;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
-use tiercache_protocol::version::now_ms;
 use tiercache_protocol::{Found, Request, Response, WireEntry};
 
 /// An owner's answer to a read: its entry, and whether it counts toward the quorum.
@@ -108,7 +107,7 @@ impl<C: Connect> Router<C> {
     /// While keys move after a membership change, a key no current owner has is looked up on
     /// its previous owners; when found it is copied to the current owners at once.
     async fn fallback(&self, view: &View<C::Peer>, key: &Bytes, asked: &[Heard<C::Peer>]) -> Option<Found> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let prev = view.moving(now)?;
         let current = view.owners(key, self.replicas());
         let req = Request::Get { key: key.clone() };

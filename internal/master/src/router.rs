@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tiercache_placement::Member;
 use tiercache_placement::{KeyHash, Settings};
-use tiercache_protocol::{Hlc, Placed, Request, Response};
+use tiercache_protocol::{Clock, Hlc, Placed, Request, Response, SystemClock};
 use tiercache_wire::{Metrics, WireError};
 
 /// Routing settings (from the master's configuration). `replicas` and `virtual_nodes` are the
@@ -60,6 +60,9 @@ pub struct Router<C: Connect = WireConnect> {
     /// Set once this master has seen the record in place (one attempt at a time; a failed
     /// one is tried again by the next write).
     recorded: tokio::sync::OnceCell<()>,
+    /// Wall-clock time for suspect and recovering marks and the fallback windows (versions
+    /// come from the HLC).
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// The cluster's record that it acknowledges writes (ZooKeeper's `written` znode), the port an
@@ -88,7 +91,14 @@ impl<C: Connect> Router<C> {
             rebalance: Mutex::new(RebalanceStatus::default()),
             write_record: Mutex::new(None),
             recorded: tokio::sync::OnceCell::new(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same router on another clock (tests move a manual one instead of sleeping).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Where this master records, before its first write, that the cluster acknowledges
@@ -187,8 +197,9 @@ impl<C: Connect> Router<C> {
     /// Replaces the membership; peers of unchanged auxiliaries are kept.
     pub fn set_members(&self, members: &[Member]) {
         let timeout = self.cfg.request_timeout;
-        let view = self.view().next(members, self.virtual_nodes(), self.key_hash(), |m| {
-            AuxNode::new(m.clone(), self.connect.connect(m), timeout)
+        let now = self.clock.now_ms();
+        let view = self.view().next(members, self.virtual_nodes(), self.key_hash(), now, |m| {
+            AuxNode::new(m.clone(), self.connect.connect(m), timeout, self.clock.clone())
         });
         self.metrics.auxiliary_nodes.set(members.len() as i64);
         tracing::info!(auxiliaries = ?view.ring.nodes(), "placement updated");

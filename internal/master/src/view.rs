@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tiercache_placement::{Member, Ring};
-use tiercache_protocol::version::now_ms;
+use tiercache_protocol::Clock;
 use tiercache_protocol::{Request, Response};
 use tiercache_wire::WireError;
 
@@ -58,6 +58,8 @@ pub struct AuxNode<P> {
     missed_writes: AtomicBool,
     /// The last failure said the node is not serving ([`WireError::is_down`]).
     down: AtomicBool,
+    /// The router's clock: suspect and recovering marks end by it.
+    clock: Arc<dyn Clock>,
 }
 
 /// How long a master keeps trying to tell an unreachable owner that it missed writes; past
@@ -66,7 +68,7 @@ const TELL_MISSED_FOR: Duration = Duration::from_secs(60);
 
 impl<P: Peer> AuxNode<P> {
     /// A node reached through `peer`, with `timeout` per request.
-    pub fn new(addr: Member, peer: P, timeout: Duration) -> Self {
+    pub fn new(addr: Member, peer: P, timeout: Duration, clock: Arc<dyn Clock>) -> Self {
         AuxNode {
             addr,
             peer,
@@ -75,6 +77,7 @@ impl<P: Peer> AuxNode<P> {
             recovering_until_ms: AtomicU64::new(0),
             missed_writes: AtomicBool::new(false),
             down: AtomicBool::new(false),
+            clock,
         }
     }
 
@@ -88,7 +91,7 @@ impl<P: Peer> AuxNode<P> {
 
     /// Current status.
     pub fn status(&self) -> NodeStatus {
-        if self.suspect_until_ms.load(Ordering::Relaxed) > now_ms() {
+        if self.suspect_until_ms.load(Ordering::Relaxed) > self.clock.now_ms() {
             NodeStatus::Suspect
         } else {
             NodeStatus::Up
@@ -96,11 +99,11 @@ impl<P: Peer> AuxNode<P> {
     }
 
     pub(crate) fn recovering(&self) -> bool {
-        self.recovering_until_ms.load(Ordering::Relaxed) > now_ms()
+        self.recovering_until_ms.load(Ordering::Relaxed) > self.clock.now_ms()
     }
 
     pub(crate) fn set_recovering(&self, yes: bool) {
-        let until = if yes { now_ms() + RECOVERING_FOR_MS } else { 0 };
+        let until = if yes { self.clock.now_ms() + RECOVERING_FOR_MS } else { 0 };
         self.recovering_until_ms.store(until, Ordering::Relaxed);
     }
 
@@ -132,7 +135,7 @@ impl<P: Peer> AuxNode<P> {
     pub(crate) fn mark(&self, err: &WireError) {
         if err.is_unreachable() {
             self.down.store(err.is_down(), Ordering::Relaxed);
-            self.suspect_until_ms.store(now_ms() + SUSPECT_FOR_MS, Ordering::Relaxed);
+            self.suspect_until_ms.store(self.clock.now_ms() + SUSPECT_FOR_MS, Ordering::Relaxed);
         }
     }
 
@@ -234,6 +237,7 @@ impl<P: Peer> View<P> {
         members: &[Member],
         virtual_nodes: u32,
         key_hash: tiercache_placement::KeyHash,
+        now: u64,
         mut connect: impl FnMut(&Member) -> AuxNode<P>,
     ) -> Self {
         let mut nodes = HashMap::new();
@@ -248,7 +252,6 @@ impl<P: Peer> View<P> {
         let ring = Ring::new(&ids, virtual_nodes).with_key_hash(key_hash);
         let moved = self.ring.nodes() != ring.nodes() || self.ring.key_hash() != key_hash;
         let previous = if moved && !self.ring.is_empty() {
-            let now = now_ms();
             Some(Previous {
                 ring: self.ring.clone(),
                 nodes: self.nodes.clone(),

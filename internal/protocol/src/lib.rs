@@ -11,6 +11,7 @@
 //! - [`version`]: the hybrid logical clock that versions writes, and the one last-write-wins
 //!   rule every replica, transfer and quorum read applies.
 
+pub mod clock;
 mod error;
 mod frame;
 pub mod glob;
@@ -18,6 +19,7 @@ pub mod messages;
 pub mod step;
 pub mod version;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RemoteError;
 pub use frame::{decode, encode, encode_frame_into, ProtocolError, MAX_FRAME_BYTES};
 pub use messages::{

@@ -8,19 +8,17 @@
 //! - [`store`]: [`Store`], the shards and their bounds, reads, writes, deletes, expiry.
 //! - `entry`: [`Entry`] and the packed one-block layout a shard keeps.
 //! - `lru`: the slab LRU with 32-bit links and a table of 4-byte indices.
-//! - `clock`: [`Clock`], [`SystemClock`], [`ManualClock`].
 //! - `snapshot`: the snapshot file format (header, bincode entries, CRC-32).
 
-mod clock;
 mod entry;
 mod lru;
 mod snapshot;
 pub mod store;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::Entry;
 pub use snapshot::{decode_snapshot, decode_snapshot_with, encode_snapshot, EntryRef, SnapshotEntry};
 pub use store::{DeleteOutcome, Locked, Store, StoreConfig, StoreStats};
+pub use tiercache_protocol::clock::{Clock, ManualClock, SystemClock};
 
 /// Errors of the store and of its snapshot files.
 #[derive(Debug, thiserror::Error)]

@@ -175,6 +175,16 @@ fn addrs(ids: &[&str]) -> Vec<Member> {
 }
 
 fn router(net: &Net, ids: &[&str], replicas: usize, write_quorum: usize, read_quorum: usize) -> Router<Net> {
+    router_on(net, ids, (replicas, write_quorum, read_quorum), Arc::new(tiercache_protocol::SystemClock))
+}
+
+/// A router whose marks and fallback windows follow `clock`.
+fn router_on(
+    net: &Net,
+    ids: &[&str],
+    (replicas, write_quorum, read_quorum): (usize, usize, usize),
+    clock: Arc<dyn tiercache_protocol::Clock>,
+) -> Router<Net> {
     let cfg = RouterConfig {
         replicas,
         write_quorum,
@@ -183,7 +193,7 @@ fn router(net: &Net, ids: &[&str], replicas: usize, write_quorum: usize, read_qu
         request_timeout: Duration::from_millis(200),
     };
     let metrics = Arc::new(Metrics::for_master(prometheus::Registry::new()).unwrap());
-    let r = Router::new(cfg, net.clone(), metrics);
+    let r = Router::new(cfg, net.clone(), metrics).with_clock(clock);
     r.set_members(&addrs(ids));
     r
 }

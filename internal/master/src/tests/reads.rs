@@ -1,6 +1,7 @@
 //! Quorum reads, repair, fallback while keys move, and owners that are recovering.
 
 use super::*;
+use tiercache_protocol::ManualClock;
 
 #[tokio::test]
 async fn a_read_returns_the_newest_version_and_repairs_the_older_owner() {
@@ -128,4 +129,37 @@ async fn a_recovering_owner_alone_is_not_enough_when_another_owner_is_unreachabl
         matches!(r.get(b("k")).await, Err(MasterError::Quorum { .. })),
         "the unreachable owner may hold the newer write"
     );
+}
+
+#[tokio::test]
+async fn a_suspect_mark_ends_on_the_clock_and_the_owner_is_asked_first_again() {
+    let (net, clock) = (Net::default(), Arc::new(ManualClock::new(1_000_000)));
+    let r = router_on(&net, &["a", "b", "c"], (2, 2, 1), clock.clone());
+    r.put(b("k"), b("v"), 0).await.unwrap();
+    let o = owners(&r, "k");
+    net.set(&o[0], Mode::Down);
+    assert_eq!(r.get(b("k")).await.unwrap(), hit("v"));
+    net.set(&o[0], Mode::Up);
+    clock.advance(crate::view::SUSPECT_FOR_MS - 1);
+    assert_eq!(r.view().nodes[&o[0]].status(), NodeStatus::Suspect);
+    clock.advance(1);
+    assert_eq!(r.view().nodes[&o[0]].status(), NodeStatus::Up);
+    let before = net.calls(&o[0]);
+    assert_eq!(r.get(b("k")).await.unwrap(), hit("v"));
+    assert_eq!(net.calls(&o[0]), before + 1, "the first owner answers reads again");
+}
+
+#[tokio::test]
+async fn reads_fall_back_to_the_previous_owners_only_while_keys_move() {
+    let (net, clock) = (Net::default(), Arc::new(ManualClock::new(1_000_000)));
+    let r = router_on(&net, &["a"], (1, 1, 1), clock.clone());
+    r.set_members(&addrs(&["a", "b"]));
+    let key = (0..).map(|i| format!("k{i}")).find(|k| owners(&r, k) == ["b"]).unwrap();
+    net.put_raw("a", &key, "v", 3);
+    clock.advance(crate::view::FALLBACK_MS - 1);
+    assert_eq!(r.get(b(&key)).await.unwrap(), hit("v"), "still moving: the previous owner is asked");
+    settle().await;
+    net.state("b").lock().data.clear();
+    clock.advance(1);
+    assert_eq!(r.get(b(&key)).await.unwrap(), ReadResult::Miss, "the move is over: only the owners count");
 }

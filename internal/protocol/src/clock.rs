@@ -1,4 +1,5 @@
-//! Where the store's time comes from: injected, so TTL logic is tested without sleeping.
+//! Where wall-clock time comes from: injected, so TTL logic (the store) and suspect marks and
+//! fallback windows (a master's view) are tested without sleeping.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
