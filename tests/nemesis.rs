@@ -1,15 +1,16 @@
 //! A randomized fault run with a history checker, in the style of Jepsen. Three auxiliaries,
 //! two masters, `REPLICAS=2 WRITE_QUORUM=2 READ_QUORUM=1` (W + R > N, so the stale-read check
 //! applies); clients over HTTP and RESP through both masters: writers SET increasing sequence
-//! numbers on keys of their own, readers GET any key, incrementers INCR shared counters. A
+//! numbers on keys of their own, readers GET any key, incrementers INCR shared counters, and
+//! transactions increment both counters of a pair (`MULTI; INCR {p}:a; INCR {p}:b; EXEC`). A
 //! seeded schedule injects one fault at a time (the next once every node is back as a full
 //! replica): kill -9 of an auxiliary and a restart from its snapshot, SIGTERM and a restart,
 //! a freeze of an auxiliary (short, or long enough that its ZooKeeper session expires), a
 //! freeze of a master, and a network cut between one master and one auxiliary (which the
 //! other master and ZooKeeper still reach). Every operation is recorded with its start, end and outcome; the
 //! checker then looks for lost acknowledged writes, reads older than a write acknowledged
-//! before they began, counters outside [acknowledged, acknowledged + unknown], and operations
-//! that hung.
+//! before they began, counters outside [acknowledged, acknowledged + unknown], transactions
+//! torn apart (a pair answered or ending apart), and operations that hung.
 //!
 //! `TIERCACHE_NEMESIS_SEED` (default 1) picks the schedule and `TIERCACHE_NEMESIS_SECONDS`
 //! (default 60) its length; the seed is printed on failure and replays the same schedule.
@@ -52,6 +53,8 @@ enum Kind {
     Read,
     /// INCR.
     Incr,
+    /// `MULTI; INCR {pair}:a; INCR {pair}:b; EXEC` on the pair named by the key.
+    TxIncr,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +66,8 @@ enum Outcome {
     /// The client cannot know whether it applied (a timeout, a dropped connection, an error
     /// of a write or an INCR).
     Unknown,
+    /// A transaction answered its two counters apart.
+    Torn(u64, u64),
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +89,9 @@ struct Findings {
     lost_writes: Vec<String>,
     /// Counters outside [acknowledged, acknowledged + unknown].
     bad_counters: Vec<String>,
+    /// Transactions that answered the two counters of their pair apart, or pairs that ended
+    /// apart: one INCR applied without the other.
+    torn: Vec<String>,
     /// Operations that took longer than the clients' timeout allows.
     hung: usize,
     ok: usize,
@@ -106,8 +114,9 @@ fn check(history: &[Op], finals: &HashMap<String, u64>, longest: Duration) -> Fi
         }
         match (&op.kind, &op.outcome) {
             (Kind::Write(n), Outcome::Ok(_)) => acked.entry(&op.key).or_default().push((op.end, *n)),
-            (Kind::Incr, Outcome::Ok(_)) => incr.entry(&op.key).or_default().0 += 1,
-            (Kind::Incr, Outcome::Unknown) => incr.entry(&op.key).or_default().1 += 1,
+            (Kind::Incr | Kind::TxIncr, Outcome::Ok(_)) => incr.entry(&op.key).or_default().0 += 1,
+            (Kind::Incr | Kind::TxIncr, Outcome::Unknown) => incr.entry(&op.key).or_default().1 += 1,
+            (Kind::TxIncr, Outcome::Torn(a, b)) => f.torn.push(format!("{} answered {a} and {b}", op.key)),
             _ => {}
         }
     }
@@ -143,9 +152,17 @@ fn check(history: &[Op], finals: &HashMap<String, u64>, longest: Duration) -> Fi
         }
     }
     for (key, (ok, unknown)) in &incr {
-        let got = finals.get(*key).copied().unwrap_or(0);
-        if got < *ok || got > ok + unknown {
-            f.bad_counters.push(format!("{key} ends at {got}, {ok} acknowledged, {unknown} unknown"));
+        // A pair's two counters each count every transaction of the pair.
+        let is_pair = history.iter().any(|o| o.key == *key && o.kind == Kind::TxIncr);
+        let counters = if is_pair { vec![format!("{key}:a"), format!("{key}:b")] } else { vec![key.to_string()] };
+        let ends: Vec<u64> = counters.iter().map(|c| finals.get(c).copied().unwrap_or(0)).collect();
+        for (c, got) in counters.iter().zip(&ends) {
+            if got < ok || *got > ok + unknown {
+                f.bad_counters.push(format!("{c} ends at {got}, {ok} acknowledged, {unknown} unknown"));
+            }
+        }
+        if ends.windows(2).any(|w| w[0] != w[1]) {
+            f.torn.push(format!("{key} ends apart: {ends:?}"));
         }
     }
     f
@@ -173,12 +190,16 @@ fn the_checker_finds_stale_reads_lost_writes_and_bad_counters() {
         op("n", Kind::Incr, 0, 5, Outcome::Ok(1)),
         op("n", Kind::Incr, 6, 9, Outcome::Unknown),
         op("n", Kind::Incr, 10, 5000, Outcome::Ok(2)),
+        op("{p}", Kind::TxIncr, 0, 5, Outcome::Ok(1)),
+        op("{p}", Kind::TxIncr, 6, 9, Outcome::Torn(3, 2)),
     ];
-    let finals: HashMap<String, u64> = [("k".to_string(), 1), ("n".to_string(), 4)].into();
+    let finals: HashMap<String, u64> =
+        [("k", 1), ("n", 4), ("{p}:a", 1), ("{p}:b", 2)].map(|(k, n)| (k.to_string(), n)).into();
     let f = check(&history, &finals, Duration::from_secs(2));
     assert_eq!(f.stale_reads.len(), 1, "{:?}", f.stale_reads);
     assert_eq!(f.lost_writes.len(), 1, "{:?}", f.lost_writes);
-    assert_eq!(f.bad_counters.len(), 1, "{:?}", f.bad_counters);
+    assert_eq!(f.bad_counters.len(), 2, "n, and {{p}}:b above its one acknowledged: {:?}", f.bad_counters);
+    assert_eq!(f.torn.len(), 2, "one answered apart, one ended apart: {:?}", f.torn);
     assert_eq!(f.hung, 1);
     let finals: HashMap<String, u64> = [("k".to_string(), 2), ("n".to_string(), 3)].into();
     let f = check(&history[..3], &finals, Duration::from_secs(2));
@@ -189,6 +210,7 @@ fn the_checker_finds_stale_reads_lost_writes_and_bad_counters() {
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
 const WRITER_KEYS: usize = 25;
 const COUNTERS: usize = 4;
+const PAIRS: usize = 2;
 
 /// One client's connection: HTTP through a master's port, or RESP through its Redis port.
 enum Client {
@@ -274,6 +296,25 @@ impl Client {
             }
         }
     }
+
+    /// Increments both counters of a pair in one transaction.
+    fn tx_incr(&mut self, pair: &str) -> Outcome {
+        let Client::Resp { port, con } = self else { unreachable!("EXEC goes over RESP") };
+        let Some(c) = Self::con(*port, con) else { return Outcome::Failed };
+        let (a, b) = (format!("{pair}:a"), format!("{pair}:b"));
+        match redis::pipe().atomic().incr(&a, 1).incr(&b, 1).query::<(u64, u64)>(c) {
+            Ok((x, y)) if x == y => Outcome::Ok(x),
+            Ok((x, y)) => Outcome::Torn(x, y),
+            // A TRYAGAIN may come after the primary committed (the replicas missed it): the
+            // client cannot tell, so every error counts as unknown.
+            Err(e) => {
+                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                    *con = None;
+                }
+                Outcome::Unknown
+            }
+        }
+    }
 }
 
 /// The clients: `(name, client, role)`; each records its operations until `stop`.
@@ -304,6 +345,11 @@ fn run_clients(
                             let key = format!("w{}-{}", rng.below(4), rng.below(WRITER_KEYS as u64));
                             let o = client.read(&key);
                             (key, Kind::Read, o)
+                        }
+                        "tx" => {
+                            let key = format!("{{pair-{}}}", rng.below(PAIRS as u64));
+                            let o = client.tx_incr(&key);
+                            (key, Kind::TxIncr, o)
                         }
                         _ => {
                             let key = format!("counter-{}", rng.below(COUNTERS as u64));
@@ -361,6 +407,8 @@ fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
         ("r1".into(), Client::resp(redis_ports[1]), "reader"),
         ("i0".into(), Client::resp(redis_ports[0]), "incr"),
         ("i1".into(), Client::resp(redis_ports[1]), "incr"),
+        ("t0".into(), Client::resp(redis_ports[0]), "tx"),
+        ("t1".into(), Client::resp(redis_ports[1]), "tx"),
     ];
     let stop = Arc::new(AtomicBool::new(false));
     let threads = run_clients(clients, stop.clone());
@@ -446,6 +494,7 @@ fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
     let keys: Vec<String> = (0..4)
         .flat_map(|w| (0..WRITER_KEYS).map(move |k| format!("w{w}-{k}")))
         .chain((0..COUNTERS).map(|k| format!("counter-{k}")))
+        .chain((0..PAIRS).flat_map(|k| ["a", "b"].map(|c| format!("{{pair-{k}}}:{c}"))))
         .collect();
     for key in keys {
         let mut got = None;
@@ -472,10 +521,14 @@ fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
     fn is_incr(k: &Kind) -> bool {
         *k == Kind::Incr
     }
+    fn is_tx(k: &Kind) -> bool {
+        *k == Kind::TxIncr
+    }
     println!("nemesis seed {seed}: faults\n  {}", faults.lock().unwrap().join("\n  "));
     println!(
         "nemesis seed {seed}: {} operations in {:.0} s ({} writes {:.1} % acknowledged, {} reads {:.1} % answered, \
-         {} INCRs {:.1} % acknowledged); {} stale reads, {} lost writes, {} bad counters, {} hung",
+         {} INCRs {:.1} % acknowledged, {} transactions {:.1} % acknowledged); {} stale reads, {} lost writes, \
+         {} bad counters, {} torn transactions, {} hung",
         f.total,
         began.elapsed().as_secs_f64(),
         count(is_write, false),
@@ -484,18 +537,22 @@ fn a_seeded_fault_schedule_loses_no_acknowledged_write() {
         ratio(is_read),
         count(is_incr, false),
         ratio(is_incr),
+        count(is_tx, false),
+        ratio(is_tx),
         f.stale_reads.len(),
         f.lost_writes.len(),
         f.bad_counters.len(),
+        f.torn.len(),
         f.hung
     );
-    for line in f.stale_reads.iter().chain(&f.lost_writes).chain(&f.bad_counters).take(20) {
+    for line in f.stale_reads.iter().chain(&f.lost_writes).chain(&f.bad_counters).chain(&f.torn).take(20) {
         println!("  {line}");
     }
     assert!(stuck.is_none(), "seed {seed}: not back 60 s after {stuck:?}");
     assert!(f.stale_reads.is_empty(), "seed {seed}: stale reads");
     assert!(f.lost_writes.is_empty(), "seed {seed}: acknowledged writes lost");
     assert!(f.bad_counters.is_empty(), "seed {seed}: counters outside [acknowledged, acknowledged + unknown]");
+    assert!(f.torn.is_empty(), "seed {seed}: transactions that applied one INCR without the other");
     assert_eq!(f.hung, 0, "seed {seed}: operations that outlived the clients' timeouts");
     assert!(count(is_read, false) > 100 && count(is_write, false) > 100, "seed {seed}: the clients ran");
 }
