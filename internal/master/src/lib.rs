@@ -14,12 +14,16 @@
 //!   production, in-memory peers in the unit tests.
 //! - [`tx`]: transactions, read from a key group's primary, run against an [`tx::Overlay`],
 //!   committed there if nothing changed meanwhile.
+//! - [`follow_config`]: a master's check of its environment against the cluster
+//!   configuration, adopting and following it, re-replicating after a `REPLICAS` change; the
+//!   store behind a port ([`ConfigStore`]).
 //! - [`floors`]: read your writes on one client connection.
 //! - [`threads`]: [`DataThreads`], the single-threaded runtimes both front ends serve on.
 //! - [`MasterError`]: why an operation failed, typed to the end.
 
 mod atomic;
 pub mod floors;
+pub mod follow_config;
 mod keyspace;
 pub mod peer;
 mod quorum;
@@ -35,6 +39,7 @@ pub mod view;
 mod tests;
 
 pub use floors::WriteFloors;
+pub use follow_config::{follow_config, ConfigStore, Disagreement, Environment, MemConfigStore};
 pub use peer::{Connect, Peer, WireConnect};
 pub use rebalance::{follow, rebalance_with_retries, RebalanceStatus};
 pub use router::{ReadResult, Router, RouterConfig, WriteRecord};

@@ -59,32 +59,8 @@ pub enum NodeError {
     Http(std::io::Error),
     /// This master's environment disagrees with the cluster configuration stored in
     /// ZooKeeper: one of them is a mistake, and guessing would put keys on the wrong owners.
-    #[error(
-        "{var}={env} in this master's environment, but the cluster configuration ({path} in ZooKeeper) has \
-         {var}={stored}: unset {var} or set it to {stored} (PUT /config changes REPLICAS for the whole cluster)"
-    )]
-    ClusterConfig {
-        /// The variable.
-        var: &'static str,
-        /// Its value here.
-        env: String,
-        /// The cluster's value.
-        stored: String,
-        /// The znode.
-        path: String,
-    },
-    /// A quorum of this master's environment is larger than the cluster's `REPLICAS`.
-    #[error("{var}={quorum} is more than the cluster's REPLICAS={replicas} ({path} in ZooKeeper): lower {var}")]
-    QuorumAboveReplicas {
-        /// The variable.
-        var: &'static str,
-        /// Its value.
-        quorum: usize,
-        /// The cluster's copies per key.
-        replicas: usize,
-        /// The znode.
-        path: String,
-    },
+    #[error(transparent)]
+    Disagreement(master::Disagreement),
     /// The final snapshot of a stopping auxiliary failed: keys it did not hand off are lost,
     /// and the exit code tells the orchestrator so.
     #[error("final snapshot failed: {0}")]
@@ -96,10 +72,10 @@ struct ZkInfo {
     membership: Option<watch::Receiver<Arc<tiercache_discovery::Membership>>>,
     static_masters: Vec<MasterInfo>,
     me: String,
-    /// The stored cluster configuration, and the handle that rewrites it (None in local mode,
-    /// whose placement is `local`). `local` is this master's own: what it publishes in a new
-    /// cluster, and what replaces a stored value that cannot be read.
-    config: Option<(watch::Receiver<Option<ClusterConfig>>, ConfigWriter)>,
+    /// The stored cluster configuration (None in local mode, whose placement is `local`).
+    /// `local` is this master's own: what it publishes in a new cluster, and what replaces a
+    /// stored value that cannot be read.
+    config: Option<Arc<dyn master::ConfigStore>>,
     local: ClusterConfig,
 }
 
@@ -110,24 +86,19 @@ impl ZkInfo {
     /// Rewrites the stored configuration with `f`; an unreadable stored value is replaced
     /// (with this master's settings).
     fn change(&self, f: impl Fn(ClusterConfig) -> ClusterConfig + Send + Sync + 'static) -> ConfigChange {
-        let Some((_, discovery)) = self.config.clone() else {
+        let Some(store) = self.config.clone() else {
             return Box::pin(async { Err(ConfigChangeError::NoZooKeeper) });
         };
         let fallback = self.local;
-        Box::pin(async move {
-            discovery
-                .update(|stored| Some(f(stored.unwrap_or(fallback))))
-                .await
-                .map(drop)
-                .map_err(|e| ConfigChangeError::Store(e.to_string()))
-        })
+        let rewrite = store.update(Box::new(move |stored| Some(f(stored.unwrap_or(fallback)))));
+        Box::pin(async move { rewrite.await.map(drop).map_err(ConfigChangeError::Store) })
     }
 }
 
 impl ClusterInfo for ZkInfo {
     fn placement(&self) -> Option<ClusterConfig> {
         match &self.config {
-            Some((rx, _)) => *rx.borrow(),
+            Some(store) => *store.watch().borrow(),
             None => Some(self.local),
         }
     }

@@ -216,5 +216,6 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
+mod config;
 mod reads;
 mod writes;
