@@ -14,6 +14,8 @@
 //!   production, in-memory peers in the unit tests.
 //! - [`tx`]: transactions, read from a key group's primary, run against an [`tx::Overlay`],
 //!   committed there if nothing changed meanwhile.
+//! - [`cluster`]: [`Cluster`], what a master knows of the cluster beyond its router, from the
+//!   membership service and the stored configuration behind ports.
 //! - [`follow_config`]: a master's check of its environment against the cluster
 //!   configuration, adopting and following it, re-replicating after a `REPLICAS` change; the
 //!   store behind a port ([`ConfigStore`]).
@@ -22,6 +24,7 @@
 //! - [`MasterError`]: why an operation failed, typed to the end.
 
 mod atomic;
+pub mod cluster;
 pub mod floors;
 pub mod follow_config;
 mod keyspace;
@@ -38,6 +41,7 @@ pub mod view;
 #[cfg(test)]
 mod tests;
 
+pub use cluster::{Cluster, MembershipPort};
 pub use floors::WriteFloors;
 pub use follow_config::{follow_config, ConfigStore, Disagreement, Environment, MemConfigStore};
 pub use peer::{Connect, Peer, WireConnect};

@@ -30,8 +30,7 @@ use tiercache_discovery::{
 };
 use tiercache_http::AuxState;
 use tiercache_master::{
-    self as master, ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, Metrics, Router, RouterConfig,
-    WireConnect, ZkState,
+    self as master, ClusterInfo, Limits, MasterState, Metrics, Router, RouterConfig, WireConnect, ZkState,
 };
 use tokio::sync::watch;
 
@@ -67,93 +66,27 @@ pub enum NodeError {
     FinalSnapshot(tiercache_auxiliary::SnapshotError),
 }
 
-struct ZkInfo {
-    status: Option<watch::Receiver<ZkStatus>>,
-    membership: Option<watch::Receiver<Arc<tiercache_discovery::Membership>>>,
-    static_masters: Vec<MasterInfo>,
-    me: String,
-    /// The stored cluster configuration (None in local mode, whose placement is `local`).
-    /// `local` is this master's own: what it publishes in a new cluster, and what replaces a
-    /// stored value that cannot be read.
-    config: Option<Arc<dyn master::ConfigStore>>,
-    local: ClusterConfig,
+/// ZooKeeper's registered nodes and election as the master's [`master::MembershipPort`].
+struct ZkMembership {
+    membership: watch::Receiver<Arc<Membership>>,
+    status: watch::Receiver<ZkStatus>,
 }
 
-/// A change of the stored cluster configuration, under way.
-type ConfigChange = std::pin::Pin<Box<dyn Future<Output = Result<(), ConfigChangeError>> + Send + 'static>>;
-
-impl ZkInfo {
-    /// Rewrites the stored configuration with `f`; an unreadable stored value is replaced
-    /// (with this master's settings).
-    fn change(&self, f: impl Fn(ClusterConfig) -> ClusterConfig + Send + Sync + 'static) -> ConfigChange {
-        let Some(store) = self.config.clone() else {
-            return Box::pin(async { Err(ConfigChangeError::NoZooKeeper) });
-        };
-        let fallback = self.local;
-        let rewrite = store.update(Box::new(move |stored| Some(f(stored.unwrap_or(fallback)))));
-        Box::pin(async move { rewrite.await.map(drop).map_err(ConfigChangeError::Store) })
+impl master::MembershipPort for ZkMembership {
+    fn masters(&self) -> Vec<Member> {
+        self.membership.borrow().masters.clone()
     }
-}
-
-impl ClusterInfo for ZkInfo {
-    fn placement(&self) -> Option<ClusterConfig> {
-        match &self.config {
-            Some(store) => *store.watch().borrow(),
-            None => Some(self.local),
-        }
-    }
-    fn set_replicas(&self, replicas: usize) -> ConfigChange {
-        self.change(move |c| ClusterConfig { replicas, ..c })
-    }
-    fn set_key_hash(&self, key_hash: KeyHash) -> ConfigChange {
-        // Every member must place keys the same way: refused while one cannot.
-        let lacking: Vec<String> = match &self.membership {
-            Some(m) => {
-                let m = m.borrow();
-                m.masters
-                    .iter()
-                    .chain(&m.auxiliaries)
-                    .filter(|n| !n.features.places_by(key_hash))
-                    .map(|n| n.id.clone())
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        if !lacking.is_empty() {
-            let setting = format!("key_hash={}", key_hash.as_str());
-            return Box::pin(async move { Err(ConfigChangeError::Unsupported { setting, members: lacking }) });
-        }
-        self.change(move |c| ClusterConfig { key_hash, ..c })
-    }
-    fn masters(&self) -> Vec<MasterInfo> {
-        match &self.membership {
-            Some(m) => m
-                .borrow()
-                .masters
-                .iter()
-                .map(|m| MasterInfo { id: m.id.clone(), address: m.http_addr.clone() })
-                .collect(),
-            None => self.static_masters.clone(),
-        }
-    }
-    fn zookeeper(&self) -> ZkState {
-        match self.status.as_ref().map(|s| *s.borrow()) {
-            None => ZkState::Disabled,
-            Some(ZkStatus::Connecting) => ZkState::Connecting,
-            Some(ZkStatus::Connected) => ZkState::Connected,
-            Some(ZkStatus::Disconnected) => ZkState::Disconnected,
-        }
-    }
-    fn is_coordinator(&self) -> bool {
-        match &self.membership {
-            Some(m) => m.borrow().coordinator.as_deref() == Some(self.me.as_str()),
-            None => true,
-        }
+    fn auxiliaries(&self) -> Vec<Member> {
+        self.membership.borrow().auxiliaries.clone()
     }
     fn coordinator(&self) -> Option<String> {
-        match &self.membership {
-            Some(m) => m.borrow().coordinator.clone(),
-            None => Some(self.me.clone()),
+        self.membership.borrow().coordinator.clone()
+    }
+    fn session(&self) -> ZkState {
+        match *self.status.borrow() {
+            ZkStatus::Connecting => ZkState::Connecting,
+            ZkStatus::Connected => ZkState::Connected,
+            ZkStatus::Disconnected => ZkState::Disconnected,
         }
     }
 }

@@ -46,14 +46,7 @@ pub async fn run_local(
     router.set_members(&members);
     let http_addr = SocketAddr::new(master.common.bind_addr, master.common.port);
     let listener = bind_std("PORT", http_addr)?;
-    let info = Arc::new(ZkInfo {
-        status: None,
-        membership: None,
-        static_masters: vec![MasterInfo { id: master.common.node_id.clone(), address: http_addr.to_string() }],
-        me: master.common.node_id.clone(),
-        config: None,
-        local: config,
-    });
+    let info = Arc::new(master::Cluster::alone(master.common.node_id.clone(), http_addr.to_string(), config));
     let mut state = master_state(&master, router, metrics, info);
     // /metrics shows the in-process auxiliaries' store series, summed, as one auxiliary's.
     let parts: Vec<_> = auxes.iter().map(|a| (a.store.clone(), a.metrics.clone())).collect();

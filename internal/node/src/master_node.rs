@@ -21,14 +21,8 @@ pub async fn run_master(cfg: MasterConfig, build: Build, shutdown: impl Future<O
     let discovery = start_discovery(&cfg.common, Role::Master, String::new(), Some(publish));
     let store: Arc<dyn master::ConfigStore> =
         Arc::new(ZkConfigStore { config: discovery.cluster_config(), writer: discovery.config_writer() });
-    let info = Arc::new(ZkInfo {
-        status: Some(discovery.status()),
-        membership: Some(discovery.membership()),
-        static_masters: vec![],
-        me: cfg.common.node_id.clone(),
-        config: Some(store.clone()),
-        local: publish,
-    });
+    let membership = ZkMembership { membership: discovery.membership(), status: discovery.status() };
+    let info = Arc::new(master::Cluster::new(cfg.common.node_id.clone(), publish, Arc::new(membership), store.clone()));
     router.set_write_record(Arc::new(ZkWriteRecord(discovery.config_writer())));
     let members = derived(discovery.membership(), aux_addrs);
     let coordinator = info.clone();

@@ -88,3 +88,43 @@ async fn wait(done: impl Fn() -> bool) {
     }
     panic!("not done within 30 s");
 }
+
+/// Members as a membership service would list them.
+struct Listed(Vec<tiercache_placement::Member>);
+
+impl crate::MembershipPort for Listed {
+    fn masters(&self) -> Vec<tiercache_placement::Member> {
+        self.0.clone()
+    }
+    fn auxiliaries(&self) -> Vec<tiercache_placement::Member> {
+        Vec::new()
+    }
+    fn coordinator(&self) -> Option<String> {
+        Some("m1".into())
+    }
+    fn session(&self) -> crate::ZkState {
+        crate::ZkState::Connected
+    }
+}
+
+#[tokio::test]
+async fn the_key_hash_switch_waits_for_every_member_to_know_the_rule() {
+    use crate::state::{ClusterInfo, ConfigChangeError};
+    let mut members = addrs(&["m1", "m2"]);
+    members[1].features = Features::default();
+    let store = MemConfigStore::new(Some(stored(2)));
+    let cluster =
+        crate::Cluster::new("m1".into(), stored(2), Arc::new(Listed(members.clone())), Arc::new(store.clone()));
+    match cluster.set_key_hash(KeyHash::Tagged).await {
+        Err(ConfigChangeError::Unsupported { members, .. }) => assert_eq!(members, ["m2"]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.get().map(|c| c.key_hash), Some(KeyHash::Whole), "nothing stored");
+    members[1].features = Features::THIS_RELEASE;
+    let cluster = crate::Cluster::new("m1".into(), stored(2), Arc::new(Listed(members)), Arc::new(store.clone()));
+    cluster.set_key_hash(KeyHash::Tagged).await.unwrap();
+    assert_eq!(store.get().map(|c| c.key_hash), Some(KeyHash::Tagged));
+    assert!(cluster.is_coordinator());
+    cluster.set_replicas(3).await.unwrap();
+    assert_eq!(store.get().map(|c| (c.replicas, c.key_hash)), Some((3, KeyHash::Tagged)), "one change keeps the other");
+}
