@@ -660,3 +660,17 @@ fn a_set_right_after_another_masters_step_is_never_hidden() {
         assert_eq!(q::<String>(&mut b, &[b"GET", b"k"]).unwrap(), v, "round {i}");
     }
 }
+
+/// A DEL acknowledged right after another master's step on the key is what the next read sees.
+#[test]
+fn a_del_right_after_another_masters_step_is_never_hidden() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let (mut a, mut b) = (conn(m.p1), conn(m.p2));
+    for i in 0..300 {
+        q::<()>(&mut b, &[b"SET", b"d", b"1"]).unwrap();
+        q::<i64>(&mut b, &[b"INCR", b"d"]).unwrap();
+        assert_eq!(q::<i64>(&mut a, &[b"DEL", b"d"]).unwrap(), 1, "round {i}");
+        assert_eq!(q::<i64>(&mut b, &[b"EXISTS", b"d"]).unwrap(), 0, "round {i}");
+    }
+}

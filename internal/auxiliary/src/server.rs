@@ -183,10 +183,14 @@ impl DataServer {
                     }
                 }
             }
-            Request::Delete { key, version } => {
+            Request::Delete { key, version } | Request::Remove { key, version } => {
                 let out = self.store.delete(key.clone(), *version);
                 self.metrics.observe("delete", if out.existed { "hit" } else { "miss" }, started);
-                Response::Deleted { existed: out.existed }
+                if matches!(req, Request::Remove { .. }) {
+                    Response::Removed { existed: out.existed, applied: out.applied }
+                } else {
+                    Response::Deleted { existed: out.existed }
+                }
             }
             Request::PutBatch { entries } => {
                 let applied = entries

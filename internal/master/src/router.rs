@@ -270,9 +270,31 @@ impl<C: Connect> Router<C> {
 
     /// Like [`Router::delete`], with the version of the delete.
     pub async fn delete_versioned(&self, key: Bytes) -> Result<(bool, u64), MasterError> {
-        let version = self.hlc.next();
-        let oks = self.write(&key.clone(), Request::Delete { key, version }).await?;
-        Ok((oks.iter().any(|r| matches!(r, Response::Deleted { existed: true })), version))
+        // Whether the tombstone took hold is told only by releases that know `Remove`.
+        let tells = self.view().owners(&key, self.replicas()).iter().all(|n| n.addr.features.transactions);
+        let mut tries = 0;
+        loop {
+            let version = self.hlc.next();
+            let req = if tells {
+                Request::Remove { key: key.clone(), version }
+            } else {
+                Request::Delete { key: key.clone(), version }
+            };
+            let answers = self.write(&key, req).await?;
+            let existed = answers
+                .iter()
+                .any(|r| matches!(r, Response::Deleted { existed: true } | Response::Removed { existed: true, .. }));
+            // As for a put: the primary kept an entry newer than this version (another master's,
+            // with a clock ahead of this one's), so this delete, acknowledged after it, goes again
+            // above the newest version.
+            if !matches!(answers.first(), Some(Response::Removed { applied: false, .. })) || tries == 3 {
+                return Ok((existed, version));
+            }
+            tries += 1;
+            if let Ok(Some(newest)) = self.read(key.clone()).await {
+                self.hlc.observe(newest.version);
+            }
+        }
     }
 
     /// Sends one request to every auxiliary of the view concurrently, sorted by id.

@@ -203,6 +203,7 @@ mod tests {
                 request: Box::new(Request::CountPrimary { members: vec!["a".into()], virtual_nodes: 8 }),
             }),
             Request::Census { members: vec!["a".into()], virtual_nodes: 8 },
+            Request::Remove { key: Bytes::from_static(b"k"), version: 4 },
         ];
         for (i, r) in reqs.into_iter().enumerate() {
             let frame = encode(i as u64, &r).unwrap();
@@ -234,6 +235,7 @@ mod tests {
             Response::Error(RemoteError::Transfer { target: "a".into(), message: "m".into() }),
             Response::Conflict,
             Response::Census(Census { keys: 3, expires: 1, ttl_ms_sum: 500 }),
+            Response::Removed { existed: true, applied: false },
         ];
         for r in resps {
             let (id, back): (u64, Response) = decode(&encode(42, &r).unwrap()).unwrap();

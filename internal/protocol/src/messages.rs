@@ -230,6 +230,16 @@ pub enum Request {
         /// Virtual nodes per auxiliary.
         virtual_nodes: u32,
     },
+    /// `Delete`, answered `Removed`, which also says whether the tombstone took the place of
+    /// what was stored: the primary's `applied: false` tells a master whose clock is behind
+    /// to delete again above the stored version. Sent only to auxiliaries whose release has it
+    /// (the `transactions` feature).
+    Remove {
+        /// The key.
+        key: Bytes,
+        /// Last-write-wins version.
+        version: u64,
+    },
 }
 
 /// A slow request (`Rebalance`, `ScanShard`, `CountPrimary`) of a cluster whose keys are
@@ -267,6 +277,7 @@ impl Request {
                 | Request::Flush { .. }
                 | Request::SetExpiry { .. }
                 | Request::Transaction { .. }
+                | Request::Remove { .. }
         )
     }
 }
@@ -370,6 +381,13 @@ pub enum Response {
     Conflict,
     /// Answer to `Census`.
     Census(Census),
+    /// Answer to `Remove`.
+    Removed {
+        /// A live value was there.
+        existed: bool,
+        /// The tombstone superseded what was stored.
+        applied: bool,
+    },
 }
 
 /// The keys an auxiliary leads, as `INFO keyspace` counts them.

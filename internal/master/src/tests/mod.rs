@@ -83,6 +83,12 @@ impl Peer for MemPeer {
                 let f = Found { value: Some(value.clone()), version: *version, ttl_ms: *ttl_ms, expiry_seq: 0 };
                 Response::Applied(u64::from(apply(&mut s.data, key, f)))
             }
+            Request::Remove { key, version } => {
+                let existed = s.data.get(key).is_some_and(|f| f.value.is_some());
+                let applied =
+                    apply(&mut s.data, key, Found { value: None, version: *version, ttl_ms: 0, expiry_seq: 0 });
+                Response::Removed { existed, applied }
+            }
             Request::Delete { key, version } => {
                 let existed = s.data.get(key).is_some_and(|f| f.value.is_some());
                 apply(&mut s.data, key, Found { value: None, version: *version, ttl_ms: 0, expiry_seq: 0 });
