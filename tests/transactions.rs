@@ -583,3 +583,18 @@ fn redis_py_pipelines_watch_transactions_and_scans_work_unmodified() {
     );
     print!("{out}");
 }
+
+/// FLUSHALL reaches every key of the cluster, so it cannot be one isolated step with a
+/// transaction's others: refused while queueing, which aborts the transaction.
+#[test]
+fn flushall_is_refused_inside_a_transaction() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let mut a = conn(m.p1);
+    set(&mut a, "{f}:a", "kept");
+    assert_eq!(q::<String>(&mut a, &[b"MULTI"]).unwrap(), "OK");
+    assert_eq!(q::<String>(&mut a, &[b"SET", b"{f}:a", b"1"]).unwrap(), "QUEUED");
+    assert!(error(&mut a, &[b"FLUSHALL"]).contains("not allowed inside a transaction"));
+    assert!(error(&mut a, &[b"EXEC"]).starts_with("EXECABORT"));
+    assert_eq!(value(&mut a, "{f}:a").as_deref(), Some("kept"), "nothing ran");
+}

@@ -112,12 +112,12 @@ impl DataServer {
         Some(match req {
             Request::Hello { .. } | Request::HelloV1 { .. } => Response::Welcome,
             // Like `Apply`: a transaction starts from every acknowledged write or not at all.
-            Request::Transaction { expect, bases, .. }
-                if bases.is_empty() && expect.iter().any(|e| self.recovery.recovering_for(&e.key)) =>
+            Request::Transaction { expect, reconciled: false, .. }
+                if expect.iter().any(|e| self.recovery.recovering_for(&e.key)) =>
             {
                 Response::Recovering(None)
             }
-            Request::Transaction { expect, bases, writes } => {
+            Request::Transaction { expect, bases, writes, .. } => {
                 let r = crate::apply::transaction(&self.store, expect, bases, writes);
                 self.metrics.observe(
                     "transaction",

@@ -228,6 +228,13 @@ impl<C: Connect> Router<C> {
             }
             live
         };
+        // Whether a tombstone took hold is told only by releases that know `Remove`.
+        let req = match req {
+            Request::Remove { key, version } if !targets.iter().all(|n| n.addr.features.transactions) => {
+                Request::Delete { key, version }
+            }
+            req => req,
+        };
         let plan = Plan { need: self.write_quorum(), all_at_once: true, sloppy: true, primary: true };
         let out = try_call_many(targets.clone(), Arc::new(req), plan, |_, _| true).await;
         if !out.reached() {
@@ -253,13 +260,11 @@ impl<C: Connect> Router<C> {
             // The primary kept an entry newer than this version: another master wrote it with
             // a clock ahead of this one's (in the same millisecond). This write, acknowledged
             // after that one, must not hide behind it: it goes again, above the newest version.
-            if !matches!(answers.first(), Some(Response::Applied(0))) || tries == 3 {
+            if !matches!(answers.first(), Some(Response::Applied(0))) {
                 return Ok(version);
             }
             tries += 1;
-            if let Ok(Some(newest)) = self.read(key.clone()).await {
-                self.hlc.observe(newest.version);
-            }
+            self.overtaken(&key, tries).await?;
         }
     }
 
@@ -270,31 +275,40 @@ impl<C: Connect> Router<C> {
 
     /// Like [`Router::delete`], with the version of the delete.
     pub async fn delete_versioned(&self, key: Bytes) -> Result<(bool, u64), MasterError> {
-        // Whether the tombstone took hold is told only by releases that know `Remove`.
-        let tells = self.view().owners(&key, self.replicas()).iter().all(|n| n.addr.features.transactions);
         let mut tries = 0;
         loop {
             let version = self.hlc.next();
-            let req = if tells {
-                Request::Remove { key: key.clone(), version }
-            } else {
-                Request::Delete { key: key.clone(), version }
-            };
-            let answers = self.write(&key, req).await?;
+            let answers = self.write(&key, Request::Remove { key: key.clone(), version }).await?;
             let existed = answers
                 .iter()
                 .any(|r| matches!(r, Response::Deleted { existed: true } | Response::Removed { existed: true, .. }));
             // As for a put: the primary kept an entry newer than this version (another master's,
             // with a clock ahead of this one's), so this delete, acknowledged after it, goes again
             // above the newest version.
-            if !matches!(answers.first(), Some(Response::Removed { applied: false, .. })) || tries == 3 {
+            if !matches!(answers.first(), Some(Response::Removed { applied: false, .. })) {
                 return Ok((existed, version));
             }
             tries += 1;
-            if let Ok(Some(newest)) = self.read(key.clone()).await {
-                self.hlc.observe(newest.version);
-            }
+            self.overtaken(&key, tries).await?;
         }
+    }
+
+    /// A write was kept out by a newer version on the primary: this master's clock learns the
+    /// newest version (delete markers included), so the next try goes above it; after three
+    /// tries the write fails rather than being acknowledged unseen.
+    async fn overtaken(&self, key: &Bytes, tries: u32) -> Result<(), MasterError> {
+        if tries > 3 {
+            return Err(MasterError::Overtaken(String::from_utf8_lossy(key).into_owned()));
+        }
+        let newest = match self.tx_read(std::slice::from_ref(key)).await {
+            Ok(read) => read.stamp(key).map(|(version, _)| version),
+            // An older primary: the quorum read, which leaves delete markers out.
+            Err(_) => self.read(key.clone()).await.ok().flatten().map(|f| f.version),
+        };
+        if let Some(version) = newest {
+            self.hlc.observe(version);
+        }
+        Ok(())
     }
 
     /// Sends one request to every auxiliary of the view concurrently, sorted by id.

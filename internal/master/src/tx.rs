@@ -28,6 +28,8 @@ pub struct TxRead<P> {
     owners: Vec<Arc<AuxNode<P>>>,
     entries: Vec<(Bytes, Option<Found>)>,
     bases: Vec<WireEntry>,
+    /// The entries were merged with the other owners' copies.
+    reconciled: bool,
 }
 
 impl<P> TxRead<P> {
@@ -66,8 +68,11 @@ impl<C: Connect> Router<C> {
     /// Reads `keys`, which must share their owners (one hash group), from their primary.
     pub async fn tx_read(&self, keys: &[Bytes]) -> Result<TxRead<C::Peer>, MasterError> {
         self.ensure_recorded().await?;
-        let first = keys.first().ok_or(MasterError::NoAuxiliaries)?;
-        let Owners { owners, previous_owners, moving } = self.owners_for_step(first)?;
+        // The keys share their owners now; while keys move (after a join, or a switch of the
+        // key-hash rule) each may have had owners of its own.
+        let each: Vec<Owners<C::Peer>> = keys.iter().map(|k| self.owners_for_step(k)).collect::<Result<_, _>>()?;
+        let owners = each.first().ok_or(MasterError::NoAuxiliaries)?.owners.clone();
+        let moving = each.iter().any(|o| o.moving);
         let mut candidates = owners.clone();
         candidates.sort_by_key(|n| n.status() == NodeStatus::Suspect);
         let mut errors = Vec::new();
@@ -105,9 +110,10 @@ impl<C: Connect> Router<C> {
             }
             // An owner that may lack acknowledged writes commits on top of the others' copies.
             let mut bases = Vec::new();
-            if moving || recovering || node.recovering() || node.missed_writes() {
-                for (key, read) in &mut entries {
-                    let sources = owners.iter().chain(&previous_owners);
+            let reconciled = moving || recovering || node.recovering() || node.missed_writes();
+            if reconciled {
+                for ((key, read), own) in entries.iter_mut().zip(&each) {
+                    let sources = own.owners.iter().chain(&own.previous_owners);
                     let Some(base) = self.newest_elsewhere(sources, &node, key).await? else { continue };
                     if read.as_ref().is_none_or(|r| base.stamp().supersedes(&r.stamp())) {
                         *read = Some(base.clone());
@@ -118,7 +124,7 @@ impl<C: Connect> Router<C> {
             for f in entries.iter().filter_map(|(_, f)| f.as_ref()) {
                 self.hlc.observe(f.version);
             }
-            return Ok(TxRead { primary: node, owners, entries, bases });
+            return Ok(TxRead { primary: node, owners, entries, bases, reconciled });
         }
         Err(MasterError::quorum(1, 0, &errors))
     }
@@ -132,8 +138,8 @@ impl<C: Connect> Router<C> {
             .iter()
             .map(|(key, f)| Expect { key: key.clone(), stamp: f.as_ref().map(|f| (f.version, f.expiry_seq)) })
             .collect();
-        let TxRead { primary, owners, bases, .. } = read;
-        let request = Request::Transaction { expect, bases, writes };
+        let TxRead { primary, owners, bases, reconciled, .. } = read;
+        let request = Request::Transaction { expect, bases, writes, reconciled };
         let id = || primary.addr.id.clone();
         match primary.call(&request).await {
             Ok(Response::Applied(_)) => {}

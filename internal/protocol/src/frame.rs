@@ -197,6 +197,7 @@ mod tests {
                     ttl_ms: 0,
                     expiry_seq: 0,
                 }],
+                reconciled: false,
             },
             Request::Placed(Placed {
                 key_hash: tiercache_placement::KeyHash::Tagged,

@@ -209,8 +209,8 @@ pub enum Request {
     /// `bases` are merged last-write-wins (as in `ApplyReconciled`), then if every key of
     /// `expect` still stands as the master read it, `writes` are applied (answered
     /// `Applied`), else nothing is (`Conflict`) and the master runs the transaction again
-    /// from what is there now. A recovering auxiliary answers `Recovering` unless `bases`
-    /// came along. Older auxiliaries do not know this request; new variants stay at the end.
+    /// from what is there now. A recovering auxiliary answers `Recovering` unless the
+    /// transaction is `reconciled`. Older auxiliaries do not know this request; new variants stay at the end.
     Transaction {
         /// Every key the transaction read or wrote, as it read it.
         expect: Vec<Expect>,
@@ -219,6 +219,9 @@ pub enum Request {
         /// What the transaction wrote: new versions, or the same version with a new expiry
         /// sequence for an expiry change.
         writes: Vec<WireEntry>,
+        /// The master read the other owners (`bases` holds what they had, maybe nothing): a
+        /// recovering auxiliary may commit.
+        reconciled: bool,
     },
     /// See [`Placed`].
     Placed(Placed),

@@ -124,6 +124,9 @@ pub(crate) async fn run(state: &MasterState, front: &crate::Front, session: &mut
         Some(s) if !arity_ok(s.arity, args.len()) => {
             Some(err(format!("wrong number of arguments for '{}' command", s.name)))
         }
+        // A flush reaches every key of the cluster: it cannot be one isolated step with the
+        // others, and a transaction that runs again would flush again.
+        Some(s) if queueing && s.runner == Runner::Flushall => Some(err("Command not allowed inside a transaction")),
         Some(_) => None,
     };
     if let Some(reply) = refused {
