@@ -118,16 +118,14 @@ impl AuxOps {
         // the peer's transfer then sends to it alone.
         let previous: Vec<String> =
             members.iter().filter(|(id, _)| *id != self.node_id).map(|(id, _)| id.clone()).collect();
-        let req = placed(
-            settings,
-            Request::Rebalance {
-                members: members.to_vec(),
-                virtual_nodes: settings.virtual_nodes,
-                replicas: settings.replicas as u32,
-                drop_unowned: false,
-                previous,
-            },
-        );
+        let req = Request::Rebalance {
+            members: members.to_vec(),
+            virtual_nodes: settings.virtual_nodes,
+            replicas: settings.replicas as u32,
+            drop_unowned: false,
+            previous,
+        }
+        .placed(settings.key_hash);
         let client = AuxClient::new(&self.rt, id, addr, &self.token, 1, Duration::from_secs(30));
         match client.call_with_timeout(&req, Duration::from_secs(600)).await {
             Ok(Response::Rebalanced { moved, .. }) => Ok(moved),
@@ -275,13 +273,5 @@ impl AuxOps {
             }
             Err(e) => Response::Error(RemoteError::Transfer { target: e.target, message: e.cause.to_string() }),
         }
-    }
-}
-
-/// `request` as a peer must run it under `settings` (see [`tiercache_protocol::Placed`]).
-fn placed(settings: Settings, request: Request) -> Request {
-    match settings.key_hash {
-        KeyHash::Whole => request,
-        key_hash => Request::Placed(tiercache_protocol::Placed { key_hash, request: Box::new(request) }),
     }
 }

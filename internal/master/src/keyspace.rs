@@ -19,7 +19,7 @@ impl<C: Connect> Router<C> {
     /// Live keys in the cluster, each counted once (on its first owner).
     pub async fn dbsize(&self) -> Result<u64, MasterError> {
         let members = self.view().ring.nodes().to_vec();
-        let count = self.placed(Request::CountPrimary { members, virtual_nodes: self.virtual_nodes() });
+        let count = Request::CountPrimary { members, virtual_nodes: self.virtual_nodes() }.placed(self.key_hash());
         self.sum_all(count, Duration::from_secs(30)).await
     }
 
@@ -31,7 +31,7 @@ impl<C: Connect> Router<C> {
             return Err(MasterError::OlderRelease(old.addr.id.clone()));
         }
         let members = view.ring.nodes().to_vec();
-        let req = self.placed(Request::Census { members, virtual_nodes: self.virtual_nodes() });
+        let req = Request::Census { members, virtual_nodes: self.virtual_nodes() }.placed(self.key_hash());
         let answers = self.call_all(req, Duration::from_secs(30)).await;
         if answers.is_empty() {
             return Err(MasterError::NoAuxiliaries);
@@ -71,12 +71,13 @@ impl<C: Connect> Router<C> {
         let mut keys = Vec::new();
         while rank < members.len() && keys.len() < count.max(1) {
             let Some(node) = view.nodes.get(&members[rank]) else { break };
-            let req = self.placed(Request::ScanShard {
+            let req = Request::ScanShard {
                 shard,
                 members: members.clone(),
                 virtual_nodes: self.virtual_nodes(),
                 pattern: pattern.clone(),
-            });
+            }
+            .placed(self.key_hash());
             match node.call_with_timeout(&req, Duration::from_secs(10)).await {
                 Ok(Response::Keys { keys: found, shards }) => {
                     keys.extend(found);

@@ -46,13 +46,14 @@ impl<C: Connect> Router<C> {
             view.nodes.values().map(|n| (n.addr.id.clone(), n.addr.data_addr.clone())).collect();
         members.sort();
         self.rebalance.lock().running = true;
-        let req = self.placed(Request::Rebalance {
+        let req = Request::Rebalance {
             members,
             virtual_nodes: self.virtual_nodes(),
             replicas: self.replicas() as u32,
             drop_unowned: true,
             previous,
-        });
+        }
+        .placed(self.key_hash());
         let results = self.call_all(req, Duration::from_secs(600)).await;
         let mut moved = 0;
         let mut errors = Vec::new();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tiercache_placement::Member;
 use tiercache_placement::{KeyHash, Settings};
-use tiercache_protocol::{Clock, Hlc, Placed, Request, Response, SystemClock};
+use tiercache_protocol::{Clock, Hlc, Request, Response, SystemClock};
 use tiercache_wire::{Metrics, WireError};
 
 /// Routing settings (from the master's configuration). `replicas` and `virtual_nodes` are the
@@ -177,15 +177,6 @@ impl<C: Connect> Router<C> {
         }
         if (old_replicas, old_vn, old_hash) != (replicas, virtual_nodes, key_hash) {
             tracing::info!(replicas, virtual_nodes, key_hash = key_hash.as_str(), "cluster configuration adopted");
-        }
-    }
-
-    /// `request` as the auxiliaries must run it under this cluster's `key_hash` (see
-    /// [`tiercache_protocol::Placed`]).
-    pub(crate) fn placed(&self, request: Request) -> Request {
-        match self.key_hash() {
-            KeyHash::Whole => request,
-            key_hash => Request::Placed(Placed { key_hash, request: Box::new(request) }),
         }
     }
 

@@ -268,6 +268,15 @@ pub struct Expect {
 }
 
 impl Request {
+    /// This request as an auxiliary must run it when keys are placed by `key_hash`: as it is
+    /// for whole keys (what every release knows), else wrapped in [`Placed`].
+    pub fn placed(self, key_hash: tiercache_placement::KeyHash) -> Request {
+        match key_hash {
+            tiercache_placement::KeyHash::Whole => self,
+            key_hash => Request::Placed(Placed { key_hash, request: Box::new(self) }),
+        }
+    }
+
     /// A put, delete or batch: something a replica that misses it would be behind on.
     pub fn is_write(&self) -> bool {
         matches!(

@@ -70,13 +70,9 @@ pub(super) async fn transaction(ctx: &mut Ctx<'_>, commands: &[Command], watched
             keys.push(key.clone());
         }
     }
-    let (state, front) = (ctx.state, ctx.front);
+    let state = ctx.state;
     if keys.is_empty() {
-        let mut replies = Vec::with_capacity(commands.len());
-        for c in commands {
-            replies.push(Box::pin(super::run(state, front, ctx.session, c.clone())).await);
-        }
-        return Outcome::Replies(replies);
+        return Outcome::Replies(run_each(ctx, commands).await);
     }
     if !state.router.same_group(&keys) {
         return Outcome::Failed(cross_slot());
@@ -91,10 +87,7 @@ pub(super) async fn transaction(ctx: &mut Ctx<'_>, commands: &[Command], watched
         }
         let overlay = Arc::new(parking_lot::Mutex::new(read.overlay()));
         ctx.session.tx = Some(overlay.clone());
-        let mut replies = Vec::with_capacity(commands.len());
-        for c in commands {
-            replies.push(Box::pin(super::run(state, front, ctx.session, c.clone())).await);
-        }
+        let replies = run_each(ctx, commands).await;
         ctx.session.tx = None;
         let overlay = std::mem::take(&mut *overlay.lock());
         match state.router.tx_commit(read, &overlay).await {
@@ -110,4 +103,13 @@ pub(super) async fn transaction(ctx: &mut Ctx<'_>, commands: &[Command], watched
         }
     }
     Outcome::Failed(BytesFrame::Error("TRYAGAIN the transaction's keys kept changing; try again".into()))
+}
+
+/// Runs each command in turn, each through its own file; their replies in order.
+async fn run_each(ctx: &mut Ctx<'_>, commands: &[Command]) -> Vec<Reply> {
+    let mut replies = Vec::with_capacity(commands.len());
+    for c in commands {
+        replies.push(Box::pin(super::run(ctx.state, ctx.front, ctx.session, c.clone())).await);
+    }
+    replies
 }
