@@ -40,6 +40,8 @@ pub(crate) struct Outcome<P> {
     pub errors: Vec<WireError>,
     /// The primary was asked for and failed (not merely unreachable).
     pub primary_failed: bool,
+    /// Where in `answers` the primary's confirmation is, when one was asked for and came.
+    pub primary: Option<usize>,
 }
 
 impl<P> Outcome<P> {
@@ -62,6 +64,9 @@ enum Heard {
 enum Duty {
     /// Node `i`'s answer is awaited.
     Owed(usize),
+    /// Node `i` confirmed.
+    Confirmed(usize),
+    /// Nobody was reachable: the quorum itself fails.
     Done,
     Failed,
 }
@@ -70,7 +75,7 @@ fn next_duty(heard: &[Heard], from: usize) -> Duty {
     for (i, h) in heard.iter().enumerate().skip(from) {
         match h {
             Heard::Pending => return Duty::Owed(i),
-            Heard::Ok => return Duty::Done,
+            Heard::Ok => return Duty::Confirmed(i),
             Heard::Failed => return Duty::Failed,
             Heard::Unreachable => {}
         }
@@ -104,6 +109,8 @@ pub(crate) async fn try_call_many<P: Peer>(
     };
     let mut waiting = nodes.into_iter().enumerate();
     let (mut answers, mut errors, mut counted) = (Vec::new(), Vec::new(), 0);
+    // The node index of each answer, for finding the primary's (writes only).
+    let mut answered = Vec::new();
     if !plan.all_at_once && !plan.primary && need == 1 {
         // The common read, one answer needed: the first owner is asked inline, with no
         // stream of calls built unless its answer fails or does not count.
@@ -116,7 +123,7 @@ pub(crate) async fn try_call_many<P: Peer>(
                 Err(e) => errors.push(e),
             }
             if counted == need {
-                return Outcome { answers, counted, need, errors, primary_failed: false };
+                return Outcome { answers, counted, need, errors, primary_failed: false, primary: None };
             }
         }
     }
@@ -139,6 +146,9 @@ pub(crate) async fn try_call_many<P: Peer>(
                 }
                 counted += usize::from(counts(&node, &resp));
                 answers.push((node, resp));
+                if plan.primary {
+                    answered.push(i);
+                }
             }
             Err(e) => {
                 if let Some(h) = heard.get_mut(i) {
@@ -157,5 +167,9 @@ pub(crate) async fn try_call_many<P: Peer>(
     if !inflight.is_empty() {
         tokio::spawn(async move { while inflight.next().await.is_some() {} });
     }
-    Outcome { answers, counted, need, errors, primary_failed: matches!(duty, Duty::Failed) }
+    let primary = match duty {
+        Duty::Confirmed(i) => answered.iter().position(|&a| a == i),
+        _ => None,
+    };
+    Outcome { answers, counted, need, errors, primary_failed: matches!(duty, Duty::Failed), primary }
 }

@@ -227,14 +227,12 @@ impl<C: Connect> Router<C> {
             req => req,
         };
         let plan = Plan { need: self.write_quorum(), all_at_once: true, sloppy: true, primary: true };
-        let out = try_call_many(targets.clone(), Arc::new(req), plan, |_, _| true).await;
+        let out = try_call_many(targets, Arc::new(req), plan, |_, _| true).await;
         if !out.reached() {
             return Err(MasterError::quorum(out.need, out.counted, &out.errors));
         }
-        // The primary is the first owner in ring order that answered (the ones before it were
-        // not reached and passed the duty on).
         let mut answers = out.answers;
-        if let Some(at) = targets.iter().find_map(|t| answers.iter().position(|(n, _)| Arc::ptr_eq(n, t))) {
+        if let Some(at) = out.primary {
             answers[..=at].rotate_right(1);
         }
         Ok(answers.into_iter().map(|(_, r)| r).collect())
