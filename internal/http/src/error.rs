@@ -53,8 +53,7 @@ impl From<MasterError> for ApiError {
             | MasterError::Quorum { .. }
             | MasterError::Refused { .. }
             | MasterError::NotRecorded(_)
-            | MasterError::OlderRelease(_)
-            | MasterError::Overtaken(_) => ApiError::Unavailable(e.to_string()),
+            | MasterError::OlderRelease(_) => ApiError::Unavailable(e.to_string()),
         }
     }
 }

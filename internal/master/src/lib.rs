@@ -76,10 +76,6 @@ pub enum MasterError {
     /// first write; see [`router::WriteRecord`]).
     #[error("cannot record the cluster's first write in ZooKeeper: {0}")]
     NotRecorded(String),
-    /// A write was kept out three times by a newer version of the key (other masters writing
-    /// it with clocks ahead of this one's): not acknowledged.
-    #[error("a newer version of key {0:?} kept this write out; try again")]
-    Overtaken(String),
     /// The auxiliary that would have to run it is of an older release, which does not know
     /// the request (a rolling update is under way).
     #[error("auxiliary {0} runs an older release, which cannot run this; try again once it is updated")]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tiercache_placement::Member;
 use tiercache_placement::{KeyHash, Settings};
-use tiercache_protocol::{Clock, Hlc, Request, Response, SystemClock};
+use tiercache_protocol::{Clock, Condition, Hlc, Op, Request, Response, SystemClock};
 use tiercache_wire::{Metrics, WireError};
 
 /// Routing settings (from the master's configuration). `replicas` and `virtual_nodes` are the
@@ -241,20 +241,20 @@ impl<C: Connect> Router<C> {
     /// Writes a value with a new version; returns that version (a floor for the writer's
     /// next reads, see [`Router::read_at_least`]).
     pub async fn put(&self, key: Bytes, value: Bytes, ttl_ms: u64) -> Result<u64, MasterError> {
-        let mut tries = 0;
-        loop {
-            let version = self.hlc.next();
-            let put = Request::Put { key: key.clone(), value: value.clone(), version, ttl_ms };
-            let answers = self.write(&key, put).await?;
-            // The primary kept an entry newer than this version: another master wrote it with
-            // a clock ahead of this one's (in the same millisecond). This write, acknowledged
-            // after that one, must not hide behind it: it goes again, above the newest version.
-            if !matches!(answers.first(), Some(Response::Applied(0))) {
-                return Ok(version);
-            }
-            tries += 1;
-            self.overtaken(&key, tries).await?;
+        let version = self.hlc.next();
+        let put = Request::Put { key: key.clone(), value: value.clone(), version, ttl_ms };
+        let answers = self.write(&key, put).await?;
+        if !matches!(answers.first(), Some(Response::Applied(0))) {
+            return Ok(version);
         }
+        // The primary kept an entry newer than this version: another master wrote it with a
+        // clock ahead of this one's, in the same millisecond, perhaps before this write began,
+        // so this write must not hide behind it. The primary orders it as a step instead, on
+        // top of whatever it holds; a step is never kept out, so writers racing on a hot key
+        // all succeed, in the primary's order, as they would on Redis.
+        let op = Op::Set { value, ttl_ms, keep_ttl: false, condition: Condition::Always };
+        let (_, written) = self.apply(key, op).await?;
+        Ok(written.map_or(version, |w| w.version))
     }
 
     /// Deletes with a new version; true when some owner held a live value.
@@ -264,40 +264,19 @@ impl<C: Connect> Router<C> {
 
     /// Like [`Router::delete`], with the version of the delete.
     pub async fn delete_versioned(&self, key: Bytes) -> Result<(bool, u64), MasterError> {
-        let mut tries = 0;
-        loop {
-            let version = self.hlc.next();
-            let answers = self.write(&key, Request::Remove { key: key.clone(), version }).await?;
+        let version = self.hlc.next();
+        let answers = self.write(&key, Request::Remove { key: key.clone(), version }).await?;
+        if !matches!(answers.first(), Some(Response::Removed { applied: false, .. })) {
             let existed = answers
                 .iter()
                 .any(|r| matches!(r, Response::Deleted { existed: true } | Response::Removed { existed: true, .. }));
-            // As for a put: the primary kept an entry newer than this version (another master's,
-            // with a clock ahead of this one's), so this delete, acknowledged after it, goes again
-            // above the newest version.
-            if !matches!(answers.first(), Some(Response::Removed { applied: false, .. })) {
-                return Ok((existed, version));
-            }
-            tries += 1;
-            self.overtaken(&key, tries).await?;
+            return Ok((existed, version));
         }
-    }
-
-    /// A write was kept out by a newer version on the primary: this master's clock learns the
-    /// newest version (delete markers included), so the next try goes above it; after three
-    /// tries the write fails rather than being acknowledged unseen.
-    async fn overtaken(&self, key: &Bytes, tries: u32) -> Result<(), MasterError> {
-        if tries > 3 {
-            return Err(MasterError::Overtaken(String::from_utf8_lossy(key).into_owned()));
-        }
-        let newest = match self.tx_read(std::slice::from_ref(key)).await {
-            Ok(read) => read.stamp(key).map(|(version, _)| version),
-            // An older primary: the quorum read, which leaves delete markers out.
-            Err(_) => self.read(key.clone()).await.ok().flatten().map(|f| f.version),
-        };
-        if let Some(version) = newest {
-            self.hlc.observe(version);
-        }
-        Ok(())
+        // As for a put: the primary kept a newer entry, so the delete runs there as a step
+        // (GETDEL), which tells whether a value was there at the point it took effect. When
+        // none was, the newer entry is itself a delete marker, at or above this version.
+        let (previous, written) = self.apply(key, Op::GetDel).await?;
+        Ok((previous.is_some(), written.map_or(version, |w| w.version)))
     }
 
     /// Sends one request to every auxiliary of the view concurrently, sorted by id.
