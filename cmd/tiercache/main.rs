@@ -3,7 +3,7 @@
 
 use clap::{Arg, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
-use tiercache_node::config::settings::{self, Role};
+use tiercache_node::config::settings::{self, Mode};
 use tiercache_node::config::LogFormat;
 
 /// This build: the crate version and the commit (build.rs).
@@ -92,10 +92,10 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
 
 /// The role's settings as options, from the one table: `--port 9000` sets `PORT`; secrets
 /// and `RUST_LOG` are listed after the options, as variables only.
-fn with_settings(cmd: clap::Command, role: Role) -> clap::Command {
+fn with_settings(cmd: clap::Command, mode: Mode) -> clap::Command {
     let mut env_only = Vec::new();
     let mut cmd = cmd;
-    for s in settings::of(role) {
+    for s in settings::of(mode) {
         let help = format!("{}  [env: {}] [default: {}]", s.meaning, s.var, s.default);
         match s.flag() {
             // Built once at start: leaking the few names is what clap's &'static str asks.
@@ -113,7 +113,7 @@ fn with_settings(cmd: clap::Command, role: Role) -> clap::Command {
 fn all_settings() -> String {
     let mut out = String::from("Settings (environment variables; `tiercache <role> --help` shows them as flags):\n");
     for s in settings::SETTINGS {
-        let roles: Vec<&str> = [(Role::Master, "master"), (Role::Auxiliary, "auxiliary"), (Role::Local, "local")]
+        let roles: Vec<&str> = [(Mode::Master, "master"), (Mode::Auxiliary, "auxiliary"), (Mode::Local, "local")]
             .into_iter()
             .filter(|(r, _)| s.readers.include(*r))
             .map(|(_, n)| n)
@@ -126,24 +126,24 @@ fn all_settings() -> String {
 fn main() -> ExitCode {
     let command = Cli::command()
         .after_help(all_settings())
-        .mut_subcommand("master", |c| with_settings(c, Role::Master))
-        .mut_subcommand("auxiliary", |c| with_settings(c, Role::Auxiliary))
-        .mut_subcommand("local", |c| with_settings(c, Role::Local));
+        .mut_subcommand("master", |c| with_settings(c, Mode::Master))
+        .mut_subcommand("auxiliary", |c| with_settings(c, Mode::Auxiliary))
+        .mut_subcommand("local", |c| with_settings(c, Mode::Local));
     let matches = command.get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    let role = match cli.role {
-        RoleCmd::Master => Role::Master,
-        RoleCmd::Auxiliary => Role::Auxiliary,
-        RoleCmd::Local => Role::Local,
+    let mode = match cli.role {
+        RoleCmd::Master => Mode::Master,
+        RoleCmd::Auxiliary => Mode::Auxiliary,
+        RoleCmd::Local => Mode::Local,
     };
     // The flags given, laid over the environment, go through the one parser.
     let flags: Vec<(&'static str, String)> = matches
         .subcommand()
         .map(|(_, sub)| {
-            settings::of(role)
+            settings::of(mode)
                 .filter(|s| s.flag().is_some())
                 .filter_map(|s| sub.get_one::<String>(s.var).map(|v| (s.var, v.clone())))
                 .collect()

@@ -175,15 +175,15 @@ struct Raw {
 }
 
 use parse::*;
-use settings::Role;
+use settings::Mode;
 
 impl Raw {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(vars: I) -> Result<Raw, ConfigError> {
         envy::from_iter(vars).map_err(|e| ConfigError::Env(e.to_string()))
     }
 
-    fn common(&self, role: Role) -> Result<CommonConfig, ConfigError> {
-        let default_port = if role == Role::Auxiliary { 3001 } else { 8000 };
+    fn common(&self, mode: Mode) -> Result<CommonConfig, ConfigError> {
+        let default_port = if mode == Mode::Auxiliary { 3001 } else { 8000 };
         let port = parse_num("PORT", &self.port, default_port, 1, "a TCP port 1-65535")?;
         let advertise_host = advertise_host(trimmed(&self.advertise_host))?;
         let zk_ms = parse_num(
@@ -195,13 +195,13 @@ impl Raw {
         )?;
         Ok(CommonConfig {
             port,
-            bind_addr: bind_addr(trimmed(&self.bind_addr), role)?,
+            bind_addr: bind_addr(trimmed(&self.bind_addr), mode)?,
             node_id: node_id(trimmed(&self.node_id), &advertise_host, port)?,
             advertise_host,
             zk_servers: zk_servers(trimmed(&self.zk_servers))?,
             zk_root: zk_root(trimmed(&self.zk_root))?,
             zk_session_timeout: Duration::from_millis(zk_ms),
-            internal_token: internal_token(self.internal_token.as_deref(), role)?,
+            internal_token: internal_token(self.internal_token.as_deref(), mode)?,
             log_format: log_format(trimmed(&self.log_format))?,
         })
     }
@@ -220,8 +220,8 @@ impl Raw {
         Ok((vn, replicas))
     }
 
-    fn master(&self, role: Role) -> Result<MasterConfig, ConfigError> {
-        let common = self.common(role)?;
+    fn master(&self, mode: Mode) -> Result<MasterConfig, ConfigError> {
+        let common = self.common(mode)?;
         let (virtual_nodes, replicas) = self.placement()?;
         let write_quorum =
             parse_range("WRITE_QUORUM", &self.write_quorum, 1usize, 1, replicas, "an integer from 1 to REPLICAS")?;
@@ -271,16 +271,16 @@ impl Raw {
         })
     }
 
-    fn auxiliary(&self, role: Role) -> Result<AuxiliaryConfig, ConfigError> {
-        let common = self.common(role)?;
+    fn auxiliary(&self, mode: Mode) -> Result<AuxiliaryConfig, ConfigError> {
+        let common = self.common(mode)?;
         let ignored = [("REPLICAS", &self.replicas), ("VIRTUAL_NODES", &self.virtual_nodes)]
             .into_iter()
-            .filter(|(_, v)| role == Role::Auxiliary && trimmed(v).is_some())
+            .filter(|(_, v)| mode == Mode::Auxiliary && trimmed(v).is_some())
             .map(|(name, _)| name)
             .collect();
         let default_data = common.port.checked_add(1000).unwrap_or(common.port.wrapping_sub(1000));
         let data_port = parse_num("DATA_PORT", &self.data_port, default_data, 1, "a TCP port 1-65535")?;
-        if role == Role::Auxiliary && data_port == common.port {
+        if mode == Mode::Auxiliary && data_port == common.port {
             return Err(ConfigError::Invalid {
                 var: "DATA_PORT",
                 value: data_port.to_string(),
@@ -309,12 +309,12 @@ impl Raw {
 
 /// Reads a master's configuration from `vars` (pass `std::env::vars()`).
 pub fn master_from<I: IntoIterator<Item = (String, String)>>(vars: I) -> Result<MasterConfig, ConfigError> {
-    Raw::from_iter(vars)?.master(Role::Master)
+    Raw::from_iter(vars)?.master(Mode::Master)
 }
 
 /// Reads an auxiliary's configuration from `vars`.
 pub fn auxiliary_from<I: IntoIterator<Item = (String, String)>>(vars: I) -> Result<AuxiliaryConfig, ConfigError> {
-    Raw::from_iter(vars)?.auxiliary(Role::Auxiliary)
+    Raw::from_iter(vars)?.auxiliary(Mode::Auxiliary)
 }
 
 /// The auxiliaries local mode runs in its process.
@@ -325,7 +325,7 @@ pub fn local_from<I: IntoIterator<Item = (String, String)>>(
     vars: I,
 ) -> Result<(MasterConfig, AuxiliaryConfig), ConfigError> {
     let raw = Raw::from_iter(vars)?;
-    let master = raw.master(Role::Local)?;
+    let master = raw.master(Mode::Local)?;
     if master.replicas > LOCAL_AUXILIARIES {
         return Err(ConfigError::Invalid {
             var: "REPLICAS",
@@ -333,7 +333,7 @@ pub fn local_from<I: IntoIterator<Item = (String, String)>>(
             expected: "at most 3 in local mode, which runs three auxiliaries",
         });
     }
-    let mut aux = raw.auxiliary(Role::Local)?;
+    let mut aux = raw.auxiliary(Mode::Local)?;
     if parse_range("LOCAL_PERSIST", &raw.local_persist, 1u8, 0, 1, "0 (forget at exit) or 1 (keep snapshots)")? == 0 {
         aux.backup_interval_secs = 0;
         aux.restore = false;

@@ -1,6 +1,6 @@
 //! One parser per kind of value: each error names the variable and the form it expects.
 
-use crate::settings::Role;
+use crate::settings::Mode;
 use crate::{ConfigError, LogFormat};
 use std::net::IpAddr;
 
@@ -9,10 +9,10 @@ pub(crate) fn trimmed(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-pub(crate) fn bind_addr(v: Option<&str>, role: Role) -> Result<IpAddr, ConfigError> {
+pub(crate) fn bind_addr(v: Option<&str>, mode: Mode) -> Result<IpAddr, ConfigError> {
     match v {
         // Trying it out opens nothing to the network unless asked (the image sets 0.0.0.0).
-        None if role == Role::Local => Ok(IpAddr::from([127, 0, 0, 1])),
+        None if mode == Mode::Local => Ok(IpAddr::from([127, 0, 0, 1])),
         None => Ok(IpAddr::from([0, 0, 0, 0])),
         Some(s) => s.parse().map_err(|_| ConfigError::Invalid {
             var: "BIND_ADDR",
@@ -68,7 +68,7 @@ pub(crate) fn zk_root(v: Option<&str>) -> Result<String, ConfigError> {
     }
 }
 
-pub(crate) fn internal_token(v: Option<&str>, role: Role) -> Result<String, ConfigError> {
+pub(crate) fn internal_token(v: Option<&str>, mode: Mode) -> Result<String, ConfigError> {
     match v {
         Some(t) if t.len() >= 8 => Ok(t.to_string()),
         Some(t) if !t.is_empty() => Err(ConfigError::Invalid {
@@ -76,7 +76,7 @@ pub(crate) fn internal_token(v: Option<&str>, role: Role) -> Result<String, Conf
             value: "<hidden>".into(),
             expected: "a shared secret of at least 8 bytes",
         }),
-        _ if role == Role::Local => Ok("local-only-token".to_string()),
+        _ if mode == Mode::Local => Ok("local-only-token".to_string()),
         _ => Err(ConfigError::Missing {
             var: "INTERNAL_TOKEN",
             expected: "a shared secret of at least 8 bytes, the same on every master and auxiliary",

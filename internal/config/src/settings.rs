@@ -20,9 +20,9 @@ pub enum Readers {
     Local,
 }
 
-/// A role as the command line names it.
+/// What `tiercache` runs, as the command line names it: one role, or both in one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum Mode {
     /// `tiercache master`.
     Master,
     /// `tiercache auxiliary`.
@@ -33,16 +33,16 @@ pub enum Role {
 
 impl Readers {
     /// Whether `role` reads the setting.
-    pub fn include(self, role: Role) -> bool {
+    pub fn include(self, mode: Mode) -> bool {
         use Readers::*;
         matches!(
-            (self, role),
+            (self, mode),
             (All, _)
-                | (Master, Role::Master | Role::Local)
-                | (Auxiliary, Role::Auxiliary | Role::Local)
-                | (Cluster, Role::Master | Role::Auxiliary)
-                | (ClusterAuxiliary, Role::Auxiliary)
-                | (Local, Role::Local)
+                | (Master, Mode::Master | Mode::Local)
+                | (Auxiliary, Mode::Auxiliary | Mode::Local)
+                | (Cluster, Mode::Master | Mode::Auxiliary)
+                | (ClusterAuxiliary, Mode::Auxiliary)
+                | (Local, Mode::Local)
         )
     }
 }
@@ -144,8 +144,8 @@ pub const SETTINGS: &[Setting] = &[
 ];
 
 /// The settings `role` reads.
-pub fn of(role: Role) -> impl Iterator<Item = &'static Setting> {
-    SETTINGS.iter().filter(move |s| s.readers.include(role))
+pub fn of(mode: Mode) -> impl Iterator<Item = &'static Setting> {
+    SETTINGS.iter().filter(move |s| s.readers.include(mode))
 }
 
 /// `vars` with the flags given laid over them (a flag wins over its variable).
@@ -185,10 +185,10 @@ mod tests {
 
     #[test]
     fn each_role_reads_its_own() {
-        let local: Vec<&str> = of(Role::Local).map(|s| s.var).collect();
+        let local: Vec<&str> = of(Mode::Local).map(|s| s.var).collect();
         assert!(local.contains(&"CACHE_SIZE") && local.contains(&"REDIS_PORT"));
         assert!(!local.contains(&"ZK_SERVERS") && !local.contains(&"DATA_PORT"));
-        let aux: Vec<&str> = of(Role::Auxiliary).map(|s| s.var).collect();
+        let aux: Vec<&str> = of(Mode::Auxiliary).map(|s| s.var).collect();
         assert!(aux.contains(&"DATA_PORT") && !aux.contains(&"REDIS_PORT"));
     }
 }

@@ -20,28 +20,10 @@ pub use config::{ConfigWriteError, ConfigWriter};
 use session::{supervise, Channels};
 use std::sync::Arc;
 use std::time::Duration;
-pub use tiercache_placement::{ClusterConfig, Features, KeyHash, Member, Settings};
+pub use tiercache_placement::{ClusterConfig, Features, KeyHash, Member, Role, Settings, ZkState};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use zookeeper_client as zk;
-
-/// Which directory a node registers in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Stateless HTTP front.
-    Master,
-    /// Data holder.
-    Auxiliary,
-}
-
-impl Role {
-    fn dir(self) -> &'static str {
-        match self {
-            Role::Master => "masters",
-            Role::Auxiliary => "auxiliaries",
-        }
-    }
-}
 
 /// The cluster as last seen in ZooKeeper.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,28 +34,6 @@ pub struct Membership {
     pub auxiliaries: Vec<Member>,
     /// Id of the elected coordinator master (lowest ephemeral-sequential election znode).
     pub coordinator: Option<String>,
-}
-
-/// State of the ZooKeeper session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ZkStatus {
-    /// No session yet (or building a new one after expiry).
-    Connecting,
-    /// Session live, znode registered, watches set.
-    Connected,
-    /// Connection lost; the session may still come back.
-    Disconnected,
-}
-
-impl ZkStatus {
-    /// A short word for `/health`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ZkStatus::Connecting => "connecting",
-            ZkStatus::Connected => "connected",
-            ZkStatus::Disconnected => "disconnected",
-        }
-    }
 }
 
 /// Settings of discovery.
@@ -97,7 +57,7 @@ pub struct DiscoveryConfig {
 /// Handle on the running supervisor.
 pub struct Discovery {
     membership: watch::Receiver<Arc<Membership>>,
-    status: watch::Receiver<ZkStatus>,
+    status: watch::Receiver<ZkState>,
     config: watch::Receiver<Option<ClusterConfig>>,
     fatal: watch::Receiver<Option<String>>,
     /// `ZK_ROOT`.
@@ -111,7 +71,7 @@ impl Discovery {
     /// Starts the supervisor on the current tokio runtime.
     pub fn start(cfg: DiscoveryConfig) -> Discovery {
         let (m_tx, m_rx) = watch::channel(Arc::new(Membership::default()));
-        let (s_tx, s_rx) = watch::channel(ZkStatus::Connecting);
+        let (s_tx, s_rx) = watch::channel(ZkState::Connecting);
         let (c_tx, c_rx) = watch::channel(None);
         let (f_tx, f_rx) = watch::channel(None);
         let (l_tx, l_rx) = oneshot::channel();
@@ -153,7 +113,7 @@ impl Discovery {
     }
 
     /// Watch of the session state.
-    pub fn status(&self) -> watch::Receiver<ZkStatus> {
+    pub fn status(&self) -> watch::Receiver<ZkState> {
         self.status.clone()
     }
 

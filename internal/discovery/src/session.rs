@@ -2,7 +2,7 @@
 //! the election and the configuration, and a new session after an expiry.
 
 use crate::config::{read_config, Stored};
-use crate::{opts, ClusterConfig, DiscoveryConfig, Member, Membership, Role, ZkStatus};
+use crate::{opts, ClusterConfig, DiscoveryConfig, Member, Membership, Role, ZkState};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -16,7 +16,7 @@ enum SessionEnd {
 /// Where the supervisor publishes what it sees.
 pub(crate) struct Channels {
     pub(crate) membership: watch::Sender<Arc<Membership>>,
-    pub(crate) status: watch::Sender<ZkStatus>,
+    pub(crate) status: watch::Sender<ZkState>,
     pub(crate) config: watch::Sender<Option<ClusterConfig>>,
     pub(crate) fatal: watch::Sender<Option<String>>,
     /// The live session's client, for writes made on behalf of the node (`PUT /config`).
@@ -27,7 +27,7 @@ pub(crate) async fn supervise(cfg: DiscoveryConfig, chans: Channels, mut leave: 
     let s_tx = &chans.status;
     let mut backoff = Duration::from_millis(200);
     loop {
-        s_tx.send_replace(ZkStatus::Connecting);
+        s_tx.send_replace(ZkState::Connecting);
         let connect =
             zk::Client::connector().with_session_timeout(cfg.session_timeout).with_fail_eagerly().connect(&cfg.servers);
         let client = tokio::select! {
@@ -60,7 +60,7 @@ pub(crate) async fn supervise(cfg: DiscoveryConfig, chans: Channels, mut leave: 
             }
             SessionEnd::Lost(why) => {
                 tracing::warn!(why, "ZooKeeper session lost; building a new one");
-                s_tx.send_replace(ZkStatus::Disconnected);
+                s_tx.send_replace(ZkState::Disconnected);
             }
         }
     }
@@ -168,7 +168,7 @@ async fn session(
             }
             Err(e) => return SessionEnd::Lost(format!("list: {e}")),
         };
-        s_tx.send_replace(ZkStatus::Connected);
+        s_tx.send_replace(ZkState::Connected);
         let config = match config {
             Stored::Usable(c) => Some(c),
             Stored::Missing | Stored::Unusable => None,
@@ -213,7 +213,7 @@ async fn session(
 async fn on_state(
     mut s: zk::SessionState,
     state: &mut zk::StateWatcher,
-    s_tx: &watch::Sender<ZkStatus>,
+    s_tx: &watch::Sender<ZkState>,
     leave: &mut oneshot::Receiver<()>,
 ) -> Option<SessionEnd> {
     loop {
@@ -221,7 +221,7 @@ async fn on_state(
             zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => return None,
             zk::SessionState::Disconnected => {
                 tracing::warn!("ZooKeeper disconnected; keeping the last membership");
-                s_tx.send_replace(ZkStatus::Disconnected);
+                s_tx.send_replace(ZkState::Disconnected);
             }
             other => return Some(SessionEnd::Lost(other.to_string())),
         }

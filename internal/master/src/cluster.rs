@@ -4,8 +4,9 @@
 //! alone and its configuration its own.
 
 use crate::follow_config::ConfigStore;
-use crate::state::{ClusterInfo, ConfigChangeError, MasterInfo, ZkState};
+use crate::state::{ClusterInfo, ConfigChangeError, MasterInfo};
 use std::sync::Arc;
+use tiercache_placement::ZkState;
 use tiercache_placement::{ClusterConfig, KeyHash, Member};
 
 /// The port in front of the membership service (ZooKeeper's registered nodes and election).

@@ -47,9 +47,9 @@ pub use follow_config::{follow_config, ConfigStore, Disagreement, Environment, M
 pub use peer::{Connect, Peer, WireConnect};
 pub use rebalance::{follow, rebalance_with_retries, RebalanceStatus};
 pub use router::{ReadResult, Router, RouterConfig, WriteRecord};
-pub use state::{ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState, ZkState};
+pub use state::{ClusterInfo, ConfigChangeError, Limits, MasterInfo, MasterState};
 pub use threads::DataThreads;
-pub use tiercache_placement::{ClusterConfig, Features, KeyHash, Member, MAX_REPLICAS};
+pub use tiercache_placement::{ClusterConfig, Features, KeyHash, Member, ZkState, MAX_REPLICAS};
 pub use tiercache_protocol::same_secret;
 pub use tiercache_wire::{Metrics, WireError};
 pub use view::{AuxNode, NodeStatus, View};

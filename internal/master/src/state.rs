@@ -3,7 +3,7 @@
 
 use crate::{Metrics, Router};
 use std::sync::Arc;
-use tiercache_placement::ClusterConfig;
+use tiercache_placement::{ClusterConfig, ZkState};
 
 /// Size limits and defaults of the client API.
 #[derive(Debug, Clone)]
@@ -23,31 +23,6 @@ pub struct MasterInfo {
     pub id: String,
     /// host:port of its HTTP API.
     pub address: String,
-}
-
-/// The master's ZooKeeper session, as `/health` and `zookeeper_connected` show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ZkState {
-    /// No ZooKeeper (local mode).
-    Disabled,
-    /// No session yet, or building a new one.
-    Connecting,
-    /// Session live and registered.
-    Connected,
-    /// Connection lost; serving with the last membership seen.
-    Disconnected,
-}
-
-impl ZkState {
-    /// The word shown in `/health`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ZkState::Disabled => "disabled",
-            ZkState::Connecting => "connecting",
-            ZkState::Connected => "connected",
-            ZkState::Disconnected => "disconnected",
-        }
-    }
 }
 
 /// Why `PUT /config` could not store the change.

@@ -8,14 +8,14 @@ use super::*;
 /// recording the first write afterwards lists this node and routes that write here too.
 async fn start_fresh_if_nothing_written(
     aux: Arc<Auxiliary>,
-    mut status: watch::Receiver<ZkStatus>,
+    mut status: watch::Receiver<ZkState>,
     writer: ConfigWriter,
 ) {
     if aux.store.stats().keys > 0 {
         return;
     }
     loop {
-        if status.wait_for(|s| *s == ZkStatus::Connected).await.is_err() {
+        if status.wait_for(|s| *s == ZkState::Connected).await.is_err() {
             return;
         }
         match writer.has_written().await {
@@ -59,7 +59,7 @@ pub async fn run_auxiliary(
     let (registered_tx, registered) = watch::channel(false);
     tokio::spawn(async move {
         loop {
-            registered_tx.send_replace(*status.borrow_and_update() == ZkStatus::Connected);
+            registered_tx.send_replace(*status.borrow_and_update() == ZkState::Connected);
             if status.changed().await.is_err() {
                 return;
             }
@@ -86,7 +86,7 @@ pub async fn run_auxiliary(
         },
         metrics: {
             let aux = aux.clone();
-            Arc::new(move || aux.render_metrics(*status.borrow() == ZkStatus::Connected))
+            Arc::new(move || aux.render_metrics(*status.borrow() == ZkState::Connected))
         },
     };
     let server = tiercache_http::start_auxiliary(state, listener).map_err(NodeError::Http)?;

@@ -26,12 +26,10 @@ use std::time::Duration;
 use tiercache_auxiliary::{Auxiliary, ClusterFeed, Settings};
 use tiercache_config::{AuxiliaryConfig, MasterConfig};
 use tiercache_discovery::{
-    ClusterConfig, ConfigWriter, Discovery, DiscoveryConfig, Features, KeyHash, Member, Membership, Role, ZkStatus,
+    ClusterConfig, ConfigWriter, Discovery, DiscoveryConfig, Features, KeyHash, Member, Membership, Role, ZkState,
 };
 use tiercache_http::AuxState;
-use tiercache_master::{
-    self as master, ClusterInfo, Limits, MasterState, Metrics, Router, RouterConfig, WireConnect, ZkState,
-};
+use tiercache_master::{self as master, ClusterInfo, Limits, MasterState, Metrics, Router, RouterConfig, WireConnect};
 use tokio::sync::watch;
 
 /// Errors that stop a node.
@@ -69,7 +67,7 @@ pub enum NodeError {
 /// ZooKeeper's registered nodes and election as the master's [`master::MembershipPort`].
 struct ZkMembership {
     membership: watch::Receiver<Arc<Membership>>,
-    status: watch::Receiver<ZkStatus>,
+    status: watch::Receiver<ZkState>,
 }
 
 impl master::MembershipPort for ZkMembership {
@@ -83,11 +81,7 @@ impl master::MembershipPort for ZkMembership {
         self.membership.borrow().coordinator.clone()
     }
     fn session(&self) -> ZkState {
-        match *self.status.borrow() {
-            ZkStatus::Connecting => ZkState::Connecting,
-            ZkStatus::Connected => ZkState::Connected,
-            ZkStatus::Disconnected => ZkState::Disconnected,
-        }
+        *self.status.borrow()
     }
 }
 

@@ -7,7 +7,7 @@
 
 mod member;
 
-pub use member::{Features, Member};
+pub use member::{Features, Member, Role, ZkState};
 use std::collections::HashMap;
 use xxhash_rust::xxh3::xxh3_64;
 

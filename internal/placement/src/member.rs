@@ -19,6 +19,52 @@ pub struct Member {
     pub features: Features,
 }
 
+/// Which directory a member registers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A stateless front: HTTP and RESP.
+    Master,
+    /// A data holder.
+    Auxiliary,
+}
+
+impl Role {
+    /// Its directory under `ZK_ROOT`.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Role::Master => "masters",
+            Role::Auxiliary => "auxiliaries",
+        }
+    }
+}
+
+/// A node's ZooKeeper session: discovery follows it, and `/health`, `zookeeper_connected` and
+/// the master's view show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZkState {
+    /// No ZooKeeper (local mode).
+    Disabled,
+    /// No session yet, or building a new one after expiry.
+    Connecting,
+    /// Session live, znode registered, watches set.
+    Connected,
+    /// Connection lost; the session may still come back, and the node serves with the last
+    /// membership seen.
+    Disconnected,
+}
+
+impl ZkState {
+    /// The word shown in `/health`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZkState::Disabled => "disabled",
+            ZkState::Connecting => "connecting",
+            ZkState::Connected => "connected",
+            ZkState::Disconnected => "disconnected",
+        }
+    }
+}
+
 /// What a member's release can do beyond the first releases, published as a list of names
 /// (a name this release does not know is some newer ability, and ignored).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
