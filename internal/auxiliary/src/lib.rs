@@ -8,7 +8,8 @@
 //!   recover and the pull from peers that ends it.
 //! - [`fence`]: only a key's first registered owner runs its atomic steps.
 //! - [`keyspace`]: `FLUSHALL` and the count behind `DBSIZE`.
-//! - [`ops`]: transfers to new owners, the catch-up pull, snapshots on demand.
+//! - [`ops`]: transfers to new owners, the catch-up pull, snapshots on demand; [`peers`]: the
+//!   seam in front of the network they reach peers through, and its in-memory side for tests.
 //! - [`snapshot`]: the snapshot files; [`outbox`]: restored copies of other nodes' keys,
 //!   kept out of the store.
 
@@ -18,6 +19,7 @@ pub mod fence;
 pub mod keyspace;
 pub mod ops;
 pub mod outbox;
+pub mod peers;
 pub mod recovery;
 pub mod server;
 pub mod snapshot;
@@ -53,6 +55,28 @@ pub struct Settings {
     pub backup_interval_secs: u64,
     /// Restore the newest snapshot at start.
     pub restore: bool,
+}
+
+/// Snapshots and transfers of the auxiliary `settings` describes.
+fn ops_for(
+    settings: &Settings,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    outbox: outbox::Outbox,
+    peers: Arc<dyn peers::Peers>,
+) -> Arc<AuxOps> {
+    Arc::new(AuxOps {
+        store,
+        backup_dir: settings.backup_dir.clone(),
+        node_id: settings.node_id.clone(),
+        metrics,
+        peers,
+        rt: tokio::runtime::Handle::current(),
+        snapshot_lock: Arc::new(tokio::sync::Mutex::new(())),
+        ownership: parking_lot::Mutex::new(None),
+        outbox: parking_lot::Mutex::new(outbox),
+        ownership_frozen: Default::default(),
+    })
 }
 
 /// One running auxiliary.
@@ -112,18 +136,8 @@ impl Auxiliary {
             }
             _ => outbox::Outbox::default(),
         };
-        let ops = Arc::new(AuxOps {
-            store: store.clone(),
-            backup_dir: settings.backup_dir.clone(),
-            node_id: settings.node_id.clone(),
-            token: settings.token.clone(),
-            metrics: metrics.clone(),
-            rt: tokio::runtime::Handle::current(),
-            snapshot_lock: Arc::new(tokio::sync::Mutex::new(())),
-            ownership: parking_lot::Mutex::new(None),
-            outbox: parking_lot::Mutex::new(outbox),
-            ownership_frozen: Default::default(),
-        });
+        let peers = Arc::new(peers::WirePeers { token: settings.token.clone(), rt: tokio::runtime::Handle::current() });
+        let ops = ops_for(&settings, store.clone(), metrics.clone(), outbox, peers);
         let data_addr = listener.local_addr()?;
         let (stop_data, stop_rx) = watch::channel(false);
         let server =
@@ -145,6 +159,25 @@ impl Auxiliary {
             _data_thread: data_thread,
             background: background.into(),
         })
+    }
+
+    /// A data server with no socket, thread or background task, over an empty store, that
+    /// reaches its peers through `peers`: master and auxiliary logic run against it in tests
+    /// (see [`peers::MemPeers`]).
+    pub fn in_memory(
+        settings: &Settings,
+        metrics: Arc<Metrics>,
+        peers: Arc<dyn peers::Peers>,
+        recovering: bool,
+    ) -> Arc<DataServer> {
+        let config = StoreConfig {
+            max_entries: settings.cache_size,
+            max_bytes: settings.cache_max_bytes,
+            ..StoreConfig::default()
+        };
+        let store = Arc::new(Store::new(config, Arc::new(SystemClock)));
+        let ops = ops_for(settings, store.clone(), metrics.clone(), outbox::Outbox::default(), peers);
+        Arc::new(DataServer::new(store, settings.token.clone(), metrics, ops, recovering))
     }
 
     /// Follows the cluster: recovery on a stall or a lost session, and the catch-up.

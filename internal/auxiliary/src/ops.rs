@@ -2,6 +2,7 @@
 //! and the catch-up pull from peers.
 
 use crate::outbox::{Outbox, Ownership};
+use crate::peers::{PeerLink, Peers};
 use crate::snapshot::write_snapshot;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -11,10 +12,11 @@ use std::time::{Duration, Instant};
 use tiercache_placement::{KeyHash, Settings};
 use tiercache_protocol::{RemoteError, Request, Response, SnapshotReply, WireEntry};
 use tiercache_store::Store;
-use tiercache_wire::{AuxClient, Metrics, WireError};
-use tokio::runtime::Handle;
+use tiercache_wire::{Metrics, WireError};
 
 const BATCH: usize = 1000;
+/// How long one batch of a transfer may take.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Snapshot and transfer logic of one auxiliary.
 pub struct AuxOps {
@@ -24,12 +26,12 @@ pub struct AuxOps {
     pub backup_dir: PathBuf,
     /// This node's id (to know what it owns).
     pub node_id: String,
-    /// Shared secret for peer connections.
-    pub token: String,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Runtime for peer connections.
-    pub rt: Handle,
+    /// How this node reaches its peers.
+    pub peers: Arc<dyn Peers>,
+    /// The node's runtime, off the data thread: slow requests run there.
+    pub rt: tokio::runtime::Handle,
     /// Serialises snapshots so two never write at once.
     pub snapshot_lock: Arc<tokio::sync::Mutex<()>>,
     /// The placement this node last saw settle; written beside each snapshot (see
@@ -126,8 +128,7 @@ impl AuxOps {
             previous,
         }
         .placed(settings.key_hash);
-        let client = AuxClient::new(&self.rt, id, addr, &self.token, 1, Duration::from_secs(30));
-        match client.call_with_timeout(&req, Duration::from_secs(600)).await {
+        match self.peers.connect(id, addr).call(&req, Duration::from_secs(600)).await {
             Ok(Response::Rebalanced { moved, .. }) => Ok(moved),
             Ok(other) => {
                 Err(TransferError { target: id.clone(), cause: WireError::Unexpected(id.clone(), Box::new(other)) })
@@ -150,7 +151,7 @@ impl AuxOps {
         let ring = settings.ring(&ids);
         let old_ring = (!previous.is_empty()).then(|| settings.ring(previous));
         let addrs: HashMap<&str, &str> = members.iter().map(|(i, a)| (i.as_str(), a.as_str())).collect();
-        let mut peers: HashMap<String, AuxClient> = HashMap::new();
+        let mut peers: HashMap<String, Box<dyn PeerLink>> = HashMap::new();
         let mut moved = 0u64;
         let mut unowned: Vec<(Bytes, u64)> = Vec::new();
         for shard in 0..self.store.shard_count() {
@@ -219,23 +220,16 @@ impl AuxOps {
     async fn send(
         &self,
         batches: HashMap<String, Vec<WireEntry>>,
-        peers: &mut HashMap<String, AuxClient>,
+        peers: &mut HashMap<String, Box<dyn PeerLink>>,
         addrs: &HashMap<&str, &str>,
     ) -> Result<u64, TransferError> {
         let mut moved = 0;
         for (target, entries) in batches {
-            let client = peers.entry(target.clone()).or_insert_with(|| {
-                AuxClient::new(
-                    &self.rt,
-                    &target,
-                    addrs.get(target.as_str()).copied().unwrap_or(""),
-                    &self.token,
-                    1,
-                    Duration::from_secs(30),
-                )
-            });
+            let client = peers
+                .entry(target.clone())
+                .or_insert_with(|| self.peers.connect(&target, addrs.get(target.as_str()).copied().unwrap_or("")));
             for chunk in entries.chunks(BATCH) {
-                match client.call(&Request::PutBatch { entries: chunk.to_vec() }).await {
+                match client.call(&Request::PutBatch { entries: chunk.to_vec() }, BATCH_TIMEOUT).await {
                     Ok(Response::Applied(n)) => {
                         moved += n;
                         self.metrics.rebalance_keys_moved.inc_by(n);

@@ -94,6 +94,17 @@ impl DataServer {
         answer(self.handle_fast(req))
     }
 
+    /// Answers one request as a connection would, off the network (the in-memory peers of
+    /// tests, [`crate::peers::MemPeers`]); `None` when the connection would close instead (a
+    /// write after [`DataServer::close_writes`]).
+    pub async fn answer(self: &Arc<Self>, req: Request) -> Option<Response> {
+        match self.handle(&req) {
+            Handled::Answer(r) => Some(r),
+            Handled::Slow => Some(self.clone().handle_slow(req).await),
+            Handled::Refused => None,
+        }
+    }
+
     /// Answers one cheap request from the store; `None` for the slow ones.
     fn handle_fast(&self, req: &Request) -> Option<Response> {
         let started = Instant::now();
