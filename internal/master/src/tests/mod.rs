@@ -1,5 +1,6 @@
-//! The master's logic against in-memory peers that fail, stall, recover and hold old versions
-//! (no sockets): quorum, read repair, fallback and suspect marking.
+//! The master's logic against in-memory peers (no sockets): each wraps a real auxiliary data
+//! server (`tiercache_auxiliary::Auxiliary::in_memory`) and can be made to fail, stall, refuse
+//! or answer slowly in front of it: quorum, read repair, fallback and suspect marking.
 #![allow(clippy::unwrap_used)]
 
 use crate::peer::{Connect, Peer};
@@ -10,11 +11,13 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tiercache_auxiliary::peers::MemPeers;
+use tiercache_auxiliary::{Auxiliary, DataServer};
 use tiercache_placement::{Features, Member};
 use tiercache_protocol::{Found, RemoteError, Request, Response};
 use tiercache_wire::{Metrics, WireError};
 
-/// How an in-memory auxiliary behaves.
+/// How an in-memory auxiliary behaves, in front of its data server.
 #[derive(Debug, Clone, PartialEq)]
 enum Mode {
     Up,
@@ -22,7 +25,7 @@ enum Mode {
     Down,
     /// Never answers: every call runs into its timeout.
     Stalled,
-    /// Answers reads as a node catching up.
+    /// Its data server is recovering (it may have missed writes) until the mode changes.
     Recovering,
     /// Refuses every write with this error.
     Refusing(RemoteError),
@@ -32,7 +35,9 @@ enum Mode {
 
 struct State {
     mode: Mode,
-    data: HashMap<Bytes, Found>,
+    server: Arc<DataServer>,
+    /// The recovery that `Mode::Recovering` began.
+    recovery: Option<u64>,
     calls: usize,
 }
 
@@ -42,20 +47,12 @@ struct MemPeer {
     state: Arc<Mutex<State>>,
 }
 
-fn apply(data: &mut HashMap<Bytes, Found>, key: &Bytes, f: Found) -> bool {
-    let newer = data.get(key).is_none_or(|old| f.stamp().supersedes(&old.stamp()));
-    if newer {
-        data.insert(key.clone(), f);
-    }
-    newer
-}
-
 impl Peer for MemPeer {
     async fn call(&self, req: &Request, timeout: Duration) -> Result<Response, WireError> {
-        let mode = {
+        let (mode, server) = {
             let mut s = self.state.lock();
             s.calls += 1;
-            s.mode.clone()
+            (s.mode.clone(), s.server.clone())
         };
         match &mode {
             Mode::Down => return Err(WireError::Down(self.id.clone())),
@@ -69,96 +66,86 @@ impl Peer for MemPeer {
             Mode::Slow(d) => tokio::time::sleep(*d).await,
             _ => {}
         }
-        let mut s = self.state.lock();
-        Ok(match req {
-            Request::Get { key } => {
-                let f = s.data.get(key).cloned();
-                if mode == Mode::Recovering {
-                    Response::Recovering(f)
-                } else {
-                    Response::Value(f)
-                }
-            }
-            Request::Put { key, value, version, ttl_ms } => {
-                let f = Found { value: Some(value.clone()), version: *version, ttl_ms: *ttl_ms, expiry_seq: 0 };
-                Response::Applied(u64::from(apply(&mut s.data, key, f)))
-            }
-            Request::Remove { key, version } => {
-                let existed = s.data.get(key).is_some_and(|f| f.value.is_some());
-                let applied =
-                    apply(&mut s.data, key, Found { value: None, version: *version, ttl_ms: 0, expiry_seq: 0 });
-                Response::Removed { existed, applied }
-            }
-            Request::Delete { key, version } => {
-                let existed = s.data.get(key).is_some_and(|f| f.value.is_some());
-                apply(&mut s.data, key, Found { value: None, version: *version, ttl_ms: 0, expiry_seq: 0 });
-                Response::Deleted { existed }
-            }
-            Request::PutBatch { entries } => {
-                let n = entries
-                    .iter()
-                    .filter(|e| {
-                        let f = Found {
-                            value: e.value.clone(),
-                            version: e.version,
-                            ttl_ms: e.ttl_ms,
-                            expiry_seq: e.expiry_seq,
-                        };
-                        apply(&mut s.data, &e.key, f)
-                    })
-                    .count();
-                Response::Applied(n as u64)
-            }
-            // Like the real auxiliary: a recovering one does not run a step from its own copy.
-            Request::Apply { .. } if mode == Mode::Recovering => Response::Recovering(None),
-            Request::Apply { key, op: tiercache_protocol::Op::IncrBy(d), version }
-            | Request::ApplyReconciled { key, op: tiercache_protocol::Op::IncrBy(d), version, .. } => {
-                if let Request::ApplyReconciled { base: Some(base), .. } = req {
-                    apply(&mut s.data, key, base.clone());
-                }
-                let old = s.data.get(key).cloned();
-                let n: i64 = old
-                    .as_ref()
-                    .and_then(|f| f.value.as_ref())
-                    .map_or(0, |v| String::from_utf8_lossy(v).parse().unwrap());
-                let version = (*version).max(old.map_or(0, |f| f.version) + 1);
-                let f = Found { value: Some(Bytes::from((n + d).to_string())), version, ttl_ms: 0, expiry_seq: 0 };
-                s.data.insert(key.clone(), f.clone());
-                Response::Updated { previous: None, written: Some(f) }
-            }
-            Request::Recover => {
-                s.mode = Mode::Recovering;
-                Response::Recovering(None)
-            }
-            _ => Response::Rebalanced { moved: 0, dropped: 0 },
-        })
+        // A write after the node closed them closes the connection.
+        server.answer(req.clone()).await.ok_or_else(|| WireError::Down(self.id.clone()))
     }
 }
 
-/// The in-memory network: one state per auxiliary id.
+/// The in-memory network: one state per auxiliary id; the data servers reach each other
+/// (transfers) through `peers`.
 #[derive(Default, Clone)]
-struct Net(Arc<Mutex<HashMap<String, Arc<Mutex<State>>>>>);
+struct Net {
+    states: Arc<Mutex<HashMap<String, Arc<Mutex<State>>>>>,
+    peers: Arc<MemPeers>,
+}
 
 impl Net {
     fn state(&self, id: &str) -> Arc<Mutex<State>> {
-        self.0
+        self.states
             .lock()
             .entry(id.to_string())
-            .or_insert_with(|| Arc::new(Mutex::new(State { mode: Mode::Up, data: HashMap::new(), calls: 0 })))
+            .or_insert_with(|| {
+                let settings = tiercache_auxiliary::Settings {
+                    node_id: id.to_string(),
+                    token: "t".to_string(),
+                    cache_size: 100_000,
+                    cache_max_bytes: 1 << 30,
+                    backup_dir: std::env::temp_dir().join("tiercache-master-tests-unused"),
+                    backup_interval_secs: 0,
+                    restore: false,
+                };
+                let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new()).unwrap());
+                let server = Auxiliary::in_memory(&settings, metrics, Arc::new(self.peers.clone()), false);
+                self.peers.add(&format!("{id}:1"), server.clone());
+                Arc::new(Mutex::new(State { mode: Mode::Up, server, recovery: None, calls: 0 }))
+            })
             .clone()
     }
     fn set(&self, id: &str, mode: Mode) {
-        self.state(id).lock().mode = mode;
+        let state = self.state(id);
+        let mut s = state.lock();
+        match (&s.mode, &mode) {
+            (Mode::Recovering, Mode::Recovering) => {}
+            (_, Mode::Recovering) => s.recovery = Some(s.server.recovery.begin("test")),
+            (Mode::Recovering, _) => {
+                if let Some(epoch) = s.recovery.take() {
+                    s.server.recovery.finish(epoch);
+                }
+            }
+            _ => {}
+        }
+        s.mode = mode;
     }
     fn calls(&self, id: &str) -> usize {
         self.state(id).lock().calls
     }
+    /// Whether the data server of `id` answers as recovering.
+    fn recovering(&self, id: &str) -> bool {
+        self.state(id).lock().server.recovery.recovering()
+    }
     fn value(&self, id: &str, key: &str) -> Option<Found> {
-        self.state(id).lock().data.get(key.as_bytes()).cloned()
+        let server = self.state(id).lock().server.clone();
+        let now = server.store.now_ms();
+        server.store.get(key.as_bytes()).map(|e| Found {
+            ttl_ms: e.remaining_ttl_ms(now),
+            value: e.value,
+            version: e.version,
+            expiry_seq: e.expiry_seq,
+        })
+    }
+    /// Forgets everything `id` holds (as a process that restarted empty).
+    fn clear(&self, id: &str) {
+        let store = self.state(id).lock().server.store.clone();
+        for shard in 0..store.shard_count() {
+            for (key, e) in store.shard_entries(shard) {
+                store.remove_if_version(&key, e.version);
+            }
+        }
     }
     fn put_raw(&self, id: &str, key: &str, value: &str, version: u64) {
-        let f = Found { value: Some(Bytes::copy_from_slice(value.as_bytes())), version, ttl_ms: 0, expiry_seq: 0 };
-        self.state(id).lock().data.insert(Bytes::copy_from_slice(key.as_bytes()), f);
+        let server = self.state(id).lock().server.clone();
+        let (key, value) = (Bytes::copy_from_slice(key.as_bytes()), Bytes::copy_from_slice(value.as_bytes()));
+        server.store.put(key, value, version, 0).unwrap();
     }
 }
 

@@ -100,7 +100,7 @@ async fn no_fallback_once_the_previous_owner_is_gone_and_the_move_is_old() {
     // Within the departed window a is still asked...
     assert_eq!(r.get(b(&key)).await.unwrap(), hit("v"));
     // ...and a node that fails is skipped without delaying the miss.
-    net.state("b").lock().data.clear();
+    net.clear("b");
     net.set("a", Mode::Down);
     assert_eq!(r.get(b(&key)).await.unwrap(), ReadResult::Miss);
 }
@@ -159,7 +159,7 @@ async fn reads_fall_back_to_the_previous_owners_only_while_keys_move() {
     clock.advance(crate::view::FALLBACK_MS - 1);
     assert_eq!(r.get(b(&key)).await.unwrap(), hit("v"), "still moving: the previous owner is asked");
     settle().await;
-    net.state("b").lock().data.clear();
+    net.clear("b");
     clock.advance(1);
     assert_eq!(r.get(b(&key)).await.unwrap(), ReadResult::Miss, "the move is over: only the owners count");
 }

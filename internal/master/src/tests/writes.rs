@@ -95,7 +95,7 @@ async fn an_owner_written_around_is_told_to_catch_up_and_not_counted_meanwhile()
     assert_eq!(r.get(b("k")).await.unwrap(), hit("v2"), "its old value does not count");
     // Once reachable it is told, and answers as recovering to every master from then on.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(net.state(&o[0]).lock().mode, Mode::Recovering);
+    assert!(net.recovering(&o[0]));
 }
 
 #[tokio::test]
