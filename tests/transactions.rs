@@ -228,6 +228,18 @@ fn keys_of_one_hash_tag_share_a_transaction_and_other_groups_get_crossslot() {
     assert_eq!(value(&mut b, "{g2}:x").as_deref(), Some("1"));
 }
 
+/// A command's syntax is checked when it is parsed, before it runs; inside MULTI, as in Redis,
+/// a syntax error is that command's own element of EXEC's reply and the others run.
+#[test]
+fn a_syntax_error_inside_a_transaction_is_that_commands_reply_and_the_others_run() {
+    let zk = ZooKeeper::start();
+    let m = cluster(&zk);
+    let r = raw(m.p1, b"MULTI\r\nSET {s}:a 1\r\nSET {s}:b 2 FOO\r\nINCR {s}:a\r\nEXEC\r\nQUIT\r\n");
+    assert_eq!(r, "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n-ERR syntax error\r\n:2\r\n+OK\r\n");
+    let mut b = conn(m.p2);
+    assert_eq!((value(&mut b, "{s}:a").as_deref(), value(&mut b, "{s}:b")), (Some("2"), None));
+}
+
 #[test]
 fn a_command_refused_while_queueing_aborts_the_whole_transaction() {
     let zk = ZooKeeper::start();

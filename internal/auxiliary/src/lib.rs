@@ -2,7 +2,8 @@
 //!
 //! - [`Auxiliary`]: one running auxiliary: its store (restored from the newest snapshot), data
 //!   server, active expiry and periodic snapshots; then its hand-off and stop.
-//! - [`server`]: the internal-protocol server ([`DataServer`]); [`apply`]: the
+//! - [`server`]: what the internal-protocol server answers ([`DataServer`]), and
+//!   [`listener`]: its data port, on a thread of its own; [`apply`]: the
 //!   read-modify-write operations it runs as one step when this node is a key's primary.
 //! - [`recovery`]: whether this node may have missed writes, and [`catch_up`]: the reasons to
 //!   recover and the pull from peers that ends it.
@@ -17,6 +18,7 @@ pub mod apply;
 pub mod catch_up;
 pub mod fence;
 pub mod keyspace;
+pub mod listener;
 pub mod ops;
 pub mod outbox;
 pub mod peers;
@@ -143,7 +145,7 @@ impl Auxiliary {
         let server =
             Arc::new(DataServer::new(store.clone(), settings.token.clone(), metrics.clone(), ops.clone(), recovering));
         let (data_thread, gone) = watch::channel(());
-        server::spawn_data_thread(listener, server.clone(), stop_rx, gone)?;
+        listener::spawn_data_thread(listener, server.clone(), stop_rx, gone)?;
         let mut background = vec![tokio::spawn(active_expiry(store.clone()))];
         if settings.backup_interval_secs > 0 {
             background.push(tokio::spawn(periodic_snapshots(ops.clone(), settings.backup_interval_secs)));

@@ -70,6 +70,7 @@ pub fn decode<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<(u64, T), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answers::*;
     use crate::messages::*;
     use crate::RemoteError;
     use bytes::Bytes;

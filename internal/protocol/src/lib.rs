@@ -1,6 +1,6 @@
 //! The master ↔ auxiliary protocol. Pure: no I/O, no runtime.
 //!
-//! - [`messages`]: requests and responses; `frame`: their frames, `u64 request id (LE) ++
+//! - [`messages`]: requests, [`answers`]: responses; `frame`: their frames, `u64 request id (LE) ++
 //!   bincode 2 payload`. Ids let many requests share one connection out of order; the transport
 //!   (length-delimited TCP) lives in the `wire` crate. The first request on a connection must be
 //!   [`Request::Hello`] with the shared token and [`PROTOCOL_VERSION`]; an auxiliary answers
@@ -11,6 +11,7 @@
 //! - [`version`]: the hybrid logical clock that versions writes, and the one last-write-wins
 //!   rule every replica, transfer and quorum read applies.
 
+pub mod answers;
 pub mod clock;
 mod error;
 mod frame;
@@ -19,13 +20,11 @@ pub mod messages;
 pub mod step;
 pub mod version;
 
+pub use answers::{Census, Found, Response, SnapshotReply, StatsReply};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::RemoteError;
 pub use frame::{decode, encode, encode_frame_into, ProtocolError, MAX_FRAME_BYTES};
-pub use messages::{
-    Census, Condition, Expect, Found, Op, Placed, Request, Response, SnapshotReply, StatsReply, WireEntry,
-    PROTOCOL_VERSION,
-};
+pub use messages::{Condition, Expect, Op, Placed, Request, WireEntry, PROTOCOL_VERSION};
 pub use version::{Hlc, Stamp};
 
 /// Compares two secrets (tokens, passwords) in a time that does not depend on where they

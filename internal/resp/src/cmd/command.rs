@@ -29,34 +29,67 @@ fn info(s: &Spec) -> Reply {
     ])
 }
 
-pub(super) async fn run(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let Some(sub) = args.get(1) else { return BytesFrame::Array(COMMANDS.iter().map(info).collect()) };
-    let sub = sub.to_ascii_lowercase();
-    match (sub.as_slice(), args.len()) {
-        (b"count", 2) => int(COMMANDS.len() as i64),
-        (b"list", 2) => {
-            BytesFrame::Array(COMMANDS.iter().map(|s| bulk(Bytes::from_static(s.name.as_bytes()))).collect())
-        }
-        (b"info", _) => BytesFrame::Array(args[2..].iter().map(|n| lookup(n).map_or_else(nil, info)).collect()),
-        (b"docs", _) => {
-            let wanted: Vec<&'static Spec> = if args.len() == 2 {
-                COMMANDS.iter().collect()
-            } else {
-                args[2..].iter().filter_map(|n| lookup(n)).collect()
-            };
-            let mut out = Vec::new();
-            for spec in wanted {
-                if let Some(d) = docs::of(spec.name) {
-                    out.push(bulk(Bytes::from_static(spec.name.as_bytes())));
-                    out.push(doc(d));
-                }
+pub(super) enum Commands {
+    /// COMMAND: every command's entry.
+    All,
+    Count,
+    List,
+    /// COMMAND INFO name…
+    Info(Vec<Bytes>),
+    /// COMMAND DOCS [name…]; empty: all.
+    Docs(Vec<Bytes>),
+}
+
+impl Commands {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let Some(sub) = args.get(1) else { return Ok(Commands::All) };
+        let sub = sub.to_ascii_lowercase();
+        Ok(match (sub.as_slice(), args.len()) {
+            (b"count", 2) => Commands::Count,
+            (b"list", 2) => Commands::List,
+            (b"info", _) => Commands::Info(args[2..].to_vec()),
+            (b"docs", _) => Commands::Docs(args[2..].to_vec()),
+            (b"count" | b"list", _) => {
+                return Err(err(format!(
+                    "wrong number of arguments for 'command|{}' command",
+                    String::from_utf8_lossy(&sub)
+                )))
             }
-            BytesFrame::Array(out)
+            _ => {
+                return Err(err(format!(
+                    "unknown subcommand '{}'. Try COMMAND HELP.",
+                    String::from_utf8_lossy(&args[1])
+                )))
+            }
+        })
+    }
+
+    pub(super) async fn run(self, _: &mut Ctx<'_>) -> Reply {
+        match self {
+            Commands::All => BytesFrame::Array(COMMANDS.iter().map(info).collect()),
+            Commands::Count => int(COMMANDS.len() as i64),
+            Commands::List => {
+                BytesFrame::Array(COMMANDS.iter().map(|s| bulk(Bytes::from_static(s.name.as_bytes()))).collect())
+            }
+            Commands::Info(names) => {
+                BytesFrame::Array(names.iter().map(|n| lookup(n).map_or_else(nil, info)).collect())
+            }
+            Commands::Docs(names) => {
+                let wanted: Vec<&'static Spec> = if names.is_empty() {
+                    COMMANDS.iter().collect()
+                } else {
+                    names.iter().filter_map(|n| lookup(n)).collect()
+                };
+                let mut out = Vec::new();
+                for spec in wanted {
+                    if let Some(d) = docs::of(spec.name) {
+                        out.push(bulk(Bytes::from_static(spec.name.as_bytes())));
+                        out.push(doc(d));
+                    }
+                }
+                BytesFrame::Array(out)
+            }
         }
-        (b"count" | b"list", _) => {
-            err(format!("wrong number of arguments for 'command|{}' command", String::from_utf8_lossy(&sub)))
-        }
-        _ => err(format!("unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(&args[1]))),
     }
 }
 

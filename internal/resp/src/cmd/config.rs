@@ -29,54 +29,84 @@ fn parameters(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     ]
 }
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let sub = args[1].to_ascii_lowercase();
-    match sub.as_slice() {
-        b"get" if args.len() > 2 => {
-            let mut out = Vec::new();
-            for (name, value) in parameters(ctx) {
-                if args[2..]
-                    .iter()
-                    .any(|p| tiercache_master::protocol::glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
-                {
-                    out.push(bulk(Bytes::from_static(name.as_bytes())));
-                    out.push(bulk(Bytes::from(value)));
+pub(super) enum Config {
+    /// CONFIG GET pattern…, the patterns lowercased.
+    Get(Vec<Bytes>),
+    /// CONFIG SET name value…, the first name lowercased.
+    Set(String),
+    Resetstat,
+    Rewrite,
+    Help,
+}
+
+impl Config {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let sub = args[1].to_ascii_lowercase();
+        Ok(match sub.as_slice() {
+            b"get" if args.len() > 2 => {
+                Config::Get(args[2..].iter().map(|p| Bytes::from(p.to_ascii_lowercase())).collect())
+            }
+            b"set" if args.len() > 3 && args.len().is_multiple_of(2) => {
+                Config::Set(String::from_utf8_lossy(&args[2]).to_lowercase())
+            }
+            b"resetstat" if args.len() == 2 => Config::Resetstat,
+            b"rewrite" if args.len() == 2 => Config::Rewrite,
+            b"help" if args.len() == 2 => Config::Help,
+            b"get" | b"set" | b"resetstat" | b"rewrite" | b"help" => {
+                return Err(err(format!(
+                    "wrong number of arguments for 'config|{}' command",
+                    String::from_utf8_lossy(&sub)
+                )))
+            }
+            _ => {
+                return Err(err(format!(
+                    "unknown subcommand '{}'. Try CONFIG HELP.",
+                    String::from_utf8_lossy(&args[1])
+                )))
+            }
+        })
+    }
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        match self {
+            Config::Get(patterns) => {
+                let mut out = Vec::new();
+                for (name, value) in parameters(ctx) {
+                    if patterns.iter().any(|p| tiercache_master::protocol::glob::matches(p, name.as_bytes())) {
+                        out.push(bulk(Bytes::from_static(name.as_bytes())));
+                        out.push(bulk(Bytes::from(value)));
+                    }
+                }
+                BytesFrame::Array(out)
+            }
+            Config::Set(name) => {
+                if parameters(ctx).iter().any(|(n, _)| *n == name) {
+                    err(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config \
+                         (tiercache reads its settings from the environment at start)"
+                    ))
+                } else {
+                    err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'"))
                 }
             }
-            BytesFrame::Array(out)
+            // The counters INFO shows are Prometheus counters, which never go back; RESETSTAT
+            // is accepted so tools that call it before a run go on.
+            Config::Resetstat => ok(),
+            Config::Rewrite => err("The server is running without a config file"),
+            Config::Help => BytesFrame::Array(
+                [
+                    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "GET <pattern>",
+                    "    Return parameters matching the glob-like <pattern> and their values.",
+                    "SET <directive> <value>",
+                    "    Refused: tiercache is configured by its environment at start.",
+                    "RESETSTAT",
+                    "    Accepted; the statistics are Prometheus counters and keep counting.",
+                ]
+                .iter()
+                .map(|l| BytesFrame::SimpleString(Bytes::from_static(l.as_bytes())))
+                .collect(),
+            ),
         }
-        b"set" if args.len() > 3 && args.len().is_multiple_of(2) => {
-            let name = String::from_utf8_lossy(&args[2]).to_lowercase();
-            if parameters(ctx).iter().any(|(n, _)| *n == name) {
-                err(format!(
-                    "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config \
-                     (tiercache reads its settings from the environment at start)"
-                ))
-            } else {
-                err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'"))
-            }
-        }
-        // The counters INFO shows are Prometheus counters, which never go back; RESETSTAT
-        // is accepted so tools that call it before a run go on.
-        b"resetstat" if args.len() == 2 => ok(),
-        b"rewrite" if args.len() == 2 => err("The server is running without a config file"),
-        b"help" if args.len() == 2 => BytesFrame::Array(
-            [
-                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "GET <pattern>",
-                "    Return parameters matching the glob-like <pattern> and their values.",
-                "SET <directive> <value>",
-                "    Refused: tiercache is configured by its environment at start.",
-                "RESETSTAT",
-                "    Accepted; the statistics are Prometheus counters and keep counting.",
-            ]
-            .iter()
-            .map(|l| BytesFrame::SimpleString(Bytes::from_static(l.as_bytes())))
-            .collect(),
-        ),
-        b"get" | b"set" | b"resetstat" | b"rewrite" | b"help" => {
-            err(format!("wrong number of arguments for 'config|{}' command", String::from_utf8_lossy(&sub)))
-        }
-        _ => err(format!("unknown subcommand '{}'. Try CONFIG HELP.", String::from_utf8_lossy(&args[1]))),
     }
 }

@@ -6,35 +6,45 @@
 use super::{err, exec, int, integer, read, syntax_error, write, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let mut replace = false;
-    let mut it = args[3..].iter();
-    while let Some(opt) = it.next() {
-        match opt.to_ascii_uppercase().as_slice() {
-            b"REPLACE" => replace = true,
-            b"DB" => match it.next().map(|db| integer(db)) {
-                Some(Ok(0)) => {}
-                Some(Ok(_)) => return err("DB index is out of range"),
-                Some(Err(e)) => return e,
-                None => return syntax_error(),
-            },
-            _ => return syntax_error(),
+pub(super) struct Copy {
+    /// The frame, to run it as a transaction of its own.
+    args: Vec<Bytes>,
+    replace: bool,
+}
+
+impl Copy {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let mut replace = false;
+        let mut it = args[3..].iter();
+        while let Some(opt) = it.next() {
+            match opt.to_ascii_uppercase().as_slice() {
+                b"REPLACE" => replace = true,
+                b"DB" => match integer(it.next().ok_or_else(syntax_error)?)? {
+                    0 => {}
+                    _ => return Err(err("DB index is out of range")),
+                },
+                _ => return Err(syntax_error()),
+            }
         }
+        Ok(Copy { args: args.to_vec(), replace })
     }
-    if let Some(reply) = exec::alone(ctx, args).await {
-        return reply;
-    }
-    let (from, to) = (&args[1], &args[2]);
-    if from == to {
-        return err("source and destination objects are the same");
-    }
-    let copied = async {
-        let Some((value, ttl_ms)) = read(ctx, from).await? else { return Ok(int(0)) };
-        if !replace && read(ctx, to).await?.is_some() {
-            return Ok(int(0));
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        if let Some(reply) = exec::alone(ctx, &self.args).await {
+            return reply;
         }
-        write(ctx, to, value, ttl_ms).await?;
-        Ok(int(1))
-    };
-    copied.await.unwrap_or_else(|e| e)
+        let (from, to, replace) = (&self.args[1], &self.args[2], self.replace);
+        if from == to {
+            return err("source and destination objects are the same");
+        }
+        let copied = async {
+            let Some((value, ttl_ms)) = read(ctx, from).await? else { return Ok(int(0)) };
+            if !replace && read(ctx, to).await?.is_some() {
+                return Ok(int(0));
+            }
+            write(ctx, to, value, ttl_ms).await?;
+            Ok(int(1))
+        };
+        copied.await.unwrap_or_else(|e| e)
+    }
 }

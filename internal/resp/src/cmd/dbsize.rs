@@ -3,9 +3,17 @@
 use super::{cluster_error, int, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
-    match ctx.state.router.dbsize().await {
-        Ok(n) => int(n as i64),
-        Err(e) => cluster_error(e),
+pub(super) struct Dbsize;
+
+impl Dbsize {
+    pub(super) fn parse(_: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Dbsize)
+    }
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        match ctx.state.router.dbsize().await {
+            Ok(n) => int(n as i64),
+            Err(e) => cluster_error(e),
+        }
     }
 }

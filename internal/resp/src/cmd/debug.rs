@@ -4,6 +4,16 @@
 use super::{err, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) async fn run(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    err(format!("DEBUG {} is not supported by tiercache", String::from_utf8_lossy(&args[1]).to_uppercase()))
+pub(super) struct Debug {
+    sub: String,
+}
+
+impl Debug {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Debug { sub: String::from_utf8_lossy(&args[1]).to_uppercase() })
+    }
+
+    pub(super) async fn run(self, _: &mut Ctx<'_>) -> Reply {
+        err(format!("DEBUG {} is not supported by tiercache", self.sub))
+    }
 }

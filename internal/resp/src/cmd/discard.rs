@@ -3,11 +3,19 @@
 use super::{err, ok, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
-    if ctx.session.multi.take().is_none() {
-        return err("DISCARD without MULTI");
+pub(super) struct Discard;
+
+impl Discard {
+    pub(super) fn parse(_: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Discard)
     }
-    ctx.session.multi_dirty = false;
-    ctx.session.watched.clear();
-    ok()
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        if ctx.session.multi.take().is_none() {
+            return err("DISCARD without MULTI");
+        }
+        ctx.session.multi_dirty = false;
+        ctx.session.watched.clear();
+        ok()
+    }
 }

@@ -16,19 +16,27 @@ use tiercache_master::tx::Committed;
 /// Runs before giving up with `TRYAGAIN` when other writers keep changing the keys.
 const ATTEMPTS: usize = 64;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
-    let Some(queued) = ctx.session.multi.take() else { return super::err("EXEC without MULTI") };
-    let watched = std::mem::take(&mut ctx.session.watched);
-    if std::mem::take(&mut ctx.session.multi_dirty) {
-        return BytesFrame::Error("EXECABORT Transaction discarded because of previous errors.".into());
+pub(super) struct Exec;
+
+impl Exec {
+    pub(super) fn parse(_: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Exec)
     }
-    match transaction(ctx, &queued, &watched).await {
-        Outcome::Replies(replies) => BytesFrame::Array(replies),
-        Outcome::Aborted => {
-            ctx.session.null_array = true;
-            BytesFrame::Null
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        let Some(queued) = ctx.session.multi.take() else { return super::err("EXEC without MULTI") };
+        let watched = std::mem::take(&mut ctx.session.watched);
+        if std::mem::take(&mut ctx.session.multi_dirty) {
+            return BytesFrame::Error("EXECABORT Transaction discarded because of previous errors.".into());
         }
-        Outcome::Failed(e) => e,
+        match transaction(ctx, &queued, &watched).await {
+            Outcome::Replies(replies) => BytesFrame::Array(replies),
+            Outcome::Aborted => {
+                ctx.session.null_array = true;
+                BytesFrame::Null
+            }
+            Outcome::Failed(e) => e,
+        }
     }
 }
 

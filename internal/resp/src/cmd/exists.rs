@@ -4,13 +4,23 @@
 use super::{int, read, Ctx, Reply};
 use bytes::Bytes;
 
-pub(crate) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let mut n = 0;
-    for key in &args[1..] {
-        match read(ctx, key).await {
-            Ok(found) => n += i64::from(found.is_some()),
-            Err(e) => return e,
-        }
+pub(super) struct Exists {
+    keys: Vec<Bytes>,
+}
+
+impl Exists {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Exists { keys: args[1..].to_vec() })
     }
-    int(n)
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        let mut n = 0;
+        for key in &self.keys {
+            match read(ctx, key).await {
+                Ok(found) => n += i64::from(found.is_some()),
+                Err(e) => return e,
+            }
+        }
+        int(n)
+    }
 }

@@ -4,15 +4,25 @@
 use super::{int, now_ms, read, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let millis = args[0].eq_ignore_ascii_case(b"pexpiretime");
-    match read(ctx, &args[1]).await {
-        Ok(None) => int(-2),
-        Ok(Some((_, 0))) => int(-1),
-        Ok(Some((_, ttl_ms))) => {
-            let at = now_ms() + ttl_ms;
-            int(if millis { at as i64 } else { (at / 1000) as i64 })
+pub(super) struct Expiretime {
+    key: Bytes,
+    millis: bool,
+}
+
+impl Expiretime {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Expiretime { key: args[1].clone(), millis: args[0].eq_ignore_ascii_case(b"pexpiretime") })
+    }
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        match read(ctx, &self.key).await {
+            Ok(None) => int(-2),
+            Ok(Some((_, 0))) => int(-1),
+            Ok(Some((_, ttl_ms))) => {
+                let at = now_ms() + ttl_ms;
+                int(if self.millis { at as i64 } else { (at / 1000) as i64 })
+            }
+            Err(e) => e,
         }
-        Err(e) => e,
     }
 }

@@ -7,18 +7,31 @@ use crate::Identity;
 use bytes::Bytes;
 use redis_protocol::resp2::types::BytesFrame;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    if args.len() > 2
-        || args.get(1).is_some_and(|m| !m.eq_ignore_ascii_case(b"async") && !m.eq_ignore_ascii_case(b"sync"))
-    {
-        return syntax_error();
+pub(super) struct Flushall {
+    /// `flushall` or `flushdb`, for the error that names it.
+    name: String,
+}
+
+impl Flushall {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        if args.len() > 2
+            || args.get(1).is_some_and(|m| !m.eq_ignore_ascii_case(b"async") && !m.eq_ignore_ascii_case(b"sync"))
+        {
+            return Err(syntax_error());
+        }
+        Ok(Flushall { name: String::from_utf8_lossy(&args[0]).to_lowercase() })
     }
-    if ctx.state.admin_token.is_some() && ctx.session.identity != Identity::Admin {
-        let name = String::from_utf8_lossy(&args[0]).to_lowercase();
-        return BytesFrame::Error(format!("NOPERM User default has no permissions to run the '{name}' command").into());
-    }
-    match ctx.state.router.flush().await {
-        Ok(_) => ok(),
-        Err(e) => cluster_error(e),
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        if ctx.state.admin_token.is_some() && ctx.session.identity != Identity::Admin {
+            let name = self.name;
+            return BytesFrame::Error(
+                format!("NOPERM User default has no permissions to run the '{name}' command").into(),
+            );
+        }
+        match ctx.state.router.flush().await {
+            Ok(_) => ok(),
+            Err(e) => cluster_error(e),
+        }
     }
 }

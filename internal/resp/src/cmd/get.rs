@@ -3,13 +3,23 @@
 use super::{bulk, check_key, nil, read, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    if let Err(e) = check_key(ctx, &args[1]) {
-        return e;
+pub(super) struct Get {
+    key: Bytes,
+}
+
+impl Get {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Get { key: args[1].clone() })
     }
-    match read(ctx, &args[1]).await {
-        Ok(Some((value, _))) => bulk(value),
-        Ok(None) => nil(),
-        Err(e) => e,
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        if let Err(e) = check_key(ctx, &self.key) {
+            return e;
+        }
+        match read(ctx, &self.key).await {
+            Ok(Some((value, _))) => bulk(value),
+            Ok(None) => nil(),
+            Err(e) => e,
+        }
     }
 }

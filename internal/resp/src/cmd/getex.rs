@@ -5,34 +5,44 @@ use super::{apply, bulk, err, integer, nil, now_ms, read, syntax_error, Ctx, Rep
 use bytes::Bytes;
 use tiercache_master::protocol::Op;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    // None: leave the expiry alone; Some(0): remove it; Some(ms): set it.
-    let ttl_ms = match args.len() {
-        2 => None,
-        3 if args[2].eq_ignore_ascii_case(b"persist") => Some(0),
-        4 => {
-            let n = match integer(&args[3]) {
-                Ok(n) if n > 0 => n as u64,
-                Ok(_) => return err("invalid expire time in 'getex' command"),
-                Err(e) => return e,
-            };
-            Some(match args[2].to_ascii_uppercase().as_slice() {
-                b"EX" => n.saturating_mul(1000),
-                b"PX" => n,
-                b"EXAT" => n.saturating_mul(1000).saturating_sub(now_ms()).max(1),
-                b"PXAT" => n.saturating_sub(now_ms()).max(1),
-                _ => return syntax_error(),
-            })
+pub(super) struct Getex {
+    key: Bytes,
+    /// None: leave the expiry alone; Some(0): remove it; Some(ms): set it.
+    ttl_ms: Option<u64>,
+}
+
+impl Getex {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let ttl_ms = match args.len() {
+            2 => None,
+            3 if args[2].eq_ignore_ascii_case(b"persist") => Some(0),
+            4 => {
+                let n = match integer(&args[3])? {
+                    n if n > 0 => n as u64,
+                    _ => return Err(err("invalid expire time in 'getex' command")),
+                };
+                Some(match args[2].to_ascii_uppercase().as_slice() {
+                    b"EX" => n.saturating_mul(1000),
+                    b"PX" => n,
+                    b"EXAT" => n.saturating_mul(1000).saturating_sub(now_ms()).max(1),
+                    b"PXAT" => n.saturating_sub(now_ms()).max(1),
+                    _ => return Err(syntax_error()),
+                })
+            }
+            _ => return Err(syntax_error()),
+        };
+        Ok(Getex { key: args[1].clone(), ttl_ms })
+    }
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        let found = match self.ttl_ms {
+            None => read(ctx, &self.key).await.map(|f| f.map(|(value, _)| value)),
+            Some(ttl_ms) => apply(ctx, &self.key, Op::Expire { ttl_ms }).await.map(|(previous, _)| previous),
+        };
+        match found {
+            Ok(Some(value)) => bulk(value),
+            Ok(None) => nil(),
+            Err(e) => e,
         }
-        _ => return syntax_error(),
-    };
-    let found = match ttl_ms {
-        None => read(ctx, &args[1]).await.map(|f| f.map(|(value, _)| value)),
-        Some(ttl_ms) => apply(ctx, &args[1], Op::Expire { ttl_ms }).await.map(|(previous, _)| previous),
-    };
-    match found {
-        Ok(Some(value)) => bulk(value),
-        Ok(None) => nil(),
-        Err(e) => e,
     }
 }

@@ -12,15 +12,25 @@ fn range(len: usize, start: i64, end: i64) -> Option<std::ops::Range<usize>> {
     (len > 0 && start <= end).then(|| start as usize..end as usize + 1)
 }
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let (start, end) = match (integer(&args[2]), integer(&args[3])) {
-        (Ok(s), Ok(e)) => (s, e),
-        (Err(e), _) | (_, Err(e)) => return e,
-    };
-    match read(ctx, &args[1]).await {
-        Ok(Some((value, _))) => bulk(range(value.len(), start, end).map_or_else(Bytes::new, |r| value.slice(r))),
-        Ok(None) => bulk(Bytes::new()),
-        Err(e) => e,
+pub(super) struct Getrange {
+    key: Bytes,
+    start: i64,
+    end: i64,
+}
+
+impl Getrange {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Getrange { key: args[1].clone(), start: integer(&args[2])?, end: integer(&args[3])? })
+    }
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        match read(ctx, &self.key).await {
+            Ok(Some((value, _))) => {
+                bulk(range(value.len(), self.start, self.end).map_or_else(Bytes::new, |r| value.slice(r)))
+            }
+            Ok(None) => bulk(Bytes::new()),
+            Err(e) => e,
+        }
     }
 }
 

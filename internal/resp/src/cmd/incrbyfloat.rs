@@ -24,29 +24,41 @@ pub(super) fn format(f: f64) -> String {
     }
 }
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let key = &args[1];
-    let Some(by) = float(&args[2]) else { return err("value is not a valid float") };
-    if let Some(reply) = exec::alone(ctx, args).await {
-        return reply;
+pub(super) struct Incrbyfloat {
+    /// The frame, to run it as a transaction of its own.
+    args: Vec<Bytes>,
+    by: f64,
+}
+
+impl Incrbyfloat {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let by = float(&args[2]).ok_or_else(|| err("value is not a valid float"))?;
+        Ok(Incrbyfloat { args: args.to_vec(), by })
     }
-    let add = async {
-        let (now, ttl_ms) = match read(ctx, key).await? {
-            None => (0.0, 0),
-            Some((v, ttl_ms)) => match float(&v) {
-                Some(f) => (f, ttl_ms),
-                None => return Ok(err("value is not a valid float")),
-            },
-        };
-        let next = now + by;
-        if !next.is_finite() {
-            return Ok(err("increment would produce NaN or Infinity"));
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        if let Some(reply) = exec::alone(ctx, &self.args).await {
+            return reply;
         }
-        let text = Bytes::from(format(next));
-        write(ctx, key, text.clone(), ttl_ms).await?;
-        Ok(bulk(text))
-    };
-    add.await.unwrap_or_else(|e| e)
+        let (key, by) = (&self.args[1], self.by);
+        let add = async {
+            let (now, ttl_ms) = match read(ctx, key).await? {
+                None => (0.0, 0),
+                Some((v, ttl_ms)) => match float(&v) {
+                    Some(f) => (f, ttl_ms),
+                    None => return Ok(err("value is not a valid float")),
+                },
+            };
+            let next = now + by;
+            if !next.is_finite() {
+                return Ok(err("increment would produce NaN or Infinity"));
+            }
+            let text = Bytes::from(format(next));
+            write(ctx, key, text.clone(), ttl_ms).await?;
+            Ok(bulk(text))
+        };
+        add.await.unwrap_or_else(|e| e)
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! One file per command (a family such as TTL/PTTL shares one), dispatched through the one
-//! table of names, arity, flags and key positions ([`table`]); each file has its `run`.
+//! table of names, arity, flags and key positions ([`table`]): the table checks the arity,
+//! each file parses the frame into its own type (syntax errors, before anything runs:
+//! [`Parsed`]) and runs it.
 //! Replies and errors use Redis's own types and words, so client libraries react as they do
 //! with Redis.
 
 mod append;
 mod auth;
 mod client;
+mod cluster;
 mod command;
 mod config;
 mod copy;
@@ -41,6 +44,7 @@ mod ping;
 mod quit;
 mod randomkey;
 mod rename;
+mod reply;
 mod reset;
 mod scan;
 mod select;
@@ -57,12 +61,10 @@ mod watch;
 
 use super::Session;
 use bytes::Bytes;
+pub(crate) use cluster::*;
 use redis_protocol::resp2::types::BytesFrame;
-use std::time::Instant;
+pub(crate) use reply::*;
 use table::Runner;
-use tiercache_master::protocol::RemoteError;
-use tiercache_master::tx::TxError;
-use tiercache_master::MasterError;
 use tiercache_master::MasterState;
 
 /// A reply.
@@ -141,60 +143,91 @@ pub(crate) async fn run(state: &MasterState, front: &crate::Front, session: &mut
         return BytesFrame::SimpleString(Bytes::from_static(b"QUEUED"));
     }
     let Command { spec: Some(spec), args } = command else { unreachable!("refused above") };
-    let mut ctx = Ctx { state, front, session };
-    let ctx = &mut ctx;
-    let args = &args;
-    match spec.runner {
-        Runner::Append => append::run(ctx, args).await,
-        Runner::Auth => auth::run(ctx, args).await,
-        Runner::Client => client::run(ctx, args).await,
-        Runner::Command => command::run(ctx, args).await,
-        Runner::Config => config::run(ctx, args).await,
-        Runner::Copy => copy::run(ctx, args).await,
-        Runner::Incrbyfloat => incrbyfloat::run(ctx, args).await,
-        Runner::Msetnx => msetnx::run(ctx, args).await,
-        Runner::Object => object::run(ctx, args).await,
-        Runner::Randomkey => randomkey::run(ctx, args).await,
-        Runner::Rename => rename::run(ctx, args).await,
-        Runner::Setrange => setrange::run(ctx, args).await,
-        Runner::Debug => debug::run(ctx, args).await,
-        Runner::Function => function::run(ctx, args).await,
-        Runner::Keys => keys::run(ctx, args).await,
-        Runner::Dbsize => dbsize::run(ctx, args).await,
-        Runner::Del => del::run(ctx, args).await,
-        Runner::Discard => discard::run(ctx, args).await,
-        Runner::Exec => exec::run(ctx, args).await,
-        Runner::Multi => multi::run(ctx, args).await,
-        Runner::Watch | Runner::Unwatch => watch::run(ctx, args).await,
-        Runner::Echo => echo::run(ctx, args).await,
-        Runner::Exists | Runner::Touch => exists::run(ctx, args).await,
-        Runner::Expire => expire::run(ctx, args).await,
-        Runner::Expiretime => expiretime::run(ctx, args).await,
-        Runner::Flushall => flushall::run(ctx, args).await,
-        Runner::Get => get::run(ctx, args).await,
-        Runner::Getdel => getdel::run(ctx, args).await,
-        Runner::Getex => getex::run(ctx, args).await,
-        Runner::Getrange => getrange::run(ctx, args).await,
-        Runner::Getset => getset::run(ctx, args).await,
-        Runner::Hello => hello::run(ctx, args).await,
-        Runner::Incr => incr::run(ctx, args).await,
-        Runner::Info => info::run(ctx, args).await,
-        Runner::Mget => mget::run(ctx, args).await,
-        Runner::Mset => mset::run(ctx, args).await,
-        Runner::Persist => persist::run(ctx, args).await,
-        Runner::Ping => ping::run(ctx, args).await,
-        Runner::Quit => quit::run(ctx, args).await,
-        Runner::Reset => reset::run(ctx, args).await,
-        Runner::Scan => scan::run(ctx, args).await,
-        Runner::Select => select::run(ctx, args).await,
-        Runner::Set => set::run(ctx, args).await,
-        Runner::Setex => setex::run(ctx, args).await,
-        Runner::Setnx => setnx::run(ctx, args).await,
-        Runner::Strlen => strlen::run(ctx, args).await,
-        Runner::Time => time::run(ctx, args).await,
-        Runner::Ttl => ttl::run(ctx, args).await,
-        Runner::Type => type_::run(ctx, args).await,
-    }
+    let parsed = match Parsed::parse(spec.runner, &args) {
+        Ok(parsed) => parsed,
+        Err(reply) => return reply,
+    };
+    parsed.run(&mut Ctx { state, front, session }).await
+}
+
+/// Declares [`Parsed`]: one variant per [`Runner`], each the type its file parses the frame
+/// into and runs.
+macro_rules! commands {
+    ($($runner:ident => $module:ident :: $ty:ident),* $(,)?) => {
+        /// A command parsed from its frame (its arity already checked against the table; its
+        /// syntax by its file's `parse`), run by the same file.
+        enum Parsed {
+            $($runner($module::$ty),)*
+        }
+
+        impl Parsed {
+            fn parse(runner: Runner, args: &[Bytes]) -> Result<Parsed, Reply> {
+                Ok(match runner {
+                    $(Runner::$runner => Parsed::$runner($module::$ty::parse(args)?),)*
+                })
+            }
+
+            async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+                match self {
+                    $(Parsed::$runner(c) => c.run(ctx).await,)*
+                }
+            }
+        }
+    };
+}
+
+commands! {
+    Append => append::Append,
+    Auth => auth::Auth,
+    Client => client::Client,
+    Command => command::Commands,
+    Config => config::Config,
+    Copy => copy::Copy,
+    Dbsize => dbsize::Dbsize,
+    Debug => debug::Debug,
+    Del => del::Del,
+    Discard => discard::Discard,
+    Echo => echo::Echo,
+    Exec => exec::Exec,
+    Exists => exists::Exists,
+    Expire => expire::Expire,
+    Expiretime => expiretime::Expiretime,
+    Flushall => flushall::Flushall,
+    Function => function::Function,
+    Get => get::Get,
+    Getdel => getdel::Getdel,
+    Getex => getex::Getex,
+    Getrange => getrange::Getrange,
+    Getset => getset::Getset,
+    Hello => hello::Hello,
+    Incr => incr::Incr,
+    Incrbyfloat => incrbyfloat::Incrbyfloat,
+    Info => info::Info,
+    Keys => keys::Keys,
+    Mget => mget::Mget,
+    Mset => mset::Mset,
+    Msetnx => msetnx::Msetnx,
+    Multi => multi::Multi,
+    Object => object::Object,
+    Persist => persist::Persist,
+    Ping => ping::Ping,
+    Quit => quit::Quit,
+    Randomkey => randomkey::Randomkey,
+    Rename => rename::Rename,
+    Reset => reset::Reset,
+    Scan => scan::Scan,
+    Select => select::Select,
+    Set => set::Set,
+    Setex => setex::Setex,
+    Setnx => setnx::Setnx,
+    Setrange => setrange::Setrange,
+    Strlen => strlen::Strlen,
+    Time => time::Time,
+    Touch => exists::Exists,
+    Ttl => ttl::Ttl,
+    Type => type_::Type,
+    Unwatch => watch::Watch,
+    Watch => watch::Watch,
 }
 
 fn arity_ok(arity: i32, n: usize) -> bool {
@@ -208,174 +241,4 @@ fn arity_ok(arity: i32, n: usize) -> bool {
 fn unknown(name: &str, args: &[Bytes]) -> Reply {
     let shown: String = args.iter().take(20).map(|a| format!("'{}' ", String::from_utf8_lossy(a))).collect();
     err(format!("unknown command '{name}', with args beginning with: {shown}"))
-}
-
-pub(crate) fn ok() -> Reply {
-    BytesFrame::SimpleString(Bytes::from_static(b"OK"))
-}
-
-pub(crate) fn err(msg: impl std::fmt::Display) -> Reply {
-    BytesFrame::Error(format!("ERR {msg}").into())
-}
-
-pub(crate) fn syntax_error() -> Reply {
-    err("syntax error")
-}
-
-pub(crate) fn not_integer() -> Reply {
-    err("value is not an integer or out of range")
-}
-
-pub(crate) fn int(n: i64) -> Reply {
-    BytesFrame::Integer(n)
-}
-
-pub(crate) fn bulk(b: Bytes) -> Reply {
-    BytesFrame::BulkString(b)
-}
-
-pub(crate) fn nil() -> Reply {
-    BytesFrame::Null
-}
-
-/// An argument as an integer, or Redis's error for it.
-pub(crate) fn integer(arg: &[u8]) -> Result<i64, Reply> {
-    std::str::from_utf8(arg).ok().and_then(|s| s.parse().ok()).ok_or_else(not_integer)
-}
-
-/// A failure of the cluster, in words a Redis client shows to its user.
-pub(crate) fn cluster_error(e: MasterError) -> Reply {
-    match e {
-        MasterError::Refused { error: e @ (RemoteError::NotAnInteger | RemoteError::Overflow), .. } => err(e),
-        MasterError::Refused { error: RemoteError::TooLarge { size, limit }, .. } => {
-            err(format!("entry of {size} bytes exceeds the per-shard limit of {limit}"))
-        }
-        // Like a Redis cluster that cannot serve the slot right now: clients may retry.
-        other => BytesFrame::Error(format!("TRYAGAIN {other}").into()),
-    }
-}
-
-/// A command's failure inside a transaction, in the words it would have outside one.
-fn tx_error(e: TxError) -> Reply {
-    match e {
-        TxError::Step(error) => cluster_error(MasterError::Refused { id: String::new(), error }),
-        other => err(other),
-    }
-}
-
-/// Refuses a key over `KEY_MAX_BYTES`.
-pub(crate) fn check_key(ctx: &Ctx<'_>, key: &[u8]) -> Result<(), Reply> {
-    let max = ctx.state.limits.key_max_bytes;
-    if key.len() > max {
-        return Err(err(format!("key of {} bytes exceeds KEY_MAX_BYTES ({max})", key.len())));
-    }
-    Ok(())
-}
-
-/// Checks the key-value pairs of `MSET` and `MSETNX` (`args[0]` is the command's name).
-pub(crate) fn check_pairs(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<(), Reply> {
-    if args.len() % 2 != 1 {
-        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-        return Err(err(format!("wrong number of arguments for '{name}' command")));
-    }
-    args[1..].chunks(2).try_for_each(|pair| check_key(ctx, &pair[0]).and_then(|()| check_value(ctx, &pair[1])))
-}
-
-/// Refuses a value over `VALUE_MAX_BYTES`.
-pub(crate) fn check_value(ctx: &Ctx<'_>, value: &[u8]) -> Result<(), Reply> {
-    let max = ctx.state.limits.value_max_bytes;
-    if value.len() > max {
-        return Err(err(format!("value of {} bytes exceeds VALUE_MAX_BYTES ({max})", value.len())));
-    }
-    Ok(())
-}
-
-/// Counts an operation in `cache_operations_total` and `cache_request_duration_seconds`.
-pub(crate) fn observe(ctx: &Ctx<'_>, operation: &str, result: &str, started: Instant) {
-    ctx.state.metrics.observe(operation, result, started);
-}
-
-/// The value and remaining ttl (ms, 0 = none) of a key, or a reply to send instead.
-pub(crate) async fn read(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<(Bytes, u64)>, Reply> {
-    if let Some(tx) = &ctx.session.tx {
-        return tx.lock().get(key).map_err(tx_error);
-    }
-    let started = Instant::now();
-    let floor = ctx.session.floors.lock().floor(key);
-    match ctx.state.router.read_at_least(key.clone(), floor).await {
-        Ok(found) => {
-            let hit = found.and_then(|f| Some((f.value?, f.ttl_ms)));
-            observe(ctx, "get", if hit.is_some() { "hit" } else { "miss" }, started);
-            Ok(hit)
-        }
-        Err(e) => {
-            observe(ctx, "get", "error", started);
-            Err(cluster_error(e))
-        }
-    }
-}
-
-/// Writes a value with a ttl in ms (0 = none).
-pub(crate) async fn write(ctx: &Ctx<'_>, key: &Bytes, value: Bytes, ttl_ms: u64) -> Result<(), Reply> {
-    if let Some(tx) = &ctx.session.tx {
-        return tx.lock().put(key, value, ttl_ms).map_err(tx_error);
-    }
-    let started = Instant::now();
-    let r = ctx.state.router.put(key.clone(), value, ttl_ms).await;
-    observe(ctx, "put", if r.is_ok() { "ok" } else { "error" }, started);
-    let version = r.map_err(cluster_error)?;
-    ctx.session.floors.lock().note(key, version);
-    Ok(())
-}
-
-/// Runs a read-modify-write on the key's primary owner: the value before and the one written.
-pub(crate) async fn apply(
-    ctx: &Ctx<'_>,
-    key: &Bytes,
-    op: tiercache_master::protocol::Op,
-) -> Result<(Option<Bytes>, Option<Bytes>), Reply> {
-    if let Some(tx) = &ctx.session.tx {
-        return tx.lock().apply(key, &op).map_err(tx_error);
-    }
-    let started = Instant::now();
-    let r = ctx.state.router.apply(key.clone(), op).await;
-    observe(ctx, "put", if r.is_ok() { "ok" } else { "error" }, started);
-    match r {
-        Ok((previous, written)) => {
-            if let Some(w) = &written {
-                ctx.session.floors.lock().note(key, w.version);
-            }
-            Ok((previous, written.and_then(|w| w.value)))
-        }
-        Err(e) => Err(cluster_error(e)),
-    }
-}
-
-/// Deletes; true when a live value was there.
-pub(crate) async fn delete(ctx: &Ctx<'_>, key: &Bytes) -> Result<bool, Reply> {
-    if let Some(tx) = &ctx.session.tx {
-        return tx.lock().delete(key).map_err(tx_error);
-    }
-    let started = Instant::now();
-    match ctx.state.router.delete_versioned(key.clone()).await {
-        Ok((existed, version)) => {
-            ctx.session.floors.lock().note(key, version);
-            observe(ctx, "delete", if existed { "hit" } else { "miss" }, started);
-            Ok(existed)
-        }
-        Err(e) => {
-            observe(ctx, "delete", "error", started);
-            Err(cluster_error(e))
-        }
-    }
-}
-
-/// The TTL a write without one gets (`DEFAULT_TTL`), in ms.
-pub(crate) fn default_ttl_ms(ctx: &Ctx<'_>) -> u64 {
-    ctx.state.limits.default_ttl_secs * 1000
-}
-
-/// Wall-clock milliseconds.
-pub(crate) fn now_ms() -> u64 {
-    tiercache_master::protocol::version::now_ms()
 }

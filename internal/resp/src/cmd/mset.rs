@@ -4,15 +4,26 @@
 use super::{check_pairs, default_ttl_ms, ok, write, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    if let Err(e) = check_pairs(ctx, args) {
-        return e;
+pub(super) struct Mset {
+    /// The frame: the name, then key, value, key, value, ...
+    args: Vec<Bytes>,
+}
+
+impl Mset {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Mset { args: args.to_vec() })
     }
-    let ctx = &*ctx;
-    let ttl = default_ttl_ms(ctx);
-    let writes = args[1..].chunks(2).map(|pair| write(ctx, &pair[0], pair[1].clone(), ttl));
-    match futures::future::join_all(writes).await.into_iter().find_map(Result::err) {
-        None => ok(),
-        Some(e) => e,
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        if let Err(e) = check_pairs(ctx, &self.args) {
+            return e;
+        }
+        let ctx = &*ctx;
+        let ttl = default_ttl_ms(ctx);
+        let writes = self.args[1..].chunks(2).map(|pair| write(ctx, &pair[0], pair[1].clone(), ttl));
+        match futures::future::join_all(writes).await.into_iter().find_map(Result::err) {
+            None => ok(),
+            Some(e) => e,
+        }
     }
 }

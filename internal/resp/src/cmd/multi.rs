@@ -5,10 +5,18 @@
 use super::{err, ok, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
-    if ctx.session.multi.is_some() {
-        return err("MULTI calls can not be nested");
+pub(super) struct Multi;
+
+impl Multi {
+    pub(super) fn parse(_: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Multi)
     }
-    ctx.session.multi = Some(Vec::new());
-    ok()
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        if ctx.session.multi.is_some() {
+            return err("MULTI calls can not be nested");
+        }
+        ctx.session.multi = Some(Vec::new());
+        ok()
+    }
 }

@@ -39,35 +39,61 @@ fn encoding(v: &[u8]) -> &'static str {
     }
 }
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let sub = args[1].to_ascii_uppercase();
-    if sub == b"HELP" {
-        return BytesFrame::Array(
-            HELP.iter().map(|l| BytesFrame::SimpleString(Bytes::from_static(l.as_bytes()))).collect(),
-        );
+pub(super) enum Object {
+    Help,
+    Encoding(Bytes),
+    Freq(Bytes),
+    Idletime(Bytes),
+    Refcount(Bytes),
+}
+
+impl Object {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let sub = args[1].to_ascii_uppercase();
+        if sub == b"HELP" {
+            return Ok(Object::Help);
+        }
+        let (b"ENCODING" | b"FREQ" | b"IDLETIME" | b"REFCOUNT") = sub.as_slice() else {
+            return Err(err(format!("unknown subcommand '{}'. Try OBJECT HELP.", String::from_utf8_lossy(&args[1]))));
+        };
+        if args.len() != 3 {
+            return Err(err(format!(
+                "wrong number of arguments for 'object|{}' command",
+                String::from_utf8_lossy(&sub).to_lowercase()
+            )));
+        }
+        let key = args[2].clone();
+        Ok(match sub.as_slice() {
+            b"ENCODING" => Object::Encoding(key),
+            b"FREQ" => Object::Freq(key),
+            b"IDLETIME" => Object::Idletime(key),
+            _ => Object::Refcount(key),
+        })
     }
-    let (b"ENCODING" | b"FREQ" | b"IDLETIME" | b"REFCOUNT") = sub.as_slice() else {
-        return err(format!("unknown subcommand '{}'. Try OBJECT HELP.", String::from_utf8_lossy(&args[1])));
-    };
-    if args.len() != 3 {
-        return err(format!(
-            "wrong number of arguments for 'object|{}' command",
-            String::from_utf8_lossy(&sub).to_lowercase()
-        ));
-    }
-    let value = match read(ctx, &args[2]).await {
-        Ok(Some((v, _))) => v,
-        Ok(None) => return nil(),
-        Err(e) => return e,
-    };
-    match sub.as_slice() {
-        b"ENCODING" => bulk(Bytes::from_static(encoding(&value).as_bytes())),
-        b"REFCOUNT" => int(1),
-        b"FREQ" => err(
-            "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching \
-             between policies at runtime LRU and LFU data will take some time to adjust.",
-        ),
-        _ => err("idle time is not tracked: tiercache evicts by LRU without per-key access times"),
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        let key = match &self {
+            Object::Help => {
+                return BytesFrame::Array(
+                    HELP.iter().map(|l| BytesFrame::SimpleString(Bytes::from_static(l.as_bytes()))).collect(),
+                )
+            }
+            Object::Encoding(k) | Object::Freq(k) | Object::Idletime(k) | Object::Refcount(k) => k,
+        };
+        let value = match read(ctx, key).await {
+            Ok(Some((v, _))) => v,
+            Ok(None) => return nil(),
+            Err(e) => return e,
+        };
+        match self {
+            Object::Encoding(_) => bulk(Bytes::from_static(encoding(&value).as_bytes())),
+            Object::Refcount(_) => int(1),
+            Object::Freq(_) => {
+                err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when \
+                 switching between policies at runtime LRU and LFU data will take some time to adjust.")
+            }
+            _ => err("idle time is not tracked: tiercache evicts by LRU without per-key access times"),
+        }
     }
 }
 

@@ -5,9 +5,19 @@ use super::{apply, int, Ctx, Reply};
 use bytes::Bytes;
 use tiercache_master::protocol::Op;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match apply(ctx, &args[1], Op::Expire { ttl_ms: 0 }).await {
-        Ok((_, written)) => int(i64::from(written.is_some())),
-        Err(e) => e,
+pub(super) struct Persist {
+    key: Bytes,
+}
+
+impl Persist {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Persist { key: args[1].clone() })
+    }
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        match apply(ctx, &self.key, Op::Expire { ttl_ms: 0 }).await {
+            Ok((_, written)) => int(i64::from(written.is_some())),
+            Err(e) => e,
+        }
     }
 }

@@ -3,7 +3,15 @@
 use super::{ok, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Reply {
-    ctx.session.quit = true;
-    ok()
+pub(super) struct Quit;
+
+impl Quit {
+    pub(super) fn parse(_: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Quit)
+    }
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        ctx.session.quit = true;
+        ok()
+    }
 }

@@ -3,10 +3,17 @@
 use super::{err, integer, ok, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) async fn run(_: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match integer(&args[1]) {
-        Ok(0) => ok(),
-        Ok(_) => err("DB index is out of range"),
-        Err(e) => e,
+pub(super) struct Select;
+
+impl Select {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        match integer(&args[1])? {
+            0 => Ok(Select),
+            _ => Err(err("DB index is out of range")),
+        }
+    }
+
+    pub(super) async fn run(self, _: &mut Ctx<'_>) -> Reply {
+        ok()
     }
 }

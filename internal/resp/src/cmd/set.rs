@@ -31,7 +31,7 @@ fn once<T>(slot: &mut Option<T>, v: T) -> Result<(), Reply> {
 }
 
 /// The options of `SET`, or the reply to send instead.
-fn parse(options: &[Bytes]) -> Result<Options, Reply> {
+fn options(options: &[Bytes]) -> Result<Options, Reply> {
     let (mut expiry, mut condition, mut get) = (None, None, false);
     let mut it = options.iter();
     while let Some(opt) = it.next() {
@@ -61,32 +61,40 @@ fn parse(options: &[Bytes]) -> Result<Options, Reply> {
     Ok(Options { expiry: expiry.unwrap_or(Expiry::Default), condition: condition.unwrap_or(Condition::Always), get })
 }
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let (key, value) = (&args[1], &args[2]);
-    if let Err(e) = check_key(ctx, key).and_then(|()| check_value(ctx, value)) {
-        return e;
+pub(super) struct Set {
+    key: Bytes,
+    value: Bytes,
+    options: Options,
+}
+
+impl Set {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        Ok(Set { key: args[1].clone(), value: args[2].clone(), options: options(&args[3..])? })
     }
-    let o = match parse(&args[3..]) {
-        Ok(o) => o,
-        Err(e) => return e,
-    };
-    let ttl_ms = match o.expiry {
-        Expiry::Default => default_ttl_ms(ctx),
-        Expiry::InMs(ms) => ms,
-        Expiry::Keep => 0,
-    };
-    let keep_ttl = matches!(o.expiry, Expiry::Keep);
-    if o.condition == Condition::Always && !o.get && !keep_ttl {
-        return match write(ctx, key, value.clone(), ttl_ms).await {
-            Ok(()) => ok(),
-            Err(e) => e,
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        let Set { key, value, options: o } = self;
+        if let Err(e) = check_key(ctx, &key).and_then(|()| check_value(ctx, &value)) {
+            return e;
+        }
+        let ttl_ms = match o.expiry {
+            Expiry::Default => default_ttl_ms(ctx),
+            Expiry::InMs(ms) => ms,
+            Expiry::Keep => 0,
         };
-    }
-    let op = Op::Set { value: value.clone(), ttl_ms, keep_ttl, condition: o.condition };
-    match apply(ctx, key, op).await {
-        Ok((previous, _)) if o.get => previous.map_or_else(nil, bulk),
-        Ok((_, Some(_))) => ok(),
-        Ok((_, None)) => nil(),
-        Err(e) => e,
+        let keep_ttl = matches!(o.expiry, Expiry::Keep);
+        if o.condition == Condition::Always && !o.get && !keep_ttl {
+            return match write(ctx, &key, value, ttl_ms).await {
+                Ok(()) => ok(),
+                Err(e) => e,
+            };
+        }
+        let op = Op::Set { value, ttl_ms, keep_ttl, condition: o.condition };
+        match apply(ctx, &key, op).await {
+            Ok((previous, _)) if o.get => previous.map_or_else(nil, bulk),
+            Ok((_, Some(_))) => ok(),
+            Ok((_, None)) => nil(),
+            Err(e) => e,
+        }
     }
 }

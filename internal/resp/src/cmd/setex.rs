@@ -3,24 +3,33 @@
 use super::{check_key, check_value, err, integer, ok, write, Ctx, Reply};
 use bytes::Bytes;
 
-pub(super) async fn run(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let millis = args[0].eq_ignore_ascii_case(b"psetex");
-    let (key, value) = (&args[1], &args[3]);
-    if let Err(e) = check_key(ctx, key).and_then(|()| check_value(ctx, value)) {
-        return e;
+pub(super) struct Setex {
+    key: Bytes,
+    value: Bytes,
+    ttl_ms: u64,
+}
+
+impl Setex {
+    pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
+        let millis = args[0].eq_ignore_ascii_case(b"psetex");
+        let n = match integer(&args[2])? {
+            n if n > 0 => n as u64,
+            _ => {
+                let name = String::from_utf8_lossy(&args[0]).to_lowercase();
+                return Err(err(format!("invalid expire time in '{name}' command")));
+            }
+        };
+        let ttl_ms = if millis { n } else { n.saturating_mul(1000) };
+        Ok(Setex { key: args[1].clone(), value: args[3].clone(), ttl_ms })
     }
-    let n = match integer(&args[2]) {
-        Ok(n) if n > 0 => n as u64,
-        Ok(_) => {
-            return err(format!(
-                "invalid expire time in '{}' command",
-                String::from_utf8_lossy(&args[0]).to_lowercase()
-            ))
+
+    pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
+        if let Err(e) = check_key(ctx, &self.key).and_then(|()| check_value(ctx, &self.value)) {
+            return e;
         }
-        Err(e) => return e,
-    };
-    match write(ctx, key, value.clone(), if millis { n } else { n.saturating_mul(1000) }).await {
-        Ok(()) => ok(),
-        Err(e) => e,
+        match write(ctx, &self.key, self.value, self.ttl_ms).await {
+            Ok(()) => ok(),
+            Err(e) => e,
+        }
     }
 }
