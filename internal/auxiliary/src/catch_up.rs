@@ -14,7 +14,7 @@ use crate::server::DataServer;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiercache_placement::Settings;
+use tiercache_placement::{Member, Settings};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -25,8 +25,8 @@ const HEARTBEAT: Duration = Duration::from_millis(100);
 
 /// What the auxiliary learns from the membership service.
 pub struct ClusterFeed {
-    /// Every auxiliary registered: (id, data address).
-    pub members: watch::Receiver<Vec<(String, String)>>,
+    /// Every auxiliary registered.
+    pub members: watch::Receiver<Vec<Member>>,
     /// True while this node's session is live and registered.
     pub registered: watch::Receiver<bool>,
     /// Placement settings from the cluster configuration; `None` until a master has
@@ -71,12 +71,12 @@ pub fn start(server: &Arc<DataServer>, ops: &Arc<AuxOps>, feed: ClusterFeed) -> 
 /// Keeps the fence (see [`crate::fence`]) on the membership ZooKeeper reports.
 async fn follow_fence(
     server: Arc<DataServer>,
-    mut members: watch::Receiver<Vec<(String, String)>>,
+    mut members: watch::Receiver<Vec<Member>>,
     mut placement: watch::Receiver<Option<Settings>>,
     mut registered: watch::Receiver<bool>,
 ) {
     loop {
-        let ids: Vec<String> = members.borrow_and_update().iter().map(|(id, _)| id.clone()).collect();
+        let ids: Vec<String> = members.borrow_and_update().iter().map(|m| m.id.clone()).collect();
         let is_registered = *registered.borrow_and_update();
         if let Some(settings) = *placement.borrow_and_update() {
             server.fence.update(&ids, settings, is_registered);
@@ -93,7 +93,7 @@ async fn follow_fence(
 /// members leaving one by one in a whole-cluster stop never settle.
 async fn follow_settled(
     ops: Arc<AuxOps>,
-    mut members: watch::Receiver<Vec<(String, String)>>,
+    mut members: watch::Receiver<Vec<Member>>,
     mut placement: watch::Receiver<Option<Settings>>,
 ) {
     loop {
@@ -105,7 +105,7 @@ async fn follow_settled(
         if !quiet {
             continue;
         }
-        let ids: Vec<String> = members.borrow().iter().map(|(id, _)| id.clone()).collect();
+        let ids: Vec<String> = members.borrow().iter().map(|m| m.id.clone()).collect();
         if let (Some(settings), false) = (*placement.borrow(), ids.is_empty()) {
             ops.settled(crate::outbox::Ownership { members: ids, settings });
         }
@@ -136,22 +136,22 @@ async fn catch_up_loop(server: Arc<DataServer>, ops: Arc<AuxOps>, mut feed: Clus
             continue;
         }
         let members = feed.members.borrow_and_update().clone();
-        if !members.iter().any(|(id, _)| *id == ops.node_id) {
+        if !members.iter().any(|m| m.id == ops.node_id) {
             // Registered but not listed yet: look again shortly.
             let _ = tokio::time::timeout(Duration::from_secs(1), feed.members.changed()).await;
             continue;
         }
-        let ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
-        let peers: Vec<(String, String)> = members.iter().filter(|(id, _)| *id != ops.node_id).cloned().collect();
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let peers: Vec<Member> = members.iter().filter(|m| m.id != ops.node_id).cloned().collect();
         let ring = settings.ring(&ids);
         server.recovery.pulling(
             epoch,
             ring,
             settings.replicas,
             &ops.node_id,
-            peers.iter().map(|(id, _)| id.clone()).collect(),
+            peers.iter().map(|m| m.id.clone()).collect(),
         );
-        tracing::info!(epoch, peers = ?peers.iter().map(|(id, _)| id).collect::<Vec<_>>(), "catching up: pulling the keys this node owns from its peers");
+        tracing::info!(epoch, peers = ?peers.iter().map(|m| &m.id).collect::<Vec<_>>(), "catching up: pulling the keys this node owns from its peers");
         let (mut waiting, mut received) = (peers, 0u64);
         let (ops_ref, members_ref) = (&ops, &members);
         'pull: loop {
@@ -166,8 +166,8 @@ async fn catch_up_loop(server: Arc<DataServer>, ops: Arc<AuxOps>, mut feed: Clus
                         None => break,
                         Some((peer, Ok(n))) => {
                             received += n;
-                            server.recovery.peer_caught_up(epoch, &peer.0);
-                            tracing::info!(peer = peer.0, received = n, "caught up with one peer: the keys shared with it are served");
+                            server.recovery.peer_caught_up(epoch, &peer.id);
+                            tracing::info!(peer = peer.id, received = n, "caught up with one peer: the keys shared with it are served");
                         }
                         Some((peer, Err(e))) => {
                             tracing::warn!(error = %e, "catch-up from one peer incomplete; the keys it shares stay recovering");

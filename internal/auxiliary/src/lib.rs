@@ -36,6 +36,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tiercache_placement::Member;
 use tiercache_store::{Store, StoreConfig, SystemClock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -195,6 +196,42 @@ impl Auxiliary {
         self.store.stats().keys == 0 && self.server.start_epoch.is_some_and(|e| self.server.recovery.finish(e))
     }
 
+    /// An auxiliary that started empty, in a cluster that has recorded no write, has missed
+    /// nothing: it serves as a full replica at once. Checked once `registered`, so that a
+    /// master recording the first write afterwards lists this node and routes that write here
+    /// too; `has_written` asks the cluster (ZooKeeper's record of the first write), again
+    /// every 200 ms while it cannot tell.
+    pub async fn start_fresh_if_nothing_written<F, E>(
+        &self,
+        mut registered: watch::Receiver<bool>,
+        has_written: impl Fn() -> F,
+    ) where
+        F: std::future::Future<Output = Result<bool, E>>,
+        E: std::fmt::Display,
+    {
+        if self.store.stats().keys > 0 {
+            return;
+        }
+        loop {
+            if registered.wait_for(|r| *r).await.is_err() {
+                return;
+            }
+            match has_written().await {
+                Ok(true) => return,
+                Ok(false) => {
+                    if self.start_fresh() {
+                        tracing::info!("the cluster has acknowledged no write yet: serving as a full replica at once");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot tell whether the cluster has written; asking again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
     /// Why this node is catching up, while it is.
     pub fn recovering(&self) -> Option<&'static str> {
         self.server.recovery.recovering().then(|| self.server.recovery.reason())
@@ -232,7 +269,7 @@ impl Auxiliary {
     /// catches writes that landed meanwhile. Writes close before the second: a master still
     /// routing here then finds this node unreachable instead of getting an acknowledgement
     /// that no pass would carry.
-    pub async fn hand_off(&self, mut remaining: Vec<(String, String)>, placement: tiercache_placement::Settings) {
+    pub async fn hand_off(&self, mut remaining: Vec<Member>, placement: tiercache_placement::Settings) {
         // What this node hands off from now on are copies for others: the final snapshot must
         // tell them apart by the placement before the stop.
         self.ops.freeze_ownership();
@@ -252,12 +289,7 @@ impl Auxiliary {
     /// several nodes, each with a view that still held the others): the pass is done again
     /// without it, so its share goes to owners that stay. The coordinator's rebalance later
     /// moves keys to their owners in the final placement.
-    async fn hand_off_pass(
-        &self,
-        remaining: &mut Vec<(String, String)>,
-        settings: tiercache_placement::Settings,
-        pass: u32,
-    ) {
+    async fn hand_off_pass(&self, remaining: &mut Vec<Member>, settings: tiercache_placement::Settings, pass: u32) {
         loop {
             let e = match self.ops.transfer(remaining, settings, false, &[]).await {
                 Ok((moved, _)) => {
@@ -271,7 +303,7 @@ impl Auxiliary {
                 return;
             }
             tracing::warn!(pass, error = %e, "hand-off target failed; doing the pass again without it");
-            remaining.retain(|(id, _)| *id != e.target);
+            remaining.retain(|m| m.id != e.target);
         }
     }
 

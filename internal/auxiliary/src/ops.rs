@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiercache_placement::{KeyHash, Settings};
+use tiercache_placement::{KeyHash, Member, Settings};
 use tiercache_protocol::{RemoteError, Request, Response, SnapshotReply, WireEntry};
 use tiercache_store::Store;
 use tiercache_wire::{Metrics, WireError};
@@ -110,25 +110,20 @@ impl AuxOps {
     /// Catch-up after a start, a stall or a lost session: asks `peer` (one of `members`) to
     /// send this node every entry it owns (last-write-wins on arrival). Returns the entries
     /// applied.
-    pub async fn pull_from(
-        &self,
-        members: &[(String, String)],
-        settings: Settings,
-        (id, addr): &(String, String),
-    ) -> Result<u64, TransferError> {
+    pub async fn pull_from(&self, members: &[Member], settings: Settings, peer: &Member) -> Result<u64, TransferError> {
+        let id = &peer.id;
         // Under a previous view without this node, this node is the only new owner of its keys:
         // the peer's transfer then sends to it alone.
-        let previous: Vec<String> =
-            members.iter().filter(|(id, _)| *id != self.node_id).map(|(id, _)| id.clone()).collect();
+        let previous: Vec<String> = members.iter().filter(|m| m.id != self.node_id).map(|m| m.id.clone()).collect();
         let req = Request::Rebalance {
-            members: members.to_vec(),
+            members: members.iter().map(|m| (m.id.clone(), m.data_addr.clone())).collect(),
             virtual_nodes: settings.virtual_nodes,
             replicas: settings.replicas as u32,
             drop_unowned: false,
             previous,
         }
         .placed(settings.key_hash);
-        match self.peers.connect(id, addr).call(&req, Duration::from_secs(600)).await {
+        match self.peers.connect(id, &peer.data_addr).call(&req, Duration::from_secs(600)).await {
             Ok(Response::Rebalanced { moved, .. }) => Ok(moved),
             Ok(other) => {
                 Err(TransferError { target: id.clone(), cause: WireError::Unexpected(id.clone(), Box::new(other)) })
@@ -141,16 +136,16 @@ impl AuxOps {
     /// `drop_unowned`) removes the entries it no longer owns, unless they changed meanwhile.
     pub async fn transfer(
         &self,
-        members: &[(String, String)],
+        members: &[Member],
         settings: Settings,
         drop_unowned: bool,
         previous: &[String],
     ) -> Result<(u64, u64), TransferError> {
         let replicas = settings.replicas;
-        let ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
         let ring = settings.ring(&ids);
         let old_ring = (!previous.is_empty()).then(|| settings.ring(previous));
-        let addrs: HashMap<&str, &str> = members.iter().map(|(i, a)| (i.as_str(), a.as_str())).collect();
+        let addrs: HashMap<&str, &str> = members.iter().map(|m| (m.id.as_str(), m.data_addr.as_str())).collect();
         let mut peers: HashMap<String, Box<dyn PeerLink>> = HashMap::new();
         let mut moved = 0u64;
         let mut unowned: Vec<(Bytes, u64)> = Vec::new();
@@ -260,6 +255,7 @@ impl AuxOps {
         };
         let settings = Settings { virtual_nodes, replicas: replicas as usize, key_hash };
         let started = Instant::now();
+        let members: Vec<Member> = members.into_iter().map(|(id, addr)| Member::auxiliary(id, addr)).collect();
         match self.transfer(&members, settings, drop_unowned, &previous).await {
             Ok((moved, dropped)) => {
                 tracing::info!(moved, dropped, ms = started.elapsed().as_millis() as u64, "rebalance transfer done");

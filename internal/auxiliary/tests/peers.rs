@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use tiercache_auxiliary::peers::MemPeers;
 use tiercache_auxiliary::{Auxiliary, DataServer, Metrics, Settings};
-use tiercache_placement::{KeyHash, Settings as Placement};
+use tiercache_placement::{KeyHash, Member, Settings as Placement};
 use tiercache_protocol::{Request, Response, WireEntry};
 use tiercache_wire::WireError;
 
@@ -43,8 +43,8 @@ fn servers(ids: &[&str]) -> (Arc<MemPeers>, Vec<Arc<DataServer>>) {
     (net, servers)
 }
 
-fn members(ids: &[&str]) -> Vec<(String, String)> {
-    ids.iter().map(|id| (id.to_string(), addr(id))).collect()
+fn members(ids: &[&str]) -> Vec<Member> {
+    ids.iter().map(|id| Member::auxiliary(*id, addr(id))).collect()
 }
 
 fn key(i: usize) -> Bytes {
@@ -105,7 +105,7 @@ async fn a_pull_brings_a_node_every_key_it_owns_from_a_peer() {
         s[0].store.put(key(i), Bytes::from(format!("v{i}")), 5, 0).unwrap();
     }
     let one_copy = Placement { replicas: 1, ..PLACEMENT };
-    let got = s[1].ops.pull_from(&members(&ids), one_copy, &("a".to_string(), addr("a"))).await.unwrap();
+    let got = s[1].ops.pull_from(&members(&ids), one_copy, &Member::auxiliary("a", addr("a"))).await.unwrap();
     let ring = one_copy.ring(&ids);
     let owned: Vec<usize> = (0..200).filter(|i| ring.owners(&key(*i), 1) == ["b"]).collect();
     assert!(!owned.is_empty());

@@ -3,37 +3,6 @@
 
 use super::*;
 
-/// An auxiliary that started empty, in a cluster that has recorded no write, has missed
-/// nothing: it serves as a full replica at once. Checked once registered, so that a master
-/// recording the first write afterwards lists this node and routes that write here too.
-async fn start_fresh_if_nothing_written(
-    aux: Arc<Auxiliary>,
-    mut status: watch::Receiver<ZkState>,
-    writer: ConfigWriter,
-) {
-    if aux.store.stats().keys > 0 {
-        return;
-    }
-    loop {
-        if status.wait_for(|s| *s == ZkState::Connected).await.is_err() {
-            return;
-        }
-        match writer.has_written().await {
-            Ok(true) => return,
-            Ok(false) => {
-                if aux.start_fresh() {
-                    tracing::info!("the cluster has acknowledged no write yet: serving as a full replica at once");
-                }
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot tell whether the cluster has written; asking again");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-}
-
 /// Runs an auxiliary until `shutdown` resolves.
 pub async fn run_auxiliary(
     cfg: AuxiliaryConfig,
@@ -66,14 +35,17 @@ pub async fn run_auxiliary(
         }
     });
     aux.follow_cluster(ClusterFeed {
-        members: derived(discovery.membership(), |m| {
-            m.auxiliaries.iter().map(|a| (a.id.clone(), a.data_addr.clone())).collect()
-        }),
-        registered,
+        members: derived(discovery.membership(), |m| m.auxiliaries.clone()),
+        registered: registered.clone(),
         placement: placement.clone(),
     });
     let aux = Arc::new(aux);
-    tokio::spawn(start_fresh_if_nothing_written(aux.clone(), discovery.status(), discovery.config_writer()));
+    let writer = discovery.config_writer();
+    let (fresh, has_written) = (aux.clone(), move || {
+        let writer = writer.clone();
+        async move { writer.has_written().await }
+    });
+    tokio::spawn(async move { fresh.start_fresh_if_nothing_written(registered, has_written).await });
     let status = discovery.status();
     let state = AuxState {
         health: {
@@ -110,12 +82,7 @@ pub async fn run_auxiliary(
     discovery.leave(Duration::from_secs(3)).await;
     // Masters have dropped us from the placement by now or will within moments; the data port
     // stays open meanwhile for reads still in flight.
-    let remaining: Vec<(String, String)> = last_view
-        .auxiliaries
-        .iter()
-        .filter(|m| m.id != cfg.common.node_id)
-        .map(|m| (m.id.clone(), m.data_addr.clone()))
-        .collect();
+    let remaining: Vec<Member> = last_view.auxiliaries.iter().filter(|m| m.id != cfg.common.node_id).cloned().collect();
     let placement = *placement.borrow();
     match placement {
         Some(p) => aux.hand_off(remaining, p).await,

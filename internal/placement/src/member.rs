@@ -19,6 +19,14 @@ pub struct Member {
     pub features: Features,
 }
 
+impl Member {
+    /// An auxiliary known by its id and data address alone, as the internal protocol names
+    /// the peers of a transfer (`Request::Rebalance`).
+    pub fn auxiliary(id: impl Into<String>, data_addr: impl Into<String>) -> Member {
+        Member { id: id.into(), http_addr: String::new(), data_addr: data_addr.into(), features: Features::default() }
+    }
+}
+
 /// Which directory a member registers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
