@@ -23,7 +23,7 @@ pub trait ConfigStore: Send + Sync + 'static {
     fn watch(&self) -> watch::Receiver<Option<ClusterConfig>>;
     /// Rewrites it as a compare-and-set: a concurrent rewrite makes it read and apply the
     /// rewrite again. Returns what is stored afterwards.
-    fn update(&self, rewrite: Rewrite) -> BoxFuture<'static, Result<Option<ClusterConfig>, String>>;
+    fn update(&self, rewrite: Rewrite) -> BoxFuture<'static, Result<Option<ClusterConfig>, crate::PortError>>;
 }
 
 /// What this master's environment says about the placement.
@@ -190,7 +190,7 @@ impl ConfigStore for MemConfigStore {
         self.tx.subscribe()
     }
 
-    fn update(&self, mut rewrite: Rewrite) -> BoxFuture<'static, Result<Option<ClusterConfig>, String>> {
+    fn update(&self, mut rewrite: Rewrite) -> BoxFuture<'static, Result<Option<ClusterConfig>, crate::PortError>> {
         let mut out = self.get();
         self.tx.send_if_modified(|c| match rewrite(*c) {
             Some(next) => {

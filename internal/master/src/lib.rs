@@ -56,6 +56,24 @@ pub use view::{AuxNode, NodeStatus, View};
 
 use tiercache_protocol::RemoteError;
 
+/// What a port in front of ZooKeeper failed with ([`WriteRecord`], [`ConfigStore`]): the
+/// store's own error, kept whole for its message and source.
+pub type PortError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the cluster's first write could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum NotRecorded {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(PortError),
+    /// It did not answer in time.
+    #[error("ZooKeeper did not answer in time")]
+    Timeout,
+    /// The auxiliaries registered then are not all in this master's placement yet.
+    #[error("the placement lags the registered auxiliaries")]
+    PlacementLags,
+}
+
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MasterError {
@@ -75,7 +93,7 @@ pub enum MasterError {
     /// The cluster's record that it acknowledges writes could not be made (before a master's
     /// first write; see [`router::WriteRecord`]).
     #[error("cannot record the cluster's first write in ZooKeeper: {0}")]
-    NotRecorded(String),
+    NotRecorded(#[source] NotRecorded),
     /// The auxiliary that would have to run it is of an older release, which does not know
     /// the request (a rolling update is under way).
     #[error("auxiliary {0} runs an older release, which cannot run this; try again once it is updated")]

@@ -70,7 +70,7 @@ pub struct Router<C: Connect = WireConnect> {
 /// nothing, so the auxiliary has missed nothing and serves as a full replica at once.
 pub trait WriteRecord: Send + Sync + 'static {
     /// Creates the record (idempotent), then lists the auxiliaries registered now.
-    fn record(&self) -> futures::future::BoxFuture<'static, Result<Vec<String>, String>>;
+    fn record(&self) -> futures::future::BoxFuture<'static, Result<Vec<String>, crate::PortError>>;
 }
 
 /// The answers of every auxiliary to one request.
@@ -123,12 +123,12 @@ impl<C: Connect> Router<C> {
         let deadline = tokio::time::Instant::now() + budget;
         let registered = match tokio::time::timeout_at(deadline, record.record()).await {
             Ok(Ok(ids)) => ids,
-            Ok(Err(e)) => return Err(MasterError::NotRecorded(e)),
-            Err(_) => return Err(MasterError::NotRecorded("ZooKeeper did not answer in time".into())),
+            Ok(Err(e)) => return Err(MasterError::NotRecorded(crate::NotRecorded::Store(e))),
+            Err(_) => return Err(MasterError::NotRecorded(crate::NotRecorded::Timeout)),
         };
         while !registered.iter().all(|id| self.view().nodes.contains_key(id)) {
             if tokio::time::Instant::now() >= deadline {
-                return Err(MasterError::NotRecorded("the placement lags the registered auxiliaries".into()));
+                return Err(MasterError::NotRecorded(crate::NotRecorded::PlacementLags));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -33,7 +33,7 @@ pub enum ConfigChangeError {
     NoZooKeeper,
     /// ZooKeeper did not take the write.
     #[error("could not store the cluster configuration: {0}")]
-    Store(String),
+    Store(#[source] crate::PortError),
     /// Members of an older release do not know the setting: it would place keys differently
     /// there.
     #[error("{setting} is not supported by {}: upgrade them first", .members.join(", "))]

@@ -84,10 +84,10 @@ pub async fn run_master(cfg: MasterConfig, build: Build, shutdown: impl Future<O
 struct ZkWriteRecord(ConfigWriter);
 
 impl master::WriteRecord for ZkWriteRecord {
-    fn record(&self) -> futures::future::BoxFuture<'static, Result<Vec<String>, String>> {
+    fn record(&self) -> futures::future::BoxFuture<'static, Result<Vec<String>, master::PortError>> {
         let writer = self.0.clone();
         Box::pin(async move {
-            let members = writer.record_written().await.map_err(|e| e.to_string())?;
+            let members = writer.record_written().await?;
             Ok(members.into_iter().map(|m| m.id).collect())
         })
     }
@@ -107,8 +107,8 @@ impl master::ConfigStore for ZkConfigStore {
     fn update(
         &self,
         mut rewrite: master::follow_config::Rewrite,
-    ) -> futures::future::BoxFuture<'static, Result<Option<ClusterConfig>, String>> {
+    ) -> futures::future::BoxFuture<'static, Result<Option<ClusterConfig>, master::PortError>> {
         let writer = self.writer.clone();
-        Box::pin(async move { writer.update(&mut rewrite).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { Ok(writer.update(&mut rewrite).await?) })
     }
 }

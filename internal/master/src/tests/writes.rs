@@ -184,9 +184,9 @@ struct Record {
 }
 
 impl crate::WriteRecord for Record {
-    fn record(&self) -> futures::future::BoxFuture<'static, Result<Vec<String>, String>> {
+    fn record(&self) -> futures::future::BoxFuture<'static, Result<Vec<String>, crate::PortError>> {
         *self.calls.lock() += 1;
-        let r = self.registered.clone();
+        let r = self.registered.clone().map_err(crate::PortError::from);
         Box::pin(async move { r })
     }
 }
