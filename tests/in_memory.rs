@@ -8,7 +8,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use tiercache_auxiliary::peers::MemPeers;
-use tiercache_auxiliary::{Auxiliary, DataServer, Settings};
+use tiercache_auxiliary::{Auxiliary, DataServer};
 use tiercache_master::protocol::{Op, Request, Response};
 use tiercache_master::{Connect, Features, Member, Metrics, Peer, ReadResult, Router, RouterConfig, WireError};
 
@@ -45,17 +45,8 @@ fn member(id: &str) -> Member {
 
 /// A data server for `id` on `net`.
 fn aux(net: &Arc<MemPeers>, id: &str) -> Arc<DataServer> {
-    let settings = Settings {
-        node_id: id.to_string(),
-        token: "t".to_string(),
-        cache_size: 100_000,
-        cache_max_bytes: 1 << 30,
-        backup_dir: std::env::temp_dir().join("tiercache-in-memory-test-unused"),
-        backup_interval_secs: 0,
-        restore: false,
-    };
     let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new()).unwrap());
-    let s = Auxiliary::in_memory(&settings, metrics, Arc::new(net.clone()), false);
+    let s = Auxiliary::in_memory(id, metrics, Arc::new(net.clone()), false);
     net.add(&member(id).data_addr, s.clone());
     s
 }

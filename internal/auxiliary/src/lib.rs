@@ -164,22 +164,28 @@ impl Auxiliary {
         })
     }
 
-    /// A data server with no socket, thread or background task, over an empty store, that
-    /// reaches its peers through `peers`: master and auxiliary logic run against it in tests
-    /// (see [`peers::MemPeers`]).
+    /// A data server for `node_id` with no socket, thread or background task, over an empty
+    /// store of the default size, that reaches its peers through `peers`: master and auxiliary
+    /// logic run against it in tests (see [`peers::MemPeers`]). A snapshot asked of it goes to
+    /// a directory of its own under the system's temporary directory.
     pub fn in_memory(
-        settings: &Settings,
+        node_id: &str,
         metrics: Arc<Metrics>,
         peers: Arc<dyn peers::Peers>,
         recovering: bool,
     ) -> Arc<DataServer> {
-        let config = StoreConfig {
-            max_entries: settings.cache_size,
-            max_bytes: settings.cache_max_bytes,
-            ..StoreConfig::default()
+        let config = StoreConfig::default();
+        let settings = Settings {
+            node_id: node_id.to_string(),
+            token: String::new(),
+            cache_size: config.max_entries,
+            cache_max_bytes: config.max_bytes,
+            backup_dir: std::env::temp_dir().join(format!("tiercache-in-memory-{node_id}")),
+            backup_interval_secs: 0,
+            restore: false,
         };
         let store = Arc::new(Store::new(config, Arc::new(SystemClock)));
-        let ops = ops_for(settings, store.clone(), metrics.clone(), outbox::Outbox::default(), peers);
+        let ops = ops_for(&settings, store.clone(), metrics.clone(), outbox::Outbox::default(), peers);
         Arc::new(DataServer::new(store, settings.token.clone(), metrics, ops, recovering))
     }
 

@@ -5,24 +5,12 @@
 use bytes::Bytes;
 use std::sync::Arc;
 use tiercache_auxiliary::peers::MemPeers;
-use tiercache_auxiliary::{Auxiliary, DataServer, Metrics, Settings};
+use tiercache_auxiliary::{Auxiliary, DataServer, Metrics};
 use tiercache_placement::{KeyHash, Member, Settings as Placement};
 use tiercache_protocol::{Request, Response, WireEntry};
 use tiercache_wire::WireError;
 
 const PLACEMENT: Placement = Placement { virtual_nodes: 64, replicas: 2, key_hash: KeyHash::Whole };
-
-fn settings(id: &str) -> Settings {
-    Settings {
-        node_id: id.to_string(),
-        token: "t".to_string(),
-        cache_size: 100_000,
-        cache_max_bytes: 1 << 30,
-        backup_dir: std::env::temp_dir().join("tiercache-peers-test-unused"),
-        backup_interval_secs: 0,
-        restore: false,
-    }
-}
 
 fn addr(id: &str) -> String {
     format!("{id}:7000")
@@ -35,7 +23,7 @@ fn servers(ids: &[&str]) -> (Arc<MemPeers>, Vec<Arc<DataServer>>) {
         .iter()
         .map(|id| {
             let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new()).unwrap());
-            let s = Auxiliary::in_memory(&settings(id), metrics, Arc::new(net.clone()), false);
+            let s = Auxiliary::in_memory(id, metrics, Arc::new(net.clone()), false);
             net.add(&addr(id), s.clone());
             s
         })

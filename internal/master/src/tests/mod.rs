@@ -85,17 +85,8 @@ impl Net {
             .lock()
             .entry(id.to_string())
             .or_insert_with(|| {
-                let settings = tiercache_auxiliary::Settings {
-                    node_id: id.to_string(),
-                    token: "t".to_string(),
-                    cache_size: 100_000,
-                    cache_max_bytes: 1 << 30,
-                    backup_dir: std::env::temp_dir().join("tiercache-master-tests-unused"),
-                    backup_interval_secs: 0,
-                    restore: false,
-                };
                 let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new()).unwrap());
-                let server = Auxiliary::in_memory(&settings, metrics, Arc::new(self.peers.clone()), false);
+                let server = Auxiliary::in_memory(id, metrics, Arc::new(self.peers.clone()), false);
                 self.peers.add(&format!("{id}:1"), server.clone());
                 Arc::new(Mutex::new(State { mode: Mode::Up, server, recovery: None, calls: 0 }))
             })
