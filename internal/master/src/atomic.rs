@@ -143,7 +143,7 @@ impl<C: Connect> Router<C> {
         }
         let plan =
             Plan { need: self.write_quorum().saturating_sub(1), all_at_once: true, sloppy: true, primary: false };
-        let out = try_call_many(live, Arc::new(replicate), plan, |_, _| true).await;
+        let out = try_call_many(live, replicate, plan, |_, _| true).await;
         if out.counted < out.need {
             return Err(MasterError::quorum(out.need + 1, out.counted + 1, &out.errors));
         }
@@ -164,7 +164,7 @@ impl<C: Connect> Router<C> {
             return Ok(None);
         }
         let plan = Plan { need: others.len(), all_at_once: true, sloppy: true, primary: false };
-        let out = try_call_many(others, Arc::new(Request::Get { key: key.clone() }), plan, |_, _| true).await;
+        let out = try_call_many(others, Request::Get { key: key.clone() }, plan, |_, _| true).await;
         let mut heard = false;
         let mut newest: Option<Found> = None;
         for (_, r) in out.answers {

@@ -88,7 +88,7 @@ fn next_duty(heard: &[Heard], from: usize) -> Duty {
 /// quorum (an owner that is recovering is heard but not counted).
 pub(crate) async fn try_call_many<P: Peer>(
     nodes: Vec<Arc<AuxNode<P>>>,
-    req: Arc<Request>,
+    req: Request,
     plan: Plan,
     counts: impl Fn(&AuxNode<P>, &Response) -> bool,
 ) -> Outcome<P> {
@@ -96,17 +96,6 @@ pub(crate) async fn try_call_many<P: Peer>(
     // Only writes follow the primary: reads allocate nothing for it.
     let mut heard = if plan.primary { vec![Heard::Pending; nodes.len()] } else { Vec::new() };
     let mut duty = if plan.primary { Duty::Owed(0) } else { Duty::Done };
-    let launch = |(i, node): (usize, Arc<AuxNode<P>>)| {
-        let req = req.clone();
-        async move {
-            let r = node.call(&req).await;
-            // Also for the calls that finish in the background after the quorum.
-            if r.is_err() && req.is_write() {
-                node.note_missed_write();
-            }
-            (i, node, r)
-        }
-    };
     let mut waiting = nodes.into_iter().enumerate();
     let (mut answers, mut errors, mut counted) = (Vec::new(), Vec::new(), 0);
     // The node index of each answer, for finding the primary's (writes only).
@@ -127,6 +116,20 @@ pub(crate) async fn try_call_many<P: Peer>(
             }
         }
     }
+    // Shared by the calls from here on, which may finish in the background after the quorum:
+    // the common read above needs no shared copy.
+    let req = Arc::new(req);
+    let launch = |(i, node): (usize, Arc<AuxNode<P>>)| {
+        let req = req.clone();
+        async move {
+            let r = node.call(&req).await;
+            // Also for the calls that finish in the background after the quorum.
+            if r.is_err() && req.is_write() {
+                node.note_missed_write();
+            }
+            (i, node, r)
+        }
+    };
     let mut inflight = FuturesUnordered::new();
     if plan.all_at_once || plan.primary {
         inflight.extend(waiting.by_ref().map(launch));

@@ -11,8 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tiercache_protocol::{Found, Request, Response, WireEntry};
 
-/// An owner's answer to a read: its entry, and whether it counts toward the quorum.
-type Heard<P> = (Arc<AuxNode<P>>, Option<Found>, bool);
+/// An owner's answer to a read as it was heard: its entry, and whether it is a full
+/// replica's (a recovering one's is heard but does not count); `None` for another answer.
+fn heard(r: &Response) -> Option<(Option<&Found>, bool)> {
+    match r {
+        Response::Value(f) => Some((f.as_ref(), true)),
+        Response::Recovering(f) => Some((f.as_ref(), false)),
+        _ => None,
+    }
+}
 
 impl<C: Connect> Router<C> {
     /// Owners ordered for use: answering ones first, then recovering ones, suspects last.
@@ -51,7 +58,7 @@ impl<C: Connect> Router<C> {
             return Err(MasterError::NoAuxiliaries);
         }
         let plan = Plan { need: self.read_quorum(), all_at_once: false, sloppy: false, primary: false };
-        let out = try_call_many(owners, Arc::new(Request::Get { key: key.clone() }), plan, |node, resp| match resp {
+        let out = try_call_many(owners, Request::Get { key: key.clone() }, plan, |node, resp| match resp {
             Response::Value(f) => {
                 node.set_recovering(false);
                 !node.missed_writes() && f.as_ref().map_or(0, |f| f.version) >= floor
@@ -63,29 +70,23 @@ impl<C: Connect> Router<C> {
             _ => false,
         })
         .await;
-        let (need, counted, errors) = (out.need, out.counted, out.errors);
-        let answers: Vec<Heard<C::Peer>> = out
-            .answers
-            .into_iter()
-            .filter_map(|(n, r)| match r {
-                Response::Value(f) => Some((n, f, true)),
-                Response::Recovering(f) => Some((n, f, false)),
-                _ => None,
-            })
-            .collect();
+        let (need, counted, errors, answers) = (out.need, out.counted, out.errors, out.answers);
+        // The answers are read where they lie: no list of their own per read.
+        let heard_from = answers.iter().filter(|(_, r)| heard(r).is_some()).count();
         // With the quorum counted, only counted answers decide: a recovering owner may hold a
         // value that was since overwritten by an expiring write or a purged delete. Without it,
         // the newest of what was heard is returned only when every owner answered (all of them
         // recovering, as after a whole-cluster restart); an owner that could not be reached
         // might hold the write the recovering ones missed.
-        let decisive = counted >= need || (errors.is_empty() && answers.len() >= need);
-        if !decisive || answers.is_empty() {
+        let decisive = counted >= need || (errors.is_empty() && heard_from >= need);
+        if !decisive || heard_from == 0 {
             return Err(MasterError::quorum(need, counted, &errors));
         }
         let newest = answers
             .iter()
-            .filter(|(_, _, c)| *c || counted < need)
-            .filter_map(|(_, f, _)| f.as_ref())
+            .filter_map(|(_, r)| heard(r))
+            .filter(|(_, c)| *c || counted < need)
+            .filter_map(|(f, _)| f)
             .fold(None::<&Found>, |best, f| match best {
                 Some(b) if !f.stamp().supersedes(&b.stamp()) => Some(b),
                 _ => Some(f),
@@ -93,9 +94,9 @@ impl<C: Connect> Router<C> {
             .cloned();
         if let Some(newest) = &newest {
             self.hlc.observe(newest.version);
-            for (node, f, _) in &answers {
+            for (node, f) in answers.iter().filter_map(|(node, r)| Some((node, heard(r)?.0))) {
                 // An older expiry of the same version is repaired too.
-                if f.as_ref().is_none_or(|f| newest.stamp().supersedes(&f.stamp())) {
+                if f.is_none_or(|f| newest.stamp().supersedes(&f.stamp())) {
                     self.repair(node.clone(), &key, newest);
                 }
             }
@@ -106,7 +107,12 @@ impl<C: Connect> Router<C> {
 
     /// While keys move after a membership change, a key no current owner has is looked up on
     /// its previous owners; when found it is copied to the current owners at once.
-    async fn fallback(&self, view: &View<C::Peer>, key: &Bytes, asked: &[Heard<C::Peer>]) -> Option<Found> {
+    async fn fallback(
+        &self,
+        view: &View<C::Peer>,
+        key: &Bytes,
+        asked: &[(Arc<AuxNode<C::Peer>>, Response)],
+    ) -> Option<Found> {
         let now = self.clock.now_ms();
         let prev = view.moving(now)?;
         let current = view.owners(key, self.replicas());
@@ -115,7 +121,7 @@ impl<C: Connect> Router<C> {
         // every miss into a timeout.
         let budget = self.cfg.request_timeout.min(Duration::from_millis(200));
         for id in prev.ring.owners(key, self.replicas()) {
-            if asked.iter().any(|(n, _, _)| n.addr.id == id) {
+            if asked.iter().any(|(n, r)| heard(r).is_some() && n.addr.id == id) {
                 continue;
             }
             let Some(node) = view.previous_peer(prev, id, now) else { continue };

@@ -227,7 +227,7 @@ impl<C: Connect> Router<C> {
             req => req,
         };
         let plan = Plan { need: self.write_quorum(), all_at_once: true, sloppy: true, primary: true };
-        let out = try_call_many(targets, Arc::new(req), plan, |_, _| true).await;
+        let out = try_call_many(targets, req, plan, |_, _| true).await;
         if !out.reached() {
             return Err(MasterError::quorum(out.need, out.counted, &out.errors));
         }
