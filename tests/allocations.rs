@@ -4,35 +4,12 @@
 //! wire's framing.
 #![allow(clippy::unwrap_used)]
 
+mod memnet;
+
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::Duration;
 use tiercache_auxiliary::peers::MemPeers;
-use tiercache_auxiliary::Auxiliary;
-use tiercache_master::protocol::{Request, Response};
-use tiercache_master::{Connect, Features, Member, Metrics, Peer, ReadResult, Router, RouterConfig, WireError};
-
-#[derive(Clone)]
-struct Net(Arc<MemPeers>);
-
-struct Link {
-    net: Arc<MemPeers>,
-    id: String,
-    addr: String,
-}
-
-impl Peer for Link {
-    async fn call(&self, req: &Request, timeout: Duration) -> Result<Response, WireError> {
-        self.net.call(&self.id, &self.addr, req, timeout).await
-    }
-}
-
-impl Connect for Net {
-    type Peer = Link;
-    fn connect(&self, m: &Member) -> Link {
-        Link { net: self.0.clone(), id: m.id.clone(), addr: m.data_addr.clone() }
-    }
-}
+use tiercache_master::{ReadResult, Router};
 
 /// What one GET of a present key costs in allocations, on both sides, with one copy.
 #[test]
@@ -58,31 +35,12 @@ fn a_get_allocates_a_bounded_handful_on_both_sides() {
     assert!(per_get < 4.1, "{per_get} allocations per GET, more than the 4 of before");
 }
 
-async fn setup() -> (Router<Net>, Bytes) {
+async fn setup() -> (Router<memnet::Net>, Bytes) {
     let net = Arc::new(MemPeers::default());
-    let mut members = Vec::new();
     for id in ["a", "b", "c"] {
-        let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new()).unwrap());
-        let s = Auxiliary::in_memory(id, metrics, Arc::new(net.clone()), false);
-        let m = Member {
-            id: id.to_string(),
-            http_addr: String::new(),
-            data_addr: format!("{id}:7000"),
-            features: Features::THIS_RELEASE,
-        };
-        net.add(&m.data_addr, s);
-        members.push(m);
+        memnet::aux(&net, id);
     }
-    let cfg = RouterConfig {
-        replicas: 1,
-        write_quorum: 1,
-        read_quorum: 1,
-        virtual_nodes: 64,
-        request_timeout: Duration::from_millis(500),
-    };
-    let metrics = Arc::new(Metrics::for_master(prometheus::Registry::new()).unwrap());
-    let r = Router::new(cfg, Net(net.clone()), metrics);
-    r.set_members(&members);
+    let r = memnet::router(&net, &["a", "b", "c"], 1, 1);
     let key = Bytes::from_static(b"key:000042");
     r.put(key.clone(), Bytes::from(vec![b'x'; 100]), 0).await.unwrap();
     for _ in 0..1000 {

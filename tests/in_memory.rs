@@ -4,66 +4,20 @@
 //! rebalance run the real code on both sides.
 #![allow(clippy::unwrap_used)]
 
+mod memnet;
+
 use bytes::Bytes;
+use memnet::{aux, member};
 use std::sync::Arc;
 use std::time::Duration;
 use tiercache_auxiliary::peers::MemPeers;
-use tiercache_auxiliary::{Auxiliary, DataServer};
-use tiercache_master::protocol::{Op, Request, Response};
-use tiercache_master::{Connect, Features, Member, Metrics, Peer, ReadResult, Router, RouterConfig, WireError};
-
-#[derive(Clone)]
-struct Net(Arc<MemPeers>);
-
-struct Link {
-    net: Arc<MemPeers>,
-    id: String,
-    addr: String,
-}
-
-impl Peer for Link {
-    async fn call(&self, req: &Request, timeout: Duration) -> Result<Response, WireError> {
-        self.net.call(&self.id, &self.addr, req, timeout).await
-    }
-}
-
-impl Connect for Net {
-    type Peer = Link;
-    fn connect(&self, m: &Member) -> Link {
-        Link { net: self.0.clone(), id: m.id.clone(), addr: m.data_addr.clone() }
-    }
-}
-
-fn member(id: &str) -> Member {
-    Member {
-        id: id.to_string(),
-        http_addr: format!("{id}:8000"),
-        data_addr: format!("{id}:7000"),
-        features: Features::THIS_RELEASE,
-    }
-}
-
-/// A data server for `id` on `net`.
-fn aux(net: &Arc<MemPeers>, id: &str) -> Arc<DataServer> {
-    let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new()).unwrap());
-    let s = Auxiliary::in_memory(id, metrics, Arc::new(net.clone()), false);
-    net.add(&member(id).data_addr, s.clone());
-    s
-}
+use tiercache_auxiliary::DataServer;
+use tiercache_master::protocol::Op;
+use tiercache_master::ReadResult;
 
 /// Three copies of each key, two to acknowledge a write or a read.
-fn router(net: &Arc<MemPeers>, ids: &[&str]) -> Router<Net> {
-    let cfg = RouterConfig {
-        replicas: 3,
-        write_quorum: 2,
-        read_quorum: 2,
-        virtual_nodes: 64,
-        request_timeout: Duration::from_millis(500),
-    };
-    let metrics = Arc::new(Metrics::for_master(prometheus::Registry::new()).unwrap());
-    let r = Router::new(cfg, Net(net.clone()), metrics);
-    r.set_members(&ids.iter().map(|id| member(id)).collect::<Vec<_>>());
-    r
+fn router(net: &Arc<MemPeers>, ids: &[&str]) -> tiercache_master::Router<memnet::Net> {
+    memnet::router(net, ids, 3, 2)
 }
 
 fn value(s: &DataServer, key: &str) -> Option<Bytes> {
