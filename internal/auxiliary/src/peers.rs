@@ -75,7 +75,7 @@ impl MemPeers {
     pub async fn call(&self, id: &str, addr: &str, req: &Request, timeout: Duration) -> Result<Response, WireError> {
         let down = || WireError::Down(id.to_string());
         let server = self.server(addr).ok_or_else(down)?;
-        match tokio::time::timeout(timeout, server.answer(req.clone())).await {
+        match tokio::time::timeout(timeout, server.answer(req)).await {
             Ok(Some(r)) => Ok(r),
             // A write after the node closed them: its connection closes.
             Ok(None) => Err(down()),

@@ -90,10 +90,10 @@ impl DataServer {
     /// Answers one request as a connection would, off the network (the in-memory peers of
     /// tests, [`crate::peers::MemPeers`]); `None` when the connection would close instead (a
     /// write after [`DataServer::close_writes`]).
-    pub async fn answer(self: &Arc<Self>, req: Request) -> Option<Response> {
-        match self.handle(&req) {
+    pub async fn answer(self: &Arc<Self>, req: &Request) -> Option<Response> {
+        match self.handle(req) {
             Handled::Answer(r) => Some(r),
-            Handled::Slow => Some(self.clone().handle_slow(req).await),
+            Handled::Slow => Some(self.clone().handle_slow(req.clone()).await),
             Handled::Refused => None,
         }
     }

@@ -167,7 +167,8 @@ pub async fn follow_config<C: Connect>(
     Ok(())
 }
 
-/// A store in memory: what the unit tests and a cluster without ZooKeeper use.
+/// A store in memory, for the unit tests of the configuration follower (local mode keeps no
+/// cluster configuration: `Cluster::alone`).
 #[derive(Clone)]
 pub struct MemConfigStore {
     tx: Arc<watch::Sender<Option<ClusterConfig>>>,

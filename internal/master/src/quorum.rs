@@ -55,7 +55,8 @@ impl<P> Outcome<P> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Heard {
     Pending,
-    Ok,
+    /// It answered: its answer's position in the outcome's answers.
+    Ok(usize),
     Unreachable,
     Failed,
 }
@@ -64,9 +65,9 @@ enum Heard {
 enum Duty {
     /// Node `i`'s answer is awaited.
     Owed(usize),
-    /// Node `i` confirmed.
+    /// The node that confirmed: its answer's position in the outcome's answers.
     Confirmed(usize),
-    /// Nobody was reachable: the quorum itself fails.
+    /// Nobody owes it: no primary is followed (reads), or nobody was reachable.
     Done,
     Failed,
 }
@@ -75,7 +76,7 @@ fn next_duty(heard: &[Heard], from: usize) -> Duty {
     for (i, h) in heard.iter().enumerate().skip(from) {
         match h {
             Heard::Pending => return Duty::Owed(i),
-            Heard::Ok => return Duty::Confirmed(i),
+            Heard::Ok(at) => return Duty::Confirmed(*at),
             Heard::Failed => return Duty::Failed,
             Heard::Unreachable => {}
         }
@@ -98,8 +99,6 @@ pub(crate) async fn try_call_many<P: Peer>(
     let mut duty = if plan.primary { Duty::Owed(0) } else { Duty::Done };
     let mut waiting = nodes.into_iter().enumerate();
     let (mut answers, mut errors, mut counted) = (Vec::new(), Vec::new(), 0);
-    // The node index of each answer, for finding the primary's (writes only).
-    let mut answered = Vec::new();
     if !plan.all_at_once && !plan.primary && need == 1 {
         // The common read, one answer needed: the first owner is asked inline, with no
         // stream of calls built unless its answer fails or does not count.
@@ -145,13 +144,10 @@ pub(crate) async fn try_call_many<P: Peer>(
         match r {
             Ok(resp) => {
                 if let Some(h) = heard.get_mut(i) {
-                    *h = Heard::Ok;
+                    *h = Heard::Ok(answers.len());
                 }
                 counted += usize::from(counts(&node, &resp));
                 answers.push((node, resp));
-                if plan.primary {
-                    answered.push(i);
-                }
             }
             Err(e) => {
                 if let Some(h) = heard.get_mut(i) {
@@ -171,7 +167,7 @@ pub(crate) async fn try_call_many<P: Peer>(
         tokio::spawn(async move { while inflight.next().await.is_some() {} });
     }
     let primary = match duty {
-        Duty::Confirmed(i) => answered.iter().position(|&a| a == i),
+        Duty::Confirmed(at) => Some(at),
         _ => None,
     };
     Outcome { answers, counted, need, errors, primary_failed: matches!(duty, Duty::Failed), primary }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tiercache_placement::Member;
 use tiercache_protocol::{Request, Response};
-use tiercache_wire::WireError;
 use tokio::sync::watch;
 
 /// How long the membership must stay unchanged before the ownership sweep.
@@ -60,9 +59,8 @@ impl<C: Connect> Router<C> {
         for (node, r) in &results {
             match r {
                 Ok(Response::Rebalanced { moved: m, .. }) => moved += m,
-                Ok(other) => {
-                    errors.push(WireError::Unexpected(node.addr.id.clone(), Box::new(other.clone())).to_string())
-                }
+                // The words of `WireError::Unexpected`, without copying the answer into one.
+                Ok(other) => errors.push(format!("auxiliary {}: unexpected answer {other:?}", node.addr.id)),
                 Err(e) => errors.push(e.to_string()),
             }
         }

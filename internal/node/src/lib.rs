@@ -170,10 +170,6 @@ fn start_resp(cfg: &MasterConfig, state: &Arc<MasterState>) -> Result<Option<Res
     Ok(Some((stop, task)))
 }
 
-fn aux_addrs(m: &Arc<Membership>) -> Vec<Member> {
-    m.auxiliaries.clone()
-}
-
 /// A watch of `f(value)`, following one of discovery's.
 fn derived<S: Send + Sync + 'static, T: PartialEq + Send + Sync + 'static>(
     mut rx: watch::Receiver<S>,

@@ -24,7 +24,7 @@ pub async fn run_master(cfg: MasterConfig, build: Build, shutdown: impl Future<O
     let membership = ZkMembership { membership: discovery.membership(), status: discovery.status() };
     let info = Arc::new(master::Cluster::new(cfg.common.node_id.clone(), publish, Arc::new(membership), store.clone()));
     router.set_write_record(Arc::new(ZkWriteRecord(discovery.config_writer())));
-    let members = derived(discovery.membership(), aux_addrs);
+    let members = derived(discovery.membership(), |m| m.auxiliaries.clone());
     let coordinator = info.clone();
     let is_coordinator: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || coordinator.is_coordinator());
     let (fatal_tx, fatal) = tokio::sync::oneshot::channel();

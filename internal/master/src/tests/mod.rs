@@ -67,7 +67,7 @@ impl Peer for MemPeer {
             _ => {}
         }
         // A write after the node closed them closes the connection.
-        server.answer(req.clone()).await.ok_or_else(|| WireError::Down(self.id.clone()))
+        server.answer(req).await.ok_or_else(|| WireError::Down(self.id.clone()))
     }
 }
 
