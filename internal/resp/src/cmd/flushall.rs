@@ -8,8 +8,8 @@ use bytes::Bytes;
 use redis_protocol::resp2::types::BytesFrame;
 
 pub(super) struct Flushall {
-    /// `flushall` or `flushdb`, for the error that names it.
-    name: String,
+    /// FLUSHDB rather than FLUSHALL, for the error that names it.
+    db: bool,
 }
 
 impl Flushall {
@@ -19,12 +19,12 @@ impl Flushall {
         {
             return Err(syntax_error());
         }
-        Ok(Flushall { name: String::from_utf8_lossy(&args[0]).to_lowercase() })
+        Ok(Flushall { db: args[0].eq_ignore_ascii_case(b"flushdb") })
     }
 
     pub(super) async fn run(self, ctx: &mut Ctx<'_>) -> Reply {
         if ctx.state.admin_token.is_some() && ctx.session.identity != Identity::Admin {
-            let name = self.name;
+            let name = if self.db { "flushdb" } else { "flushall" };
             return BytesFrame::Error(
                 format!("NOPERM User default has no permissions to run the '{name}' command").into(),
             );

@@ -1,7 +1,7 @@
 //! GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]: the value, and a new expiry when one
 //! is given (one step on the key's primary owner, like EXPIRE).
 
-use super::{apply, bulk, err, integer, nil, now_ms, read, syntax_error, Ctx, Reply};
+use super::{apply, bulk, err, integer, nil, read, syntax_error, Ctx, Reply};
 use bytes::Bytes;
 use tiercache_master::protocol::Op;
 
@@ -21,13 +21,7 @@ impl Getex {
                     n if n > 0 => n as u64,
                     _ => return Err(err("invalid expire time in 'getex' command")),
                 };
-                Some(match args[2].to_ascii_uppercase().as_slice() {
-                    b"EX" => n.saturating_mul(1000),
-                    b"PX" => n,
-                    b"EXAT" => n.saturating_mul(1000).saturating_sub(now_ms()).max(1),
-                    b"PXAT" => n.saturating_sub(now_ms()).max(1),
-                    _ => return Err(syntax_error()),
-                })
+                Some(super::set::expiry_ms(&args[2], n).ok_or_else(syntax_error)?)
             }
             _ => return Err(syntax_error()),
         };

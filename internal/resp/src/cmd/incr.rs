@@ -12,16 +12,9 @@ pub(super) struct Incr {
 
 impl Incr {
     pub(super) fn parse(args: &[Bytes]) -> Result<Self, Reply> {
-        let name = args[0].to_ascii_lowercase();
-        let by = matches!(name.as_slice(), b"incrby" | b"decrby");
-        if args.len() != if by { 3 } else { 2 } {
-            return Err(super::err(format!(
-                "wrong number of arguments for '{}' command",
-                String::from_utf8_lossy(&name)
-            )));
-        }
-        let n = if by { integer(&args[2])? } else { 1 };
-        let delta = if name.starts_with(b"decr") {
+        // The table's arities tell INCR/DECR (2) from INCRBY/DECRBY (3).
+        let n = if args.len() == 3 { integer(&args[2])? } else { 1 };
+        let delta = if args[0].len() >= 4 && args[0][..4].eq_ignore_ascii_case(b"decr") {
             n.checked_neg().ok_or_else(|| super::err("decrement would overflow"))?
         } else {
             n

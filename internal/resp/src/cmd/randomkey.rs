@@ -16,7 +16,7 @@ impl Randomkey {
         let members = router.view().ring.nodes().len().max(1) as u64;
         // A SCAN cursor names an auxiliary (high bits) and one of its shards (low 16): start at
         // the first shard of a random auxiliary.
-        let seed = tiercache_master::protocol::version::now_ms() ^ ctx.session.id.rotate_left(20);
+        let seed = super::now_ms() ^ ctx.session.id.rotate_left(20);
         let start = (seed % members) << 16;
         for cursor in [start, 0] {
             let mut at = cursor;

@@ -30,32 +30,47 @@ fn once<T>(slot: &mut Option<T>, v: T) -> Result<(), Reply> {
     }
 }
 
+/// The time to live an expiry option (`EX`, `PX`, `EXAT`, `PXAT`, any case) gives for `n`
+/// (more than 0), in ms from now and at least 1; `None` for another word. SET and GETEX read
+/// their options through it.
+pub(super) fn expiry_ms(word: &[u8], n: u64) -> Option<u64> {
+    let is = |w: &[u8]| word.eq_ignore_ascii_case(w);
+    Some(if is(b"EX") {
+        n.saturating_mul(1000)
+    } else if is(b"PX") {
+        n
+    } else if is(b"EXAT") {
+        n.saturating_mul(1000).saturating_sub(now_ms()).max(1)
+    } else if is(b"PXAT") {
+        n.saturating_sub(now_ms()).max(1)
+    } else {
+        return None;
+    })
+}
+
 /// The options of `SET`, or the reply to send instead.
 fn options(options: &[Bytes]) -> Result<Options, Reply> {
     let (mut expiry, mut condition, mut get) = (None, None, false);
     let mut it = options.iter();
     while let Some(opt) = it.next() {
-        let opt = opt.to_ascii_uppercase();
-        match opt.as_slice() {
-            b"NX" => once(&mut condition, Condition::IfAbsent)?,
-            b"XX" => once(&mut condition, Condition::IfPresent)?,
-            b"GET" => get = true,
-            b"KEEPTTL" => once(&mut expiry, Expiry::Keep)?,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" => {
-                let n = integer(it.next().ok_or_else(syntax_error)?)?;
-                if n <= 0 {
-                    return Err(err("invalid expire time in 'set' command"));
-                }
-                let n = n as u64;
-                let ms = match opt.as_slice() {
-                    b"EX" => n.saturating_mul(1000),
-                    b"PX" => n,
-                    b"EXAT" => n.saturating_mul(1000).saturating_sub(now_ms()).max(1),
-                    _ => n.saturating_sub(now_ms()).max(1),
-                };
-                once(&mut expiry, Expiry::InMs(ms))?;
+        let is = |w: &[u8]| opt.eq_ignore_ascii_case(w);
+        if is(b"NX") {
+            once(&mut condition, Condition::IfAbsent)?;
+        } else if is(b"XX") {
+            once(&mut condition, Condition::IfPresent)?;
+        } else if is(b"GET") {
+            get = true;
+        } else if is(b"KEEPTTL") {
+            once(&mut expiry, Expiry::Keep)?;
+        } else if expiry_ms(opt, 1).is_some() {
+            let n = integer(it.next().ok_or_else(syntax_error)?)?;
+            if n <= 0 {
+                return Err(err("invalid expire time in 'set' command"));
             }
-            _ => return Err(syntax_error()),
+            let ms = expiry_ms(opt, n as u64).ok_or_else(syntax_error)?;
+            once(&mut expiry, Expiry::InMs(ms))?;
+        } else {
+            return Err(syntax_error());
         }
     }
     Ok(Options { expiry: expiry.unwrap_or(Expiry::Default), condition: condition.unwrap_or(Condition::Always), get })
