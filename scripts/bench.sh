@@ -202,6 +202,9 @@ R_RDB_BYTES=$(stat -c %s "$WORK/redis/dump.rdb")
 
 # Restore: kill -9 and start again from the snapshot; time from start to serving.
 kill -9 "$MEMAUX"
+# Until the kernel has closed its ports: a start before that finds DATA_PORT in use (it did,
+# twice in a row, on a loaded two-core machine).
+wait_for 10 bash -c "! kill -0 $MEMAUX"
 T0=$(now_ms)
 MEMAUX=$(start_aux /mem mem-aux "$MA" "$MD" "$WORK/mem-backup")
 PIDS+=("$MEMAUX")
