@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # RESP throughput in one run: `redis-benchmark -c 64 -d 100` (SET, GET, GET with -P 16, and GET
 # from 10,000 connections)
-# against one tiercache master over three auxiliaries (REPLICAS=1, then 2), Redis directly, and
+# against one tiercache master over three auxiliaries (REPLICAS=1 and 2 with one data thread,
+# and REPLICAS=1 with a data thread per CPU), Redis directly, and
 # twemproxy (Debian's nutcracker, ketama) in front of three Redis servers: the same two-tier
 # shape. Writes docs/benchmarks-resp.md and the chart docs/benchmarks-resp.svg. Everything runs
 # on loopback and stops by itself.
@@ -66,19 +67,25 @@ RP=$(free_port)
 start_redis "$WORK" "$RP"
 start_twemproxy "$WORK"
 start_zookeeper "$WORK/zk"
+# Three tiercache clusters, one master over three auxiliaries each: REPLICAS=1 and 2 with one
+# data thread in the master (twemproxy is one thread too: the same cores), and REPLICAS=1 with
+# the default, a data thread per CPU the master may use.
 declare -A TC_PORT
-for replicas in 1 2; do
-  env_common=(INTERNAL_TOKEN=$TOKEN ZK_SERVERS=127.0.0.1:$ZKPORT ZK_ROOT=/r$replicas BIND_ADDR=127.0.0.1
+CLUSTERS=("1 1" "2 1" "1 $(nproc)")
+for cluster in "${CLUSTERS[@]}"; do
+  read -r replicas threads <<<"$cluster"
+  name=r$replicas-t$threads
+  env_common=(INTERNAL_TOKEN=$TOKEN ZK_SERVERS=127.0.0.1:$ZKPORT ZK_ROOT=/$name BIND_ADDR=127.0.0.1
     ADVERTISE_HOST=127.0.0.1 RUST_LOG=warn REPLICAS=$replicas BACKUP_INTERVAL=0)
   for i in 0 1 2; do
-    env "${env_common[@]}" NODE_ID=aux-$i PORT="$(free_port)" DATA_PORT="$(free_port)" BACKUP_DIR="$WORK/b$replicas-$i" \
-      "$TC" auxiliary >>"$WORK/aux-$replicas-$i.log" 2>&1 &
+    env "${env_common[@]}" NODE_ID=aux-$i PORT="$(free_port)" DATA_PORT="$(free_port)" BACKUP_DIR="$WORK/$name-$i" \
+      "$TC" auxiliary >>"$WORK/aux-$name-$i.log" 2>&1 &
     PIDS+=($!)
   done
   MP=$(free_port)
-  TC_PORT[$replicas]=$(free_port)
-  env "${env_common[@]}" NODE_ID=master-1 PORT="$MP" REDIS_PORT="${TC_PORT[$replicas]}" "$TC" master \
-    >>"$WORK/master-$replicas.log" 2>&1 &
+  TC_PORT[$name]=$(free_port)
+  env "${env_common[@]}" NODE_ID=master-1 PORT="$MP" REDIS_PORT="${TC_PORT[$name]}" DATA_THREADS="$threads" \
+    "$TC" master >>"$WORK/master-$name.log" 2>&1 &
   PIDS+=($!)
   wait_for 30 bash -c "curl -s http://127.0.0.1:$MP/health | grep -q '\"auxiliaries\":3'"
 done
@@ -88,8 +95,10 @@ for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS"
   bench "Redis" "$RP"
   bench "twemproxy" "$TWEM_PORT"
-  bench "tiercache R=1" "${TC_PORT[1]}"
-  bench "tiercache R=2" "${TC_PORT[2]}"
+  for cluster in "${CLUSTERS[@]}"; do
+    read -r replicas threads <<<"$cluster"
+    bench "tiercache R=$replicas ($threads data thread$([ "$threads" = 1 ] || echo s))" "${TC_PORT[r$replicas-t$threads]}"
+  done
 done
 
 python3 - "$RESULTS" "$OUT" "$SVG" "$N" "$ROUNDS" <<'PY'
@@ -111,7 +120,8 @@ lines = [
     f"`scripts/bench-resp.sh`, {datetime.date.today()}: `redis-benchmark -c 64 -d 100 -n {n} -r 100000` (and `-c 10000` on the last line), "
     f"the median of {rounds} alternating rounds (each target once per round), "
     "every target on this machine's loopback. twemproxy is Debian's nutcracker (ketama) over three Redis servers; "
-    "tiercache is one master over three auxiliaries (release build).",
+    "tiercache is one master over three auxiliaries (release build), with one data thread (`DATA_THREADS=1`: "
+    "twemproxy is one thread too) and with the default, a data thread per CPU the master may use.",
     "",
     "| target | test | requests/s | p50 ms | p99 ms | vs twemproxy | vs Redis |",
     "|---|---|---:|---:|---:|---:|---:|",

@@ -9,6 +9,7 @@
 #   scripts/profile-resp.sh              # N=300000 GET
 #   TEST=set scripts/profile-resp.sh
 #   TC=/tmp/tiercache-before PERF=0 scripts/profile-resp.sh   # another binary; CPU only
+#   TC=/tmp/tiercache-before PERF=stat scripts/profile-resp.sh  # CPU, system calls and context switches; no profile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -50,16 +51,31 @@ measure() {
   declare -A before
   for np in "$@"; do before[$np]=$(ticks "${np#*=}"); done
   local t0 t1 out
+  # System calls and context switches per request, where perf may count them.
+  declare -A stat
+  if [ "$PERF" != 0 ] && command -v perf >/dev/null 2>&1; then
+    for np in "$@"; do
+      perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "${np#*=}" -o "$WORK/stat.${np%%=*}" 2>/dev/null &
+      stat[$np]=$!
+    done
+    sleep 0.5
+  fi
   t0=$(date +%s.%N)
   out=$(redis-benchmark -p "$port" -c 64 -d 100 -n "$N" -r 100000 -t "$TEST" --csv 2>/dev/null |
     awk -F'"' 'NR == 2 {print $4 " requests/s, p50 " $10 " ms, p99 " $14 " ms"}')
   t1=$(date +%s.%N)
+  for np in "${!stat[@]}"; do kill -INT "${stat[$np]}" 2>/dev/null || true; done
+  for np in "${!stat[@]}"; do wait "${stat[$np]}" 2>/dev/null || true; done
   echo "== $label: $out"
   local total=0
   for np in "$@"; do
-    local d=$(($(ticks "${np#*=}") - before[$np]))
+    local d=$(($(ticks "${np#*=}") - before[$np])) counts=""
     total=$((total + d))
-    printf '   %-12s %6.1f µs/request\n' "${np%%=*}" "$(echo "$d * 1000000 / $HZ / $N" | bc -l)"
+    if [ -s "$WORK/stat.${np%%=*}" ]; then
+      counts=$(awk -F, -v n="$N" '$3 ~ /sys_enter/ {s = $1} $3 ~ /context-switches/ {c = $1}
+        END {printf "  %.2f syscalls, %.2f context switches", s / n, c / n}' "$WORK/stat.${np%%=*}")
+    fi
+    printf '   %-12s %6.1f µs/request%s\n' "${np%%=*}" "$(echo "$d * 1000000 / $HZ / $N" | bc -l)" "$counts"
   done
   printf '   %-12s %6.1f µs/request (wall %.1f s)\n' "all" "$(echo "$total * 1000000 / $HZ / $N" | bc -l)" \
     "$(echo "$t1 - $t0" | bc -l)"

@@ -13,7 +13,7 @@
 use crate::peer::Connect;
 use crate::quorum::{try_call_many, Plan};
 use crate::router::Router;
-use crate::view::{AuxNode, NodeStatus};
+use crate::view::{AuxNode, NodeStatus, Nodes};
 use crate::MasterError;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use tiercache_wire::WireError;
 /// A key's owners for a step: see [`Router::owners_for_step`].
 pub(crate) struct Owners<P> {
     /// Its owners now, in ring order.
-    pub owners: Vec<Arc<AuxNode<P>>>,
+    pub owners: Nodes<P>,
     /// Owners of the previous placement that are not owners now, while keys move.
     pub previous_owners: Vec<Arc<AuxNode<P>>>,
     /// Keys may be moving to an owner of this key.
@@ -132,11 +132,11 @@ impl<C: Connect> Router<C> {
     /// primary included) hold it; owners written around are told they missed a write.
     pub(crate) async fn replicate(
         &self,
-        owners: Vec<Arc<AuxNode<C::Peer>>>,
+        owners: Nodes<C::Peer>,
         primary: &Arc<AuxNode<C::Peer>>,
         replicate: Request,
     ) -> Result<(), MasterError> {
-        let (live, suspects): (Vec<_>, Vec<_>) =
+        let (live, suspects): (Nodes<_>, Nodes<_>) =
             owners.into_iter().filter(|n| !Arc::ptr_eq(n, primary)).partition(|n| !n.routed_around());
         for n in &suspects {
             n.note_missed_write();
@@ -159,7 +159,7 @@ impl<C: Connect> Router<C> {
         primary: &Arc<AuxNode<C::Peer>>,
         key: &Bytes,
     ) -> Result<Option<Found>, MasterError> {
-        let others: Vec<_> = owners.filter(|n| !Arc::ptr_eq(n, primary)).cloned().collect();
+        let others: Nodes<_> = owners.filter(|n| !Arc::ptr_eq(n, primary)).cloned().collect();
         if others.is_empty() {
             return Ok(None);
         }

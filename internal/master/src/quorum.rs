@@ -4,6 +4,7 @@
 use crate::peer::Peer;
 use crate::view::AuxNode;
 use futures::stream::{FuturesUnordered, StreamExt};
+use smallvec::SmallVec;
 use std::sync::Arc;
 use tiercache_protocol::{Request, Response};
 use tiercache_wire::WireError;
@@ -28,10 +29,13 @@ pub(crate) struct Plan {
     pub primary: bool,
 }
 
+/// The answers heard, in arrival order: on the stack for up to two owners.
+pub(crate) type Answers<P> = SmallVec<[(Arc<AuxNode<P>>, Response); 2]>;
+
 /// What came back.
 pub(crate) struct Outcome<P> {
     /// Every answer heard before the quorum was reached, counted or not, in arrival order.
-    pub answers: Vec<(Arc<AuxNode<P>>, Response)>,
+    pub answers: Answers<P>,
     /// Answers that counted.
     pub counted: usize,
     /// The quorum in the end (lowered by unreachable nodes when sloppy).
@@ -45,6 +49,14 @@ pub(crate) struct Outcome<P> {
 }
 
 impl<P> Outcome<P> {
+    fn new(answers: Answers<P>, counted: usize, need: usize, errors: Vec<WireError>, duty: Duty) -> Self {
+        let primary = match duty {
+            Duty::Confirmed(at) => Some(at),
+            _ => None,
+        };
+        Outcome { answers, counted, need, errors, primary_failed: matches!(duty, Duty::Failed), primary }
+    }
+
     /// Enough answers counted (the primary's among them when asked for).
     pub fn reached(&self) -> bool {
         self.counted >= self.need && self.counted > 0 && !self.primary_failed
@@ -88,30 +100,45 @@ fn next_duty(heard: &[Heard], from: usize) -> Duty {
 /// Asks `nodes` (in order) per `plan`; `counts` says whether an answer counts toward the
 /// quorum (an owner that is recovering is heard but not counted).
 pub(crate) async fn try_call_many<P: Peer>(
-    nodes: Vec<Arc<AuxNode<P>>>,
+    nodes: impl IntoIterator<Item = Arc<AuxNode<P>>, IntoIter: ExactSizeIterator>,
     req: Request,
     plan: Plan,
     counts: impl Fn(&AuxNode<P>, &Response) -> bool,
 ) -> Outcome<P> {
-    let mut need = plan.need.min(nodes.len());
-    // Only writes follow the primary: reads allocate nothing for it.
-    let mut heard = if plan.primary { vec![Heard::Pending; nodes.len()] } else { Vec::new() };
-    let mut duty = if plan.primary { Duty::Owed(0) } else { Duty::Done };
     let mut waiting = nodes.into_iter().enumerate();
-    let (mut answers, mut errors, mut counted) = (Vec::new(), Vec::new(), 0);
-    if !plan.all_at_once && !plan.primary && need == 1 {
-        // The common read, one answer needed: the first owner is asked inline, with no
-        // stream of calls built unless its answer fails or does not count.
+    let mut need = plan.need.min(waiting.len());
+    // Only writes follow the primary: reads allocate nothing for it.
+    let heard_len = if plan.primary { waiting.len() } else { 0 };
+    let mut heard: SmallVec<[Heard; 4]> = SmallVec::from_elem(Heard::Pending, heard_len);
+    let mut duty = if plan.primary { Duty::Owed(0) } else { Duty::Done };
+    let (mut answers, mut errors, mut counted) = (SmallVec::new(), Vec::new(), 0);
+    let alone = waiting.len() == 1;
+    if alone || (!plan.all_at_once && !plan.primary && need == 1) {
+        // The common read, one answer needed, and any call to a lone owner (a write at
+        // REPLICAS=1): the first owner is asked inline, with no stream of calls built unless
+        // its answer fails or does not count.
         if let Some((_, node)) = waiting.next() {
             match node.call(&req).await {
                 Ok(resp) => {
+                    if let Some(h) = heard.first_mut() {
+                        *h = Heard::Ok(0);
+                    }
                     counted += usize::from(counts(&node, &resp));
                     answers.push((node, resp));
                 }
-                Err(e) => errors.push(e),
+                Err(e) => {
+                    if req.is_write() {
+                        node.note_missed_write();
+                    }
+                    if let Some(h) = heard.first_mut() {
+                        *h = if e.is_down() { Heard::Unreachable } else { Heard::Failed };
+                    }
+                    errors.push(e);
+                }
             }
-            if counted == need {
-                return Outcome { answers, counted, need, errors, primary_failed: false, primary: None };
+            if alone || counted == need {
+                let duty = if plan.primary { next_duty(&heard, 0) } else { Duty::Done };
+                return Outcome::new(answers, counted, need, errors, duty);
             }
         }
     }
@@ -166,9 +193,5 @@ pub(crate) async fn try_call_many<P: Peer>(
     if !inflight.is_empty() {
         tokio::spawn(async move { while inflight.next().await.is_some() {} });
     }
-    let primary = match duty {
-        Duty::Confirmed(at) => Some(at),
-        _ => None,
-    };
-    Outcome { answers, counted, need, errors, primary_failed: matches!(duty, Duty::Failed), primary }
+    Outcome::new(answers, counted, need, errors, duty)
 }

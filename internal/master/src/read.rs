@@ -4,7 +4,7 @@
 use crate::peer::Connect;
 use crate::quorum::{try_call_many, Plan};
 use crate::router::{ReadResult, Router};
-use crate::view::{AuxNode, NodeStatus, View};
+use crate::view::{AuxNode, NodeStatus, Nodes, View};
 use crate::MasterError;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ fn heard(r: &Response) -> Option<(Option<&Found>, bool)> {
 
 impl<C: Connect> Router<C> {
     /// Owners ordered for use: answering ones first, then recovering ones, suspects last.
-    fn ordered_owners(&self, view: &View<C::Peer>, key: &[u8]) -> Vec<Arc<AuxNode<C::Peer>>> {
+    fn ordered_owners(&self, view: &View<C::Peer>, key: &[u8]) -> Nodes<C::Peer> {
         let mut owners = view.owners(key, self.replicas());
         owners.sort_by_key(|n| (n.status() == NodeStatus::Suspect, n.recovering() || n.missed_writes()));
         owners
@@ -70,7 +70,7 @@ impl<C: Connect> Router<C> {
             _ => false,
         })
         .await;
-        let (need, counted, errors, answers) = (out.need, out.counted, out.errors, out.answers);
+        let (need, counted, errors, mut answers) = (out.need, out.counted, out.errors, out.answers);
         // The answers are read where they lie: no list of their own per read.
         let heard_from = answers.iter().filter(|(_, r)| heard(r).is_some()).count();
         // With the quorum counted, only counted answers decide: a recovering owner may hold a
@@ -82,17 +82,18 @@ impl<C: Connect> Router<C> {
         if !decisive || heard_from == 0 {
             return Err(MasterError::quorum(need, counted, &errors));
         }
-        let newest = answers
+        // Where the newest answer is: it is moved out for the reply, not cloned.
+        let newest_at = answers
             .iter()
-            .filter_map(|(_, r)| heard(r))
-            .filter(|(_, c)| *c || counted < need)
-            .filter_map(|(f, _)| f)
-            .fold(None::<&Found>, |best, f| match best {
-                Some(b) if !f.stamp().supersedes(&b.stamp()) => Some(b),
-                _ => Some(f),
-            })
-            .cloned();
-        if let Some(newest) = &newest {
+            .enumerate()
+            .filter_map(|(i, (_, r))| Some((i, heard(r)?)))
+            .filter(|(_, (_, c))| *c || counted < need)
+            .filter_map(|(i, (f, _))| Some((i, f?)))
+            .fold(None::<(usize, &Found)>, |best, (i, f)| match best {
+                Some((_, b)) if !f.stamp().supersedes(&b.stamp()) => best,
+                _ => Some((i, f)),
+            });
+        if let Some((_, newest)) = newest_at {
             self.hlc.observe(newest.version);
             for (node, f) in answers.iter().filter_map(|(node, r)| Some((node, heard(r)?.0))) {
                 // An older expiry of the same version is repaired too.
@@ -101,7 +102,13 @@ impl<C: Connect> Router<C> {
                 }
             }
         }
-        let newest = if newest.is_some() { newest } else { self.fallback(&view, &key, &answers).await };
+        let newest = match newest_at {
+            Some((i, _)) => match answers.swap_remove(i).1 {
+                Response::Value(f) | Response::Recovering(f) => f,
+                _ => None,
+            },
+            None => self.fallback(&view, &key, &answers).await,
+        };
         Ok(newest.filter(|f| f.value.is_some()))
     }
 

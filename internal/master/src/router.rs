@@ -4,7 +4,7 @@
 use crate::peer::{Connect, WireConnect};
 use crate::quorum::{try_call_many, Plan};
 use crate::rebalance::RebalanceStatus;
-use crate::view::{AuxNode, View};
+use crate::view::{AuxNode, Nodes, View};
 use crate::MasterError;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -209,7 +209,7 @@ impl<C: Connect> Router<C> {
         if owners.is_empty() {
             return Err(MasterError::NoAuxiliaries);
         }
-        let (live, suspects): (Vec<_>, Vec<_>) = owners.iter().cloned().partition(|n| !n.routed_around());
+        let (live, suspects): (Nodes<_>, Nodes<_>) = owners.iter().cloned().partition(|n| !n.routed_around());
         let targets = if live.is_empty() {
             owners
         } else {

@@ -14,7 +14,7 @@
 use crate::atomic::Owners;
 use crate::peer::Connect;
 use crate::router::Router;
-use crate::view::{AuxNode, NodeStatus};
+use crate::view::{AuxNode, NodeStatus, Nodes};
 use crate::MasterError;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use tiercache_wire::WireError;
 /// What a transaction read from its primary; [`Router::tx_commit`] hands it back.
 pub struct TxRead<P> {
     primary: Arc<AuxNode<P>>,
-    owners: Vec<Arc<AuxNode<P>>>,
+    owners: Nodes<P>,
     entries: Vec<(Bytes, Option<Found>)>,
     bases: Vec<WireEntry>,
     /// The entries were merged with the other owners' copies.

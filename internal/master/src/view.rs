@@ -11,6 +11,10 @@ use tiercache_protocol::Clock;
 use tiercache_protocol::{Request, Response};
 use tiercache_wire::WireError;
 
+/// A key's owners, or some of them: on the stack up to four (a request's owners allocate
+/// nothing at the usual replica counts).
+pub type Nodes<P> = smallvec::SmallVec<[Arc<AuxNode<P>>; 4]>;
+
 /// How long an auxiliary stays suspect after a failed request.
 pub const SUSPECT_FOR_MS: u64 = 3_000;
 
@@ -201,9 +205,9 @@ impl<P: Peer> View<P> {
     }
 
     /// The owners of `key`, in ring order.
-    pub fn owners(&self, key: &[u8], replicas: usize) -> Vec<Arc<AuxNode<P>>> {
+    pub fn owners(&self, key: &[u8], replicas: usize) -> Nodes<P> {
         let want = replicas.min(self.by_index.len());
-        let mut out: Vec<Arc<AuxNode<P>>> = Vec::with_capacity(want);
+        let mut out = Nodes::with_capacity(want);
         if want == 0 {
             return out;
         }
