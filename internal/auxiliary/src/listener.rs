@@ -61,6 +61,10 @@ pub async fn serve_data(listener: TcpListener, server: Arc<DataServer>, mut shut
     }
 }
 
+/// Answers are written once everything received has been answered, or once this many bytes
+/// of them wait.
+const FLUSH_AT: usize = 64 * 1024;
+
 async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut framed = Framed::new(stream, codec());
@@ -101,6 +105,17 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
             frame = framed.next() => {
                 let Some(frame) = frame else { return Ok(()) };
                 let frame = frame?;
+                // A GET, the common request, is read and answered in place.
+                if let Some((id, key)) = tiercache_protocol::inplace::peek_get(&frame) {
+                    if let Err(e) = server.answer_get_into(id, key, framed.write_buffer_mut()) {
+                        let out = encode(id, &Response::Error(RemoteError::BadFrame(e.to_string()))).map_err(std::io::Error::other)?;
+                        framed.feed(Bytes::from(out)).await?;
+                    }
+                    if framed.read_buffer().is_empty() || framed.write_buffer().len() >= FLUSH_AT {
+                        SinkExt::<Bytes>::flush(&mut framed).await?;
+                    }
+                    continue;
+                }
                 let (id, req) = match decode::<Request>(&frame) {
                     Ok(x) => x,
                     Err(e) => {

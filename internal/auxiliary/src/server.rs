@@ -98,6 +98,25 @@ impl DataServer {
         }
     }
 
+    /// Answers a `Get` straight into `out` (a connection's output buffer), its entry encoded
+    /// from the store's bytes under the shard's lock: the data thread's GET allocates nothing.
+    /// The answer is the one [`DataServer::answer`] gives.
+    pub(crate) fn answer_get_into(
+        &self,
+        id: u64,
+        key: &[u8],
+        out: &mut bytes::BytesMut,
+    ) -> Result<(), tiercache_protocol::ProtocolError> {
+        let started = Instant::now();
+        let recovering = self.recovery.recovering_for(key);
+        let hit = self.store.get_with(key, |e| {
+            tiercache_protocol::inplace::encode_found_frame_into(id, recovering, e, out)
+                .map(|()| e.is_some_and(|e| e.value.is_some()))
+        })?;
+        self.metrics.observe("get", if hit { "hit" } else { "miss" }, started);
+        Ok(())
+    }
+
     /// Answers one cheap request from the store; `None` for the slow ones.
     fn handle_fast(&self, req: &Request) -> Option<Response> {
         let started = Instant::now();

@@ -20,7 +20,7 @@ pub enum ProtocolError {
     Encode(String),
 }
 
-fn cfg() -> bincode::config::Configuration {
+pub(crate) fn cfg() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 

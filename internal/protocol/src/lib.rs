@@ -5,6 +5,8 @@
 //!   (length-delimited TCP) lives in the `wire` crate. The first request on a connection must be
 //!   [`Request::Hello`] with the shared token and [`PROTOCOL_VERSION`]; an auxiliary answers
 //!   nothing else before it, and refuses another version by name.
+//! - [`inplace`]: a `Get` and its answer read and written in place, without a copy of the key
+//!   or the value: the same bytes as `frame`'s for the same messages.
 //! - [`RemoteError`]: what an auxiliary answers when it refuses or fails, typed on the wire.
 //! - [`step`]: what a read-modify-write does to a value, for the auxiliary's one-step
 //!   operations and a master's transactions alike.
@@ -16,6 +18,7 @@ pub mod clock;
 mod error;
 mod frame;
 pub mod glob;
+pub mod inplace;
 pub mod messages;
 pub mod step;
 pub mod version;

@@ -193,7 +193,19 @@ pub(crate) fn expired(expires_at_ms: u64, now_ms: u64) -> bool {
     expires_at_ms != 0 && expires_at_ms <= now_ms
 }
 
-/// Copies an entry out (every GET does this), reading the block's header once.
+/// An entry as a GET answers it, borrowed from its block (reading the header once).
+pub(crate) fn view(p: &Packed, version: u64, now_ms: u64) -> tiercache_protocol::inplace::EntryView<'_> {
+    let l = p.layout();
+    let ttl_ms = if l.expires_at_ms == 0 { 0 } else { l.expires_at_ms.saturating_sub(now_ms).max(1) };
+    tiercache_protocol::inplace::EntryView {
+        value: (!l.tombstone).then(|| &p.data[l.key_end..]),
+        version,
+        ttl_ms,
+        expiry_seq: l.expiry_seq,
+    }
+}
+
+/// Copies an entry out, reading the block's header once.
 pub(crate) fn unpack(p: &Packed, version: u64) -> Entry {
     let l = p.layout();
     let value = (!l.tombstone).then(|| Bytes::copy_from_slice(&p.data[l.key_end..]));

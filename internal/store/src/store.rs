@@ -1,13 +1,14 @@
 //! The sharded, size-bounded LRU: eviction by entries and bytes, lazy and active expiry,
 //! last-write-wins on every write, tombstones for deletes.
 
-use crate::entry::{expired, unpack, Entry, Packed};
+use crate::entry::{expired, unpack, view, Entry, Packed};
 use crate::lru::SlabLru;
 use crate::{Clock, StoreError};
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tiercache_protocol::inplace::EntryView;
 use tiercache_protocol::Stamp;
 
 /// Limits of a store.
@@ -167,13 +168,34 @@ impl Store {
             Some((p, v)) if !p.is_expired(now) => return Some(unpack(p, v)),
             Some(_) => {}
         }
+        self.remove_expired(&mut shard, key);
+        None
+    }
+
+    /// Takes out an entry found expired on a read.
+    fn remove_expired(&self, shard: &mut Shard, key: &[u8]) {
         if let Some((p, _)) = shard.lru.remove(key) {
-            self.account_remove(&p, &mut shard);
+            self.account_remove(&p, shard);
             if !p.is_tombstone() {
                 self.expired.fetch_add(1, Ordering::Relaxed);
             }
         }
-        None
+    }
+
+    /// Like [`Store::get`], with the entry borrowed under its shard's lock instead of copied
+    /// out (its ttl is the remaining one): the data thread encodes a GET's answer straight
+    /// from it. `f` runs under the lock, so it must be short.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<EntryView<'_>>) -> R) -> R {
+        let now = self.clock.now_ms();
+        let i = self.shard_index(key);
+        let mut shard = self.lock(i);
+        match shard.lru.get(key) {
+            None => return f(None),
+            Some((p, v)) if !p.is_expired(now) => return f(Some(view(p, v, now))),
+            Some(_) => {}
+        }
+        self.remove_expired(&mut shard, key);
+        f(None)
     }
 
     /// Stores a value written at `version`, living `ttl_ms` (0 = forever). Returns whether it

@@ -210,3 +210,26 @@ fn many_shards_respect_global_bound() {
     let listed: usize = (0..s.shard_count()).map(|i| s.shard_entries(i).len()).sum();
     assert_eq!(listed as u64, st.keys);
 }
+
+#[test]
+fn a_read_in_place_sees_what_a_copy_sees_and_drops_what_expired() {
+    let (s, clock) = store(100, 1 << 20);
+    s.put(b("live"), b("v1"), 5, 0).unwrap();
+    s.put(b("brief"), b("v2"), 6, 1_000).unwrap();
+    s.delete(b("gone"), 7);
+    clock.advance(400);
+    for k in ["live", "brief", "gone", "never"] {
+        let copy = s.get(k.as_bytes()).map(|e| {
+            let ttl = e.remaining_ttl_ms(s.now_ms());
+            (e.value, e.version, ttl, e.expiry_seq)
+        });
+        let seen = s.get_with(k.as_bytes(), |e| {
+            e.map(|e| (e.value.map(Bytes::copy_from_slice), e.version, e.ttl_ms, e.expiry_seq))
+        });
+        assert_eq!(seen, copy, "{k}");
+    }
+    assert_eq!(s.get_with(b"brief", |e| e.map(|e| e.ttl_ms)), Some(600));
+    clock.advance(600);
+    assert!(s.get_with(b"brief", |e| e.is_none()));
+    assert_eq!(s.stats().expired, 1);
+}

@@ -201,7 +201,8 @@ async fn read(conn: Arc<Conn>, shared: Arc<Shared>, half: tokio::net::tcp::Owned
             Err(e) => return Ended::Reader(Err(e)),
         };
         conn.heard_ms.store(conn.now_ms(), Ordering::Relaxed);
-        match decode::<Response>(&frame) {
+        // A GET's value stays where it was read: a slice of the frame, not a copy.
+        match tiercache_protocol::inplace::decode_response(frame.freeze()) {
             // Answers to id 0 (pings) match no call.
             Ok((id, resp)) => drop(id != 0 && conn.slots.answer(id, resp)),
             Err(e) => tracing::warn!(aux = shared.id, error = %e, "undecodable answer"),
