@@ -145,6 +145,12 @@ impl AuxClient {
         (0..n).find_map(|i| self.shared.slots[(start + i) % n].lock().clone())
     }
 
+    /// Bytes of requests waiting for the writer on the connections open now.
+    #[cfg(test)]
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.shared.slots.iter().filter_map(|s| s.lock().clone()).map(|c| c.out.lock().len()).sum()
+    }
+
     /// Sends one request and waits for its answer (bounded by the request timeout).
     pub async fn call(&self, req: &Request) -> Result<Response, WireError> {
         self.call_with_timeout(req, self.timeout).await

@@ -291,6 +291,51 @@ mod tests {
         (addr, accepted)
     }
 
+    /// An auxiliary stand-in that welcomes a connection and then reads nothing more (a process
+    /// stalled on a full disk, say): its receive window fills, then the master's buffer.
+    async fn stalled_peer() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut framed = Framed::new(stream, codec());
+            framed.next().await.unwrap().unwrap();
+            framed.send(Bytes::from(encode(0, &Response::Welcome).unwrap())).await.unwrap();
+            std::future::pending::<()>().await;
+            drop(framed);
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_holds_callers_back_at_a_bounded_buffer() {
+        let addr = stalled_peer().await;
+        let client = Arc::new(AuxClient::new(&Handle::current(), "aux", &addr, "token", 1, Duration::from_secs(3)));
+        // 3,000 writes of 16 KiB: 48 MiB, far more than the socket and the buffer hold.
+        let value = Bytes::from(vec![b'v'; 16 * 1024]);
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..3000u64 {
+            let (client, value) = (client.clone(), value.clone());
+            calls.spawn(async move {
+                let put = Request::Put { key: Bytes::from(i.to_string()), value, version: i + 1, ttl_ms: 0 };
+                client.call(&put).await
+            });
+        }
+        let mut most = 0;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            most = most.max(client.queued_bytes());
+        }
+        // Full, and not past its bound by more than one request: the rest of the callers wait.
+        assert!(most >= OUT_LIMIT / 2, "the buffer never filled ({most} bytes): is the peer reading?");
+        assert!(most <= OUT_LIMIT + 17 * 1024, "{most} bytes queued for a peer that reads nothing");
+        assert!(calls.try_join_next().is_none(), "a call ended before its timeout");
+        // And every caller gets its answer in the end: a timeout, not a hang.
+        while let Some(r) = calls.join_next().await {
+            assert!(matches!(r.unwrap(), Err(WireError::Timeout(_))));
+        }
+    }
+
     fn get() -> Request {
         Request::Get { key: Bytes::from_static(b"k") }
     }
