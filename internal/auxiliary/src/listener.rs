@@ -9,7 +9,9 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tiercache_protocol::{decode, encode, RemoteError, Request, Response, PROTOCOL_VERSION};
+use tiercache_protocol::{
+    decode, encode, encode_frame_into, inplace, RemoteError, Request, Response, PROTOCOL_VERSION,
+};
 use tiercache_wire::codec;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -105,43 +107,46 @@ async fn connection(stream: TcpStream, server: Arc<DataServer>) -> std::io::Resu
             frame = framed.next() => {
                 let Some(frame) = frame else { return Ok(()) };
                 let frame = frame?;
-                // A GET, the common request, is read and answered in place.
-                if let Some((id, key)) = tiercache_protocol::inplace::peek_get(&frame) {
-                    if let Err(e) = server.answer_get_into(id, key, framed.write_buffer_mut()) {
-                        let out = encode(id, &Response::Error(RemoteError::BadFrame(e.to_string()))).map_err(std::io::Error::other)?;
-                        framed.feed(Bytes::from(out)).await?;
+                // GET and SET, the common requests, are read in place (no copy of the key or
+                // the value), and a GET's answer is encoded from the store's bytes.
+                let handled = if let Some((id, key)) = inplace::peek_get(&frame) {
+                    let out = framed.write_buffer_mut();
+                    if let Err(e) = server.answer_get_into(id, key, out) {
+                        encode_frame_into(id, &Response::Error(RemoteError::BadFrame(e.to_string())), out)
+                            .map_err(std::io::Error::other)?;
                     }
-                    if framed.read_buffer().is_empty() || framed.write_buffer().len() >= FLUSH_AT {
-                        SinkExt::<Bytes>::flush(&mut framed).await?;
-                    }
-                    continue;
-                }
-                let (id, req) = match decode::<Request>(&frame) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        let out = encode(0, &Response::Error(RemoteError::BadFrame(e.to_string()))).map_err(std::io::Error::other)?;
-                        framed.send(Bytes::from(out)).await?;
-                        continue;
+                    None
+                } else if let Some((id, put)) = inplace::peek_put(&frame) {
+                    Some((id, server.handle_put(&put)))
+                } else {
+                    match decode::<Request>(&frame) {
+                        Ok((id, req)) => match server.handle(&req) {
+                            Handled::Slow => {
+                                let (tx, slow) = (slow_tx.clone(), server.clone().handle_slow(req));
+                                server.ops.rt.spawn(async move {
+                                    if let Ok(out) = encode(id, &slow.await) {
+                                        let _ = tx.send(Bytes::from(out)).await;
+                                    }
+                                });
+                                None
+                            }
+                            handled => Some((id, handled)),
+                        },
+                        Err(e) => Some((0, Handled::Answer(Response::Error(RemoteError::BadFrame(e.to_string()))))),
                     }
                 };
-                match server.handle(&req) {
-                    Handled::Refused => return Err(std::io::Error::other("writes closed: this auxiliary is leaving")),
-                    Handled::Answer(resp) => {
-                        let out = encode(id, &resp).map_err(std::io::Error::other)?;
-                        framed.feed(Bytes::from(out)).await?;
-                        // Pipelining: answer everything already received before one flush.
-                        if framed.read_buffer().is_empty() {
-                            SinkExt::<Bytes>::flush(&mut framed).await?;
-                        }
+                match handled {
+                    Some((_, Handled::Refused)) => {
+                        return Err(std::io::Error::other("writes closed: this auxiliary is leaving"))
                     }
-                    Handled::Slow => {
-                        let (tx, slow) = (slow_tx.clone(), server.clone().handle_slow(req));
-                        server.ops.rt.spawn(async move {
-                            if let Ok(out) = encode(id, &slow.await) {
-                                let _ = tx.send(Bytes::from(out)).await;
-                            }
-                        });
+                    Some((id, Handled::Answer(resp))) => {
+                        encode_frame_into(id, &resp, framed.write_buffer_mut()).map_err(std::io::Error::other)?
                     }
+                    Some((_, Handled::Slow)) | None => {}
+                }
+                // Pipelining: everything already received is answered before one write.
+                if framed.read_buffer().is_empty() || framed.write_buffer().len() >= FLUSH_AT {
+                    SinkExt::<Bytes>::flush(&mut framed).await?;
                 }
             }
             Some(out) = slow_rx.recv() => framed.send(out).await?,

@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 use std::sync::Arc;
 use std::time::Instant;
 use tiercache_placement::{KeyHash, Ring};
+use tiercache_protocol::inplace::PutView;
 use tiercache_protocol::Placed;
 use tiercache_protocol::{Found, RemoteError, Request, Response, StatsReply};
 use tiercache_store::Store;
@@ -117,6 +118,34 @@ impl DataServer {
         Ok(())
     }
 
+    /// Answers a `Put` read in place from its frame (see [`tiercache_protocol::inplace`]), as
+    /// [`DataServer::handle`] answers the same request decoded.
+    pub(crate) fn handle_put(&self, put: &PutView<'_>) -> Handled {
+        let started = Instant::now();
+        let closed = self.writes_closed.read();
+        if *closed {
+            return Handled::Refused;
+        }
+        Handled::Answer(self.put(put, started))
+    }
+
+    fn put(&self, put: &PutView<'_>, started: Instant) -> Response {
+        let expires = self.store.expires_at(put.ttl_ms);
+        match self.store.apply_raw(put.key, Some(put.value), put.version, expires, 0) {
+            Ok(applied) => {
+                self.metrics.observe("put", "ok", started);
+                Response::Applied(applied as u64)
+            }
+            Err(e) => {
+                self.metrics.observe("put", "error", started);
+                Response::Error(match e {
+                    tiercache_store::StoreError::TooLarge { size, limit } => RemoteError::TooLarge { size, limit },
+                    other => RemoteError::BadFrame(other.to_string()),
+                })
+            }
+        }
+    }
+
     /// Answers one cheap request from the store; `None` for the slow ones.
     fn handle_fast(&self, req: &Request) -> Option<Response> {
         let started = Instant::now();
@@ -190,21 +219,7 @@ impl DataServer {
                 }
             }
             Request::Put { key, value, version, ttl_ms } => {
-                match self.store.put(key.clone(), value.clone(), *version, *ttl_ms) {
-                    Ok(applied) => {
-                        self.metrics.observe("put", "ok", started);
-                        Response::Applied(applied as u64)
-                    }
-                    Err(e) => {
-                        self.metrics.observe("put", "error", started);
-                        Response::Error(match e {
-                            tiercache_store::StoreError::TooLarge { size, limit } => {
-                                RemoteError::TooLarge { size, limit }
-                            }
-                            other => RemoteError::BadFrame(other.to_string()),
-                        })
-                    }
-                }
+                self.put(&PutView { key, value, version: *version, ttl_ms: *ttl_ms }, started)
             }
             Request::Delete { key, version } | Request::Remove { key, version } => {
                 let out = self.store.delete(key.clone(), *version);

@@ -200,7 +200,7 @@ impl<C: Connect> Router<C> {
     /// Sends a versioned write to every answering owner; succeeds once `WRITE_QUORUM` of them
     /// (capped at the owners reachable) confirmed. Returns the answers gathered by then.
     /// The answer of the owner that confirmed as the primary comes first.
-    async fn write(&self, key: &[u8], req: Request) -> Result<Vec<Response>, MasterError> {
+    async fn write(&self, key: &[u8], req: Request) -> Result<smallvec::SmallVec<[Response; 2]>, MasterError> {
         self.ensure_recorded().await?;
         let view = self.view();
         // In ring order: the first live owner is the key's primary, where `Router::apply` runs

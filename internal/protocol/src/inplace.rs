@@ -1,6 +1,6 @@
-//! The GET's frames read and written in place: a `Get`'s key borrowed from its frame, a
-//! `Value`/`Recovering` answer encoded straight from the store's bytes, and that answer's value
-//! sliced out of the frame it came in. The bytes are exactly those of [`crate::encode`] and
+//! The GET's and SET's frames read and written in place: a `Get`'s key and a `Put`'s key and
+//! value borrowed from their frames, a `Value`/`Recovering` answer encoded straight from the
+//! store's bytes, and that answer's value sliced out of the frame it came in. The bytes are exactly those of [`crate::encode`] and
 //! [`crate::decode`] for the same messages (the tests below hold them to it); what goes is a
 //! heap allocation per key, per value and per frame on the data path.
 
@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 /// `Request::Get`'s variant index: its frames start with this byte after the id (bincode
 /// writes an index under 251 as one byte).
 const GET: u8 = 1;
+/// `Request::Put`'s variant index.
+const PUT: u8 = 2;
 /// `Response::Value`'s variant index.
 const VALUE: u8 = 1;
 /// `Response::Recovering`'s variant index.
@@ -44,6 +46,25 @@ struct FoundRef<'a> {
     expiry_seq: u32,
 }
 
+/// A `Put`, borrowed from its frame: the same fields in the same order as `Request::Put`'s.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PutView<'a> {
+    /// The key.
+    #[serde(borrow, deserialize_with = "raw")]
+    pub key: &'a [u8],
+    /// The value.
+    #[serde(borrow, deserialize_with = "raw")]
+    pub value: &'a [u8],
+    /// Last-write-wins version.
+    pub version: u64,
+    /// Time to live in ms, 0 = forever.
+    pub ttl_ms: u64,
+}
+
+fn raw<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<&'a [u8], D::Error> {
+    Raw::deserialize(d).map(|Raw(b)| b)
+}
+
 /// A stored entry as a `Get` answers it, borrowed from the store.
 #[derive(Debug, Clone, Copy)]
 pub struct EntryView<'a> {
@@ -64,6 +85,14 @@ pub fn peek_get(frame: &[u8]) -> Option<(u64, &[u8])> {
     let (&GET, key) = body.split_first()? else { return None };
     let (Raw(key), _) = bincode::serde::borrow_decode_from_slice::<Raw<'_>, _>(key, cfg()).ok()?;
     Some((u64::from_le_bytes(*id), key))
+}
+
+/// The id and fields of a `Put` frame, borrowed from it; `None` for any other request.
+pub fn peek_put(frame: &[u8]) -> Option<(u64, PutView<'_>)> {
+    let (id, body) = frame.split_first_chunk::<8>()?;
+    let (&PUT, fields) = body.split_first()? else { return None };
+    let (put, _) = bincode::serde::borrow_decode_from_slice::<PutView<'_>, _>(fields, cfg()).ok()?;
+    Some((u64::from_le_bytes(*id), put))
 }
 
 /// Appends the whole frame (length prefix included, as [`crate::encode_frame_into`] makes it)
@@ -147,6 +176,27 @@ mod tests {
             assert_eq!(peek_get(&encode(1, &other).unwrap()), None, "{other:?}");
         }
         assert_eq!(peek_get(b"short"), None);
+    }
+
+    #[test]
+    fn a_put_is_read_in_place_and_nothing_else_is_taken_for_one() {
+        for (key, value) in [(&b"k"[..], &b""[..]), (b"", b"v"), (&[3u8; 300][..], &[4u8; 70_000][..])] {
+            for (version, ttl_ms) in [(0, 0), (1 << 50, 250), (u64::MAX, u64::MAX)] {
+                let put = Request::Put {
+                    key: Bytes::copy_from_slice(key),
+                    value: Bytes::copy_from_slice(value),
+                    version,
+                    ttl_ms,
+                };
+                let frame = encode(5, &put).unwrap();
+                let (id, got) = peek_put(&frame).unwrap();
+                assert_eq!((id, got.key, got.value, got.version, got.ttl_ms), (5, key, value, version, ttl_ms));
+            }
+        }
+        let get = Request::Get { key: Bytes::from_static(b"k") };
+        for other in [get, Request::Ping, Request::Delete { key: Bytes::from_static(b"k"), version: 1 }] {
+            assert!(peek_put(&encode(1, &other).unwrap()).is_none(), "{other:?}");
+        }
     }
 
     #[test]
