@@ -18,15 +18,7 @@ use tiercache_master::{Metrics, ReadResult, Router, RouterConfig, WireConnect};
 fn a_get_allocates_a_bounded_handful_on_both_sides() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (r, key) = rt.block_on(setup());
-    const N: u64 = 10_000;
-    let info = allocation_counter::measure(|| {
-        rt.block_on(async {
-            for _ in 0..N {
-                std::hint::black_box(r.get(key.clone()).await.unwrap());
-            }
-        })
-    });
-    let per_get = info.count_total as f64 / N as f64;
+    let per_get = per_call(&rt, || async { std::hint::black_box(r.get(key.clone()).await.unwrap()) });
     println!("allocations per GET (router and data server, no wire): {per_get:.4}");
     assert!(per_get > 0.0, "the counting allocator is not installed");
     // One: the value copied out of the store, which is the reply (heaptrack). Plus now and then
@@ -36,6 +28,19 @@ fn a_get_allocates_a_bounded_handful_on_both_sides() {
     // and the newest answer is moved out instead of cloned (a clone of a `Bytes` made from a
     // `Vec` allocates its shared header). A second is a regression.
     assert!(per_get < 1.1, "{per_get} allocations per GET, more than the one of before");
+}
+
+/// Allocations per call of `call`, over 10,000 calls on `rt`'s (this) thread.
+fn per_call<F: std::future::Future>(rt: &tokio::runtime::Runtime, call: impl Fn() -> F) -> f64 {
+    const N: u64 = 10_000;
+    let info = allocation_counter::measure(|| {
+        rt.block_on(async {
+            for _ in 0..N {
+                call().await;
+            }
+        })
+    });
+    info.count_total as f64 / N as f64
 }
 
 async fn setup() -> (Router<memnet::Net>, Bytes) {
@@ -60,15 +65,7 @@ async fn setup() -> (Router<memnet::Net>, Bytes) {
 fn a_get_over_the_wire_allocates_nothing_on_either_side() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (r, key, _stop) = rt.block_on(over_the_wire());
-    const N: u64 = 10_000;
-    let info = allocation_counter::measure(|| {
-        rt.block_on(async {
-            for _ in 0..N {
-                std::hint::black_box(r.get(key.clone()).await.unwrap());
-            }
-        })
-    });
-    let per_get = info.count_total as f64 / N as f64;
+    let per_get = per_call(&rt, || async { std::hint::black_box(r.get(key.clone()).await.unwrap()) });
     println!("allocations per GET (master and auxiliary over TCP): {per_get:.4}");
     // Now and then a buffer that grows or is replaced while an answer still holds part of it:
     // not one per GET (0.0001 over 10,000 GETs). It was 6 (heaptrack): the key, the value
@@ -85,15 +82,7 @@ fn a_set_over_the_wire_allocates_its_stored_copy() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (r, key, _stop) = rt.block_on(over_the_wire());
     let value = Bytes::from(vec![b'y'; 100]);
-    const N: u64 = 10_000;
-    let info = allocation_counter::measure(|| {
-        rt.block_on(async {
-            for _ in 0..N {
-                r.put(key.clone(), value.clone(), 0).await.unwrap();
-            }
-        })
-    });
-    let per_set = info.count_total as f64 / N as f64;
+    let per_set = per_call(&rt, || async { r.put(key.clone(), value.clone(), 0).await.unwrap() });
     println!("allocations per SET (master and auxiliary over TCP): {per_set:.4}");
     // One: the entry block the store keeps. It was 5 (heaptrack): the key and the value decoded
     // on the auxiliary, its answer encoded into a vector of its own, and the master's list of

@@ -36,22 +36,32 @@ pub fn encode<T: Serialize>(id: u64, msg: &T) -> Result<Vec<u8>, ProtocolError> 
 /// included (the framing of [`MAX_FRAME_BYTES`]-bounded length-delimited codecs: a 4-byte
 /// big-endian length, then the body [`encode`] makes). On an error `out` is as it was.
 pub fn encode_frame_into<T: Serialize>(id: u64, msg: &T, out: &mut bytes::BytesMut) -> Result<(), ProtocolError> {
+    frame_into(id, out, |w| bincode::serde::encode_into_std_write(msg, w, cfg()).map(drop))
+}
+
+/// Appends one whole frame to `out`: the length prefix, the id, then what `body` writes; the
+/// length is filled in once the body is written. On an error `out` is as it was.
+pub(crate) fn frame_into(
+    id: u64,
+    out: &mut bytes::BytesMut,
+    body: impl FnOnce(&mut bytes::buf::Writer<&mut bytes::BytesMut>) -> Result<(), bincode::error::EncodeError>,
+) -> Result<(), ProtocolError> {
     use bytes::BufMut;
     let start = out.len();
     out.put_u32(0);
     out.put_u64_le(id);
     let mut w = out.writer();
-    let written = bincode::serde::encode_into_std_write(msg, &mut w, cfg());
+    let written = body(&mut w);
     let out = w.into_inner();
-    let body = out.len() - start - 4;
+    let len = out.len() - start - 4;
     match written {
-        Ok(_) if body <= MAX_FRAME_BYTES => {
-            out[start..start + 4].copy_from_slice(&(body as u32).to_be_bytes());
+        Ok(()) if len <= MAX_FRAME_BYTES => {
+            out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
             Ok(())
         }
-        Ok(_) => {
+        Ok(()) => {
             out.truncate(start);
-            Err(ProtocolError::Encode(format!("a frame of {body} bytes is over the limit of {MAX_FRAME_BYTES}")))
+            Err(ProtocolError::Encode(format!("a frame of {len} bytes is over the limit of {MAX_FRAME_BYTES}")))
         }
         Err(e) => {
             out.truncate(start);

@@ -4,8 +4,8 @@
 //! [`crate::decode`] for the same messages (the tests below hold them to it); what goes is a
 //! heap allocation per key, per value and per frame on the data path.
 
-use crate::frame::cfg;
-use crate::{Found, ProtocolError, Response, MAX_FRAME_BYTES};
+use crate::frame::{cfg, frame_into};
+use crate::{Found, ProtocolError, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
@@ -103,34 +103,16 @@ pub fn encode_found_frame_into(
     found: Option<EntryView<'_>>,
     out: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
-    let start = out.len();
-    out.put_u32(0);
-    out.put_u64_le(id);
-    out.put_u8(if recovering { RECOVERING } else { VALUE });
     let found = found.map(|e| FoundRef {
         value: e.value.map(Raw),
         version: e.version,
         ttl_ms: e.ttl_ms,
         expiry_seq: e.expiry_seq,
     });
-    let mut w = out.writer();
-    let written = bincode::serde::encode_into_std_write(&found, &mut w, cfg());
-    let out = w.into_inner();
-    let body = out.len() - start - 4;
-    match written {
-        Ok(_) if body <= MAX_FRAME_BYTES => {
-            out[start..start + 4].copy_from_slice(&(body as u32).to_be_bytes());
-            Ok(())
-        }
-        Ok(_) => {
-            out.truncate(start);
-            Err(ProtocolError::Encode(format!("a frame of {body} bytes is over the limit of {MAX_FRAME_BYTES}")))
-        }
-        Err(e) => {
-            out.truncate(start);
-            Err(ProtocolError::Encode(e.to_string()))
-        }
-    }
+    frame_into(id, out, |w| {
+        w.get_mut().put_u8(if recovering { RECOVERING } else { VALUE });
+        bincode::serde::encode_into_std_write(&found, w, cfg()).map(drop)
+    })
 }
 
 /// Decodes an answer like [`crate::decode`]; a `Value` or `Recovering` answer's value is a
