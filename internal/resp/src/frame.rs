@@ -15,12 +15,16 @@ pub const MAX_REQUEST: usize = 256 << 20;
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
     /// A whole command: its name and arguments.
-    Command(Vec<Bytes>),
+    Command(Args),
     /// Not all of it has arrived yet.
     Incomplete,
     /// Not RESP, or over a limit: the `Protocol error: …` text; the connection is closed.
     Invalid(String),
 }
+
+/// A command's name and arguments, slices of the frame they came in: on the stack for up to
+/// four (a GET or a SET allocates nothing for them).
+pub type Args = smallvec::SmallVec<[Bytes; 4]>;
 
 /// The line starting at `at`, without its CRLF, and where the next one starts.
 fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
@@ -113,7 +117,7 @@ pub fn next(buf: &mut BytesMut, max_bulk: usize) -> Parsed {
         }
         // Every header was checked above: take the frame and slice its arguments out.
         let frame = buf.split_to(at).freeze();
-        let mut args = Vec::with_capacity(n as usize);
+        let mut args = Args::with_capacity(n as usize);
         let mut at = line(&frame, 0).map_or(0, |(_, next)| next);
         for _ in 0..n {
             let Some((head, data)) = line(&frame, at) else { break };
@@ -140,7 +144,7 @@ fn inline(buf: &mut BytesMut) -> Option<Parsed> {
         return Some(too_long_or_incomplete(buf.len(), "inline request"));
     };
     let line = buf.split_to(end + 1).freeze();
-    let args: Vec<Bytes> =
+    let args: Args =
         line.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()).map(|w| line.slice_ref(w)).collect();
     (!args.is_empty()).then_some(Parsed::Command(args))
 }

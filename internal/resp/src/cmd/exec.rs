@@ -57,7 +57,7 @@ pub(super) async fn alone(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Option<Reply> {
     if ctx.session.tx.is_some() {
         return None;
     }
-    let me = Command::new(args.to_vec());
+    let me = Command::new(args.iter().cloned().collect());
     Some(match transaction(ctx, std::slice::from_ref(&me), &[]).await {
         Outcome::Replies(mut replies) => replies.pop().unwrap_or(BytesFrame::Null),
         Outcome::Aborted => BytesFrame::Null,

@@ -81,12 +81,12 @@ pub(crate) struct Ctx<'a> {
 #[derive(Default, Clone)]
 pub(crate) struct Command {
     spec: Option<&'static table::Spec>,
-    args: Vec<Bytes>,
+    args: crate::frame::Args,
 }
 
 impl Command {
     /// `args[0]` names the command (a frame always has at least one argument).
-    pub(crate) fn new(args: Vec<Bytes>) -> Command {
+    pub(crate) fn new(args: crate::frame::Args) -> Command {
         Command { spec: args.first().and_then(|n| table::lookup(n)), args }
     }
 
