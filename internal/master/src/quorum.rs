@@ -112,7 +112,9 @@ pub(crate) async fn try_call_many<P: Peer>(
     let mut heard: SmallVec<[Heard; 4]> = SmallVec::from_elem(Heard::Pending, heard_len);
     let mut duty = if plan.primary { Duty::Owed(0) } else { Duty::Done };
     let (mut answers, mut errors, mut counted) = (SmallVec::new(), Vec::new(), 0);
-    let alone = waiting.len() == 1;
+    // A lone owner whose answer is not needed (a step's copy to the other owner at
+    // WRITE_QUORUM=1) is left to finish in the background below, as any call past the quorum.
+    let alone = waiting.len() == 1 && need > 0;
     if alone || (!plan.all_at_once && !plan.primary && need == 1) {
         // The common read, one answer needed, and any call to a lone owner (a write at
         // REPLICAS=1): the first owner is asked inline, with no stream of calls built unless

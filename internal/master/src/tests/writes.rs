@@ -53,6 +53,18 @@ async fn a_write_does_not_wait_for_a_stalled_owner_once_the_quorum_is_in() {
 }
 
 #[tokio::test]
+async fn a_step_does_not_wait_for_a_stalled_replica_once_the_quorum_is_in() {
+    let net = Net::default();
+    let r = router(&net, &["a", "b"], 2, 1, 1);
+    let o = owners(&r, "n");
+    net.set(&o[1], Mode::Stalled);
+    let started = std::time::Instant::now();
+    r.apply(b("n"), tiercache_protocol::Op::IncrBy(1)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(150), "waited {:?} for the stalled replica", started.elapsed());
+    assert_eq!(net.value(&o[0], "n").unwrap().value, Some(b("1")));
+}
+
+#[tokio::test]
 async fn a_refusal_by_the_owners_is_typed_not_a_string() {
     let net = Net::default();
     let r = router(&net, &["a", "b"], 2, 1, 1);
