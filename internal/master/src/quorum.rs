@@ -97,6 +97,61 @@ fn next_duty(heard: &[Heard], from: usize) -> Duty {
     Duty::Done
 }
 
+/// What was heard so far, and the quorum it counts toward.
+struct Tally<P> {
+    answers: Answers<P>,
+    errors: Vec<WireError>,
+    counted: usize,
+    need: usize,
+    /// Per node, for following the primary's duty (writes only: empty for reads).
+    heard: SmallVec<[Heard; 4]>,
+}
+
+impl<P> Tally<P> {
+    /// Records node `i`'s answer or failure.
+    fn hear(
+        &mut self,
+        i: usize,
+        node: Arc<AuxNode<P>>,
+        r: Result<Response, WireError>,
+        plan: Plan,
+        counts: &impl Fn(&AuxNode<P>, &Response) -> bool,
+    ) {
+        match r {
+            Ok(resp) => {
+                if let Some(h) = self.heard.get_mut(i) {
+                    *h = Heard::Ok(self.answers.len());
+                }
+                self.counted += usize::from(counts(&node, &resp));
+                self.answers.push((node, resp));
+            }
+            Err(e) => {
+                if let Some(h) = self.heard.get_mut(i) {
+                    *h = if e.is_down() { Heard::Unreachable } else { Heard::Failed };
+                }
+                if plan.sloppy && e.is_down() && self.need > 1 {
+                    self.need -= 1;
+                }
+                self.errors.push(e);
+            }
+        }
+    }
+
+    fn outcome(self, duty: Duty) -> Outcome<P> {
+        Outcome::new(self.answers, self.counted, self.need, self.errors, duty)
+    }
+}
+
+/// One call; a write that fails is noted on the node (also for the calls that finish in the
+/// background after the quorum).
+async fn call<P: Peer>(node: &Arc<AuxNode<P>>, req: &Request) -> Result<Response, WireError> {
+    let r = node.call(req).await;
+    if r.is_err() && req.is_write() {
+        node.note_missed_write();
+    }
+    r
+}
+
 /// Asks `nodes` (in order) per `plan`; `counts` says whether an answer counts toward the
 /// quorum (an owner that is recovering is heard but not counted).
 pub(crate) async fn try_call_many<P: Peer>(
@@ -106,41 +161,29 @@ pub(crate) async fn try_call_many<P: Peer>(
     counts: impl Fn(&AuxNode<P>, &Response) -> bool,
 ) -> Outcome<P> {
     let mut waiting = nodes.into_iter().enumerate();
-    let mut need = plan.need.min(waiting.len());
     // Only writes follow the primary: reads allocate nothing for it.
     let heard_len = if plan.primary { waiting.len() } else { 0 };
-    let mut heard: SmallVec<[Heard; 4]> = SmallVec::from_elem(Heard::Pending, heard_len);
+    let mut t = Tally {
+        answers: SmallVec::new(),
+        errors: Vec::new(),
+        counted: 0,
+        need: plan.need.min(waiting.len()),
+        heard: SmallVec::from_elem(Heard::Pending, heard_len),
+    };
     let mut duty = if plan.primary { Duty::Owed(0) } else { Duty::Done };
-    let (mut answers, mut errors, mut counted) = (SmallVec::new(), Vec::new(), 0);
     // A lone owner whose answer is not needed (a step's copy to the other owner at
     // WRITE_QUORUM=1) is left to finish in the background below, as any call past the quorum.
-    let alone = waiting.len() == 1 && need > 0;
-    if alone || (!plan.all_at_once && !plan.primary && need == 1) {
+    let alone = waiting.len() == 1 && t.need > 0;
+    if alone || (!plan.all_at_once && !plan.primary && t.need == 1) {
         // The common read, one answer needed, and any call to a lone owner (a write at
         // REPLICAS=1): the first owner is asked inline, with no stream of calls built unless
         // its answer fails or does not count.
-        if let Some((_, node)) = waiting.next() {
-            match node.call(&req).await {
-                Ok(resp) => {
-                    if let Some(h) = heard.first_mut() {
-                        *h = Heard::Ok(0);
-                    }
-                    counted += usize::from(counts(&node, &resp));
-                    answers.push((node, resp));
-                }
-                Err(e) => {
-                    if req.is_write() {
-                        node.note_missed_write();
-                    }
-                    if let Some(h) = heard.first_mut() {
-                        *h = if e.is_down() { Heard::Unreachable } else { Heard::Failed };
-                    }
-                    errors.push(e);
-                }
-            }
-            if alone || counted == need {
-                let duty = if plan.primary { next_duty(&heard, 0) } else { Duty::Done };
-                return Outcome::new(answers, counted, need, errors, duty);
+        if let Some((i, node)) = waiting.next() {
+            let r = call(&node, &req).await;
+            t.hear(i, node, r, plan, &counts);
+            if alone || t.counted == t.need {
+                let duty = if plan.primary { next_duty(&t.heard, 0) } else { Duty::Done };
+                return t.outcome(duty);
             }
         }
     }
@@ -150,11 +193,7 @@ pub(crate) async fn try_call_many<P: Peer>(
     let launch = |(i, node): (usize, Arc<AuxNode<P>>)| {
         let req = req.clone();
         async move {
-            let r = node.call(&req).await;
-            // Also for the calls that finish in the background after the quorum.
-            if r.is_err() && req.is_write() {
-                node.note_missed_write();
-            }
+            let r = call(&node, &req).await;
             (i, node, r)
         }
     };
@@ -162,38 +201,21 @@ pub(crate) async fn try_call_many<P: Peer>(
     if plan.all_at_once || plan.primary {
         inflight.extend(waiting.by_ref().map(launch));
     }
-    while counted < need || matches!(duty, Duty::Owed(_)) {
-        while inflight.len() + counted < need {
+    while t.counted < t.need || matches!(duty, Duty::Owed(_)) {
+        while inflight.len() + t.counted < t.need {
             match waiting.next() {
                 Some(n) => inflight.push(launch(n)),
                 None => break,
             }
         }
         let Some((i, node, r)) = inflight.next().await else { break };
-        match r {
-            Ok(resp) => {
-                if let Some(h) = heard.get_mut(i) {
-                    *h = Heard::Ok(answers.len());
-                }
-                counted += usize::from(counts(&node, &resp));
-                answers.push((node, resp));
-            }
-            Err(e) => {
-                if let Some(h) = heard.get_mut(i) {
-                    *h = if e.is_down() { Heard::Unreachable } else { Heard::Failed };
-                }
-                if plan.sloppy && e.is_down() && need > 1 {
-                    need -= 1;
-                }
-                errors.push(e);
-            }
-        }
+        t.hear(i, node, r, plan, &counts);
         if let Duty::Owed(j) = duty {
-            duty = next_duty(&heard, j);
+            duty = next_duty(&t.heard, j);
         }
     }
     if !inflight.is_empty() {
         tokio::spawn(async move { while inflight.next().await.is_some() {} });
     }
-    Outcome::new(answers, counted, need, errors, duty)
+    t.outcome(duty)
 }

@@ -160,42 +160,34 @@ impl Store {
     /// Looks a key up, promoting it in the LRU. Returns tombstones too (so replicas can compare
     /// versions); an expired entry is removed and reported as absent.
     pub fn get(&self, key: &[u8]) -> Option<Entry> {
-        let now = self.clock.now_ms();
-        let i = self.shard_index(key);
-        let mut shard = self.lock(i);
-        match shard.lru.get(key) {
-            None => return None,
-            Some((p, v)) if !p.is_expired(now) => return Some(unpack(p, v)),
-            Some(_) => {}
-        }
-        self.remove_expired(&mut shard, key);
-        None
-    }
-
-    /// Takes out an entry found expired on a read.
-    fn remove_expired(&self, shard: &mut Shard, key: &[u8]) {
-        if let Some((p, _)) = shard.lru.remove(key) {
-            self.account_remove(&p, shard);
-            if !p.is_tombstone() {
-                self.expired.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.read(key, |found, _| found.map(|(p, v)| unpack(p, v)))
     }
 
     /// Like [`Store::get`], with the entry borrowed under its shard's lock instead of copied
     /// out (its ttl is the remaining one): the data thread encodes a GET's answer straight
     /// from it. `f` runs under the lock, so it must be short.
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<EntryView<'_>>) -> R) -> R {
+        self.read(key, |found, now| f(found.map(|(p, v)| view(p, v, now))))
+    }
+
+    /// The one read of a key under its shard's lock: `f` sees the live entry (promoted in the
+    /// LRU) or nothing, and the time it was read at; an entry found expired is taken out.
+    fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<(&Packed, u64)>, u64) -> R) -> R {
         let now = self.clock.now_ms();
         let i = self.shard_index(key);
         let mut shard = self.lock(i);
         match shard.lru.get(key) {
-            None => return f(None),
-            Some((p, v)) if !p.is_expired(now) => return f(Some(view(p, v, now))),
+            None => return f(None, now),
+            Some((p, v)) if !p.is_expired(now) => return f(Some((p, v)), now),
             Some(_) => {}
         }
-        self.remove_expired(&mut shard, key);
-        f(None)
+        if let Some((p, _)) = shard.lru.remove(key) {
+            self.account_remove(&p, &mut shard);
+            if !p.is_tombstone() {
+                self.expired.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        f(None, now)
     }
 
     /// Stores a value written at `version`, living `ttl_ms` (0 = forever). Returns whether it
