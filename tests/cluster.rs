@@ -41,6 +41,12 @@ fn two_masters_three_auxiliaries_serve_the_client_api() {
         let (s, body) = get(&m2, k);
         assert_eq!((s, body), (StatusCode::OK, binary.clone()), "query form of {k}");
     }
+    // In a query a `+` is a space, as in a form; in a path it is itself.
+    let r = http().get(format!("{}/cache?key=with+space", m2.url())).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().unwrap().to_vec(), binary);
+    let r = http().get(format!("{}/cache/with+space", m2.url())).send().unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // TTL: gone at once after it passes (lazy), reclaimed in the background (active).
     let r = http().put(format!("{}/cache/short?ttl=1", m1.url())).body("soon gone").send().unwrap();
@@ -67,6 +73,10 @@ fn two_masters_three_auxiliaries_serve_the_client_api() {
         (http().put(format!("{}/cache/?key=k", m1.url())), StatusCode::BAD_REQUEST),
         (http().get(format!("{}/cache/?key=never-written", m1.url())), StatusCode::NOT_FOUND),
         (http().get(format!("{}/no-such-route", m1.url())), StatusCode::NOT_FOUND),
+        // `/cache` is matched as a path prefix, not as a string prefix.
+        (http().get(format!("{}/cachex?key=k", m1.url())), StatusCode::NOT_FOUND),
+        (http().get(format!("{}/cache", m1.url())), StatusCode::BAD_REQUEST),
+        (http().post(format!("{}/health", m1.url())), StatusCode::NOT_FOUND),
         (http().get(format!("{}/cache/{}", m1.url(), "k".repeat(65))), StatusCode::PAYLOAD_TOO_LARGE),
         (http().put(format!("{}/cache/?key=k&value={}", m1.url(), "v".repeat(4097))), StatusCode::PAYLOAD_TOO_LARGE),
         (http().put(format!("{}/cache/big", m1.url())).body(vec![1u8; 5000]), StatusCode::PAYLOAD_TOO_LARGE),
