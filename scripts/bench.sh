@@ -34,7 +34,9 @@ WORK=$(mktemp -d /tmp/tiercache-bench.XXXXXX)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx/nginx.pid" ] && kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
+  for d in nginx nginx1; do
+    [ -f "$WORK/$d/nginx.pid" ] && kill "$(cat "$WORK/$d/nginx.pid")" 2>/dev/null || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -83,27 +85,45 @@ run() { "$BENCH" http --connections "$CONNS" --duration "$DURATION" --json "$WOR
 field() { python3 -c "import json,sys; d=json.load(open('$WORK/$1.json')); print(eval('d'+sys.argv[1]))" "$2"; }
 
 echo "== HTTP: NGINX (static and proxy), the references"
-NP=$(free_port); PP=$(free_port)
-mkdir -p "$WORK/nginx"
+NP=$(free_port); PP=$(free_port); N1=$(free_port)
+mkdir -p "$WORK/nginx" "$WORK/nginx1"
 BODY=$(python3 -c 'print("x"*100)')
-cat >"$WORK/nginx/nginx.conf" <<EOF
+# nginx_conf <dir> <workers> <server lines...>: an NGINX configuration, on stdout.
+nginx_conf() {
+  local dir=$1 workers=$2; shift 2
+  cat <<EOF
 daemon off;
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
+worker_processes $workers;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
+  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
   keepalive_requests 1000000;
-  upstream static { server 127.0.0.1:$NP; keepalive 128; }
-  server { listen 127.0.0.1:$NP; location / { default_type application/octet-stream; return 200 "$BODY"; } }
-  server { listen 127.0.0.1:$PP; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+$(printf '  %s\n' "$@")
 }
 EOF
+}
+# A worker per CPU, as tiercache's default, with `reuseport` so that the kernel spreads the
+# connections over the workers, as actix's acceptor spreads them over the data threads. Without
+# it one worker could win every accept and serve alone: the reference jumped between about
+# 130,000 and 190,000 requests/s from one round to the next on this kind of machine.
+nginx_conf "$WORK/nginx" auto \
+  "upstream static { server 127.0.0.1:$NP; keepalive 128; }" \
+  "server { listen 127.0.0.1:$NP reuseport; location / { default_type application/octet-stream; return 200 \"$BODY\"; } }" \
+  "server { listen 127.0.0.1:$PP; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" \
+  >"$WORK/nginx/nginx.conf"
+# One worker: the reference for tiercache at one data thread.
+nginx_conf "$WORK/nginx1" 1 \
+  "server { listen 127.0.0.1:$N1; location / { default_type application/octet-stream; return 200 \"$BODY\"; } }" \
+  >"$WORK/nginx1/nginx.conf"
 "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/error.log" &
 PIDS+=($!)
+"$NGINX" -c "$WORK/nginx1/nginx.conf" -p "$WORK/nginx1" -e "$WORK/nginx1/error.log" &
+PIDS+=($!)
+wait_for 10 curl -sf "http://127.0.0.1:$N1/static"
 wait_for 10 curl -sf "http://127.0.0.1:$NP/static"
 # The headline ratio, tiercache GET against NGINX static: alternating rounds (one of each per
 # round), so a slow minute of a noisy machine falls on both alike; the round with the median
@@ -112,6 +132,7 @@ for round in $(seq "$ROUNDS"); do
   run tiercache-get-r$round --url "http://127.0.0.1:$M" --keys 10000 --preload --get-ratio 1.0
   run tiercache-get-1t-r$round --url "http://127.0.0.1:$M1" --keys 10000 --get-ratio 1.0
   run nginx-static-r$round --url "http://127.0.0.1:$NP" --path /static
+  run nginx-static-1w-r$round --url "http://127.0.0.1:$N1" --path /static
 done
 median_round() { # median_round <label>: copies the median round's result to <label>.json
   python3 - "$WORK" "$1" "$ROUNDS" <<'PY'
@@ -125,6 +146,7 @@ PY
 median_round tiercache-get
 median_round tiercache-get-1t
 median_round nginx-static
+median_round nginx-static-1w
 run tiercache-put --url "http://127.0.0.1:$M" --keys 10000 --get-ratio 0.0
 GET_RPS=$(field tiercache-get '["requests_per_sec"]')
 HALF=$(python3 -c "print(int($GET_RPS/2))")
@@ -162,7 +184,7 @@ cat "$WORK/sched.txt" "$WORK/master-profile.txt"
 echo "== HTTP: NGINX proxy references"
 run nginx-proxy --url "http://127.0.0.1:$PP" --path /static
 run nginx-proxy-half-load --url "http://127.0.0.1:$PP" --path /static --rate "$HALF"
-kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
+kill "$(cat "$WORK/nginx/nginx.pid")" "$(cat "$WORK/nginx1/nginx.pid")" 2>/dev/null || true
 
 echo "== Redis reference (redis-benchmark, same concurrency, 100-byte values)"
 RP=$(free_port)
@@ -274,7 +296,7 @@ ratio() { python3 -c "print(f'{float(\"$1\")/float(\"$2\"):.2f}')"; }
 met() { python3 -c "import sys; v, op, b = float(sys.argv[1]), sys.argv[2], float(sys.argv[3]); print('met' if (v >= b if op == 'ge' else v < b) else 'missed')" "$1" "$2" "$3"; }
 NG=$(g nginx-static '["requests_per_sec"]'); NP_RPS=$(g nginx-proxy '["requests_per_sec"]')
 TG=$(g tiercache-get '["requests_per_sec"]'); TP=$(g tiercache-put '["requests_per_sec"]')
-TG1=$(g tiercache-get-1t '["requests_per_sec"]')
+TG1=$(g tiercache-get-1t '["requests_per_sec"]'); NG1=$(g nginx-static-1w '["requests_per_sec"]')
 row() { # label json
   echo "| $1 | $(fmt "$(g "$2" '["requests_per_sec"]')") | $(g "$2" '["errors"]') | $(fmt "$(g "$2" '["latency_ms"]["p50"]')" 3) | $(fmt "$(g "$2" '["latency_ms"]["p90"]')" 3) | $(fmt "$(g "$2" '["latency_ms"]["p99"]')" 3) | $(fmt "$(g "$2" '["latency_ms"]["p999"]')" 3) |"
 }
@@ -301,9 +323,10 @@ so compare ratios within this run, not absolute figures across machines.
 \`tiercache-bench http --connections $CONNS --duration $DURATION ...\` against: tiercache (one
 master, two auxiliaries, REPLICAS=2, GET = master → one auxiliary → back; PUT = master → two
 auxiliaries, acknowledged after the first), NGINX returning a 100-byte body from memory (the HTTP
-ceiling of this machine), NGINX proxying to that NGINX (the cost of one extra hop). tiercache GET
-(at the default, a data thread per CPU, and at one data thread) and NGINX static: the median of
-$ROUNDS alternating rounds (one of each per round).
+ceiling of this machine: a worker per CPU with the connections spread by \`reuseport\`, and one
+worker), NGINX proxying to that NGINX (the cost of one extra hop). tiercache GET (at the default,
+a data thread per CPU, and at one data thread) and NGINX static: the median of $ROUNDS
+alternating rounds (one of each per round).
 
 | target | requests/s | errors | p50 ms | p90 ms | p99 ms | p99.9 ms |
 |---|---|---|---|---|---|---|
@@ -312,6 +335,7 @@ $(row "tiercache GET, one data thread (DATA_THREADS=1)" tiercache-get-1t)
 $(row "tiercache PUT" tiercache-put)
 $(row "tiercache GET at half load (--rate $HALF)" tiercache-get-half-load)
 $(row "NGINX static 100 B" nginx-static)
+$(row "NGINX static 100 B, one worker" nginx-static-1w)
 $(row "NGINX → NGINX proxy" nginx-proxy)
 $(row "NGINX → NGINX proxy at tiercache's half load (--rate $HALF)" nginx-proxy-half-load)
 
@@ -325,7 +349,9 @@ Redis, \`redis-benchmark -c $CONNS -n $REQS -d 100 -r 10000 -t set,get\` (its ow
 | Redis SET | $(fmt "$R_SET") | $R_SET_P50 | $R_SET_P99 |
 
 Ratios: tiercache GET / NGINX static = $(ratio "$TG" "$NG") (target ≥ 0.8: $(met "$(ratio "$TG" "$NG")" ge 0.8)),
-with one data thread $(ratio "$TG1" "$NG") ($(met "$(ratio "$TG1" "$NG")" ge 0.8); NGINX runs a worker per CPU);
+a worker per CPU each; at one data thread against NGINX's one worker $(ratio "$TG1" "$NG1")
+($(met "$(ratio "$TG1" "$NG1")" ge 0.8); NGINX's one worker and the load generator have a core each,
+where tiercache's one thread shares them with two auxiliaries behind a second hop);
 tiercache GET / NGINX proxy = $(ratio "$TG" "$NP_RPS"); tiercache GET / Redis GET = $(ratio "$TG" "$R_GET");
 tiercache PUT / Redis SET = $(ratio "$TP" "$R_SET"). p99 of GET at half load: $(fmt "$(g tiercache-get-half-load '["latency_ms"]["p99"]')" 3) ms (target < 2 ms: $(met "$(g tiercache-get-half-load '["latency_ms"]["p99"]')" lt 2));
 one NGINX proxy hop at the same rate: $(fmt "$(g nginx-proxy-half-load '["latency_ms"]["p99"]')" 3) ms.
@@ -419,7 +445,8 @@ EOF
 } >"$OUT"
 [ -z "$LOG" ] || printf '\n%s\n' "$LOG" >>"$OUT"
 # The chart: tiercache beside NGINX (static and as a proxy), measured in this run.
-printf '%s\n' "GET,NGINX static 100 B,$NG" "GET,NGINX → NGINX proxy,$NP_RPS" "GET,tiercache GET,$TG" \
+printf '%s\n' "GET,NGINX static 100 B,$NG" "GET,NGINX static 100 B (1 worker),$NG1" \
+  "GET,NGINX → NGINX proxy,$NP_RPS" "GET,tiercache GET,$TG" \
   "GET,tiercache GET (1 data thread),$TG1" \
   "PUT,tiercache PUT,$TP" |
   python3 scripts/chart.py "$SVG" "HTTP: $CONNS keep-alive connections, 100-byte values"
