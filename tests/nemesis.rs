@@ -105,6 +105,9 @@ fn check(history: &[Op], finals: &HashMap<String, u64>, longest: Duration) -> Fi
     // Per key, the acknowledged writes by end time.
     let mut acked: HashMap<&str, Vec<(Instant, u64)>> = HashMap::new();
     let mut incr: HashMap<&str, (u64, u64)> = HashMap::new();
+    // Offsets from the first operation, to line findings up with the printed fault schedule.
+    let t0 = history.iter().map(|o| o.start).min();
+    let at = |op: &Op| t0.map_or(0.0, |t| op.start.duration_since(t).as_secs_f64());
     for op in history {
         if matches!(op.outcome, Outcome::Ok(_)) {
             f.ok += 1;
@@ -116,7 +119,9 @@ fn check(history: &[Op], finals: &HashMap<String, u64>, longest: Duration) -> Fi
             (Kind::Write(n), Outcome::Ok(_)) => acked.entry(&op.key).or_default().push((op.end, *n)),
             (Kind::Incr | Kind::TxIncr, Outcome::Ok(_)) => incr.entry(&op.key).or_default().0 += 1,
             (Kind::Incr | Kind::TxIncr, Outcome::Unknown) => incr.entry(&op.key).or_default().1 += 1,
-            (Kind::TxIncr, Outcome::Torn(a, b)) => f.torn.push(format!("{} answered {a} and {b}", op.key)),
+            (Kind::TxIncr, Outcome::Torn(a, b)) => {
+                f.torn.push(format!("{} answered {a} and {b} at {:.1} s", op.key, at(op)))
+            }
             _ => {}
         }
     }

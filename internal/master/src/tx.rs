@@ -112,9 +112,9 @@ impl<C: Connect> Router<C> {
             let mut bases = Vec::new();
             let reconciled = moving || recovering || node.recovering() || node.missed_writes();
             if reconciled {
-                for ((key, read), own) in entries.iter_mut().zip(&each) {
-                    let sources = own.owners.iter().chain(&own.previous_owners);
-                    let Some(base) = self.newest_elsewhere(sources, &node, key).await? else { continue };
+                let newest = self.newest_elsewhere_together(keys, &each, &node).await?;
+                for ((key, read), base) in entries.iter_mut().zip(newest) {
+                    let Some(base) = base else { continue };
                     if read.as_ref().is_none_or(|r| base.stamp().supersedes(&r.stamp())) {
                         *read = Some(base.clone());
                     }
@@ -127,6 +127,50 @@ impl<C: Connect> Router<C> {
             return Ok(TxRead { primary: node, owners, entries, bases, reconciled });
         }
         Err(MasterError::quorum(1, 0, &errors))
+    }
+
+    /// The newest copy of each of `keys` among their owners other than `primary`, as they
+    /// stood together at one moment. They are read key by key, so a commit replicated to
+    /// those owners between two of the reads would give one key from before it and another
+    /// from after; the primary, taking them as its base, would commit a torn transaction on
+    /// top (it happened: `{pair}:b` one ahead of `{pair}:a` for good, after an owner resumed
+    /// from a freeze). So they are read again until a round finds every key as the round
+    /// before: copies only grow newer, so each key then held that copy from the end of the
+    /// first of those rounds to the start of the second, the same span for all.
+    async fn newest_elsewhere_together(
+        &self,
+        keys: &[Bytes],
+        each: &[Owners<C::Peer>],
+        primary: &Arc<AuxNode<C::Peer>>,
+    ) -> Result<Vec<Option<Found>>, MasterError> {
+        /// Rounds before giving up: each retry means a commit landed in the last one.
+        const ROUNDS: usize = 8;
+        let round = || async {
+            let mut newest = Vec::with_capacity(keys.len());
+            for (key, own) in keys.iter().zip(each) {
+                let sources = own.owners.iter().chain(&own.previous_owners);
+                newest.push(self.newest_elsewhere(sources, primary, key).await?);
+            }
+            Ok::<_, MasterError>(newest)
+        };
+        let stamps =
+            |n: &[Option<Found>]| n.iter().map(|f| f.as_ref().map(|f| (f.version, f.expiry_seq))).collect::<Vec<_>>();
+        let mut last = round().await?;
+        if keys.len() < 2 {
+            return Ok(last);
+        }
+        for _ in 0..ROUNDS {
+            let now = round().await?;
+            if stamps(&now) == stamps(&last) {
+                return Ok(now);
+            }
+            last = now;
+        }
+        Err(MasterError::Quorum {
+            need: 1,
+            got: 0,
+            detail: format!("the other owners' copies of the keys changed in each of {ROUNDS} rounds of reading"),
+        })
     }
 
     /// Commits what `overlay` wrote on top of `read`: written and replicated until

@@ -39,6 +39,9 @@ struct State {
     /// The recovery that `Mode::Recovering` began.
     recovery: Option<u64>,
     calls: usize,
+    /// Runs once, before the first `Get` of this key is answered: a change that lands
+    /// between two reads.
+    before_get: Option<(Bytes, Box<dyn FnOnce() + Send>)>,
 }
 
 #[derive(Clone)]
@@ -49,11 +52,18 @@ struct MemPeer {
 
 impl Peer for MemPeer {
     async fn call(&self, req: &Request, timeout: Duration) -> Result<Response, WireError> {
-        let (mode, server) = {
+        let (mode, server, before) = {
             let mut s = self.state.lock();
             s.calls += 1;
-            (s.mode.clone(), s.server.clone())
+            let before = match (req, &s.before_get) {
+                (Request::Get { key }, Some((k, _))) if k == key => s.before_get.take().map(|(_, f)| f),
+                _ => None,
+            };
+            (s.mode.clone(), s.server.clone(), before)
         };
+        if let Some(f) = before {
+            f();
+        }
         match &mode {
             Mode::Down => return Err(WireError::Down(self.id.clone())),
             Mode::Stalled => {
@@ -88,7 +98,7 @@ impl Net {
                 let metrics = Arc::new(Metrics::for_auxiliary(prometheus::Registry::new()).unwrap());
                 let server = Auxiliary::in_memory(id, metrics, Arc::new(self.peers.clone()), false);
                 self.peers.add(&format!("{id}:1"), server.clone());
-                Arc::new(Mutex::new(State { mode: Mode::Up, server, recovery: None, calls: 0 }))
+                Arc::new(Mutex::new(State { mode: Mode::Up, server, recovery: None, calls: 0, before_get: None }))
             })
             .clone()
     }
@@ -106,6 +116,10 @@ impl Net {
             _ => {}
         }
         s.mode = mode;
+    }
+    /// Runs `f` once, before `id` answers its next `Get` of `key`.
+    fn before_get(&self, id: &str, key: &str, f: impl FnOnce() + Send + 'static) {
+        self.state(id).lock().before_get = Some((Bytes::copy_from_slice(key.as_bytes()), Box::new(f)));
     }
     fn calls(&self, id: &str) -> usize {
         self.state(id).lock().calls

@@ -219,3 +219,30 @@ async fn the_first_write_is_recorded_once_and_reaches_every_auxiliary_registered
     r.put(b("k"), b("w"), 0).await.unwrap();
     assert_eq!(*calls.lock(), 3, "recorded once, then no more calls");
 }
+
+#[tokio::test]
+async fn a_recovering_primary_takes_the_other_owners_copies_of_a_transactions_keys_as_they_stood_together() {
+    let net = Net::default();
+    let r = router(&net, &["a", "b", "c"], 2, 2, 1);
+    let (ka, kb) = ("{t}:a", "{t}:b");
+    let o = owners(&r, ka);
+    assert_eq!(o, owners(&r, kb), "one hash group");
+    // The other owner holds both counters at 5; the primary comes back from a freeze with
+    // older copies, so it commits on top of the other owner's.
+    for k in [ka, kb] {
+        net.put_raw(&o[0], k, "1", 5);
+        net.put_raw(&o[1], k, "5", 10);
+    }
+    net.set(&o[0], Mode::Recovering);
+    // Another master's transaction reaches the other owner between the reads of the two keys.
+    let (net2, other) = (net.clone(), o[1].clone());
+    net.before_get(&o[1], kb, move || {
+        net2.put_raw(&other, ka, "6", 20);
+        net2.put_raw(&other, kb, "6", 20);
+    });
+    let read = r.tx_read(&[b(ka), b(kb)]).await.unwrap();
+    let mut overlay = read.overlay();
+    let value = |o: &mut crate::tx::Overlay, k: &str| o.get(k.as_bytes()).unwrap().map(|(v, _)| v);
+    let (a, bv) = (value(&mut overlay, ka), value(&mut overlay, kb));
+    assert_eq!((a.clone(), bv), (Some(b("6")), Some(b("6"))), "a torn base: {a:?}");
+}
