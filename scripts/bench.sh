@@ -110,14 +110,15 @@ EOF
 # connections over the workers, as actix's acceptor spreads them over the data threads. Without
 # it one worker could win every accept and serve alone: the reference jumped between about
 # 130,000 and 190,000 requests/s from one round to the next on this kind of machine.
+STATIC="location / { default_type application/octet-stream; return 200 \"$BODY\"; }"
 nginx_conf "$WORK/nginx" auto \
   "upstream static { server 127.0.0.1:$NP; keepalive 128; }" \
-  "server { listen 127.0.0.1:$NP reuseport; location / { default_type application/octet-stream; return 200 \"$BODY\"; } }" \
+  "server { listen 127.0.0.1:$NP reuseport; $STATIC }" \
   "server { listen 127.0.0.1:$PP; location / { proxy_pass http://static; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" \
   >"$WORK/nginx/nginx.conf"
 # One worker: the reference for tiercache at one data thread.
 nginx_conf "$WORK/nginx1" 1 \
-  "server { listen 127.0.0.1:$N1; location / { default_type application/octet-stream; return 200 \"$BODY\"; } }" \
+  "server { listen 127.0.0.1:$N1; $STATIC }" \
   >"$WORK/nginx1/nginx.conf"
 "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/error.log" &
 PIDS+=($!)

@@ -7,6 +7,7 @@ use actix_web::{http::Method, web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use percent_encoding::percent_decode_str;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 use tiercache_master::protocol::{Request, Response};
@@ -58,13 +59,19 @@ fn query_params(query: &str) -> Params<'_> {
     p
 }
 
+/// A query parameter with its `+`s made spaces, as in a form (before percent-decoding, so an
+/// encoded `%2B` stays a `+`); borrowed when it has none.
+fn plus_as_space(raw: &str) -> Cow<'_, str> {
+    if raw.contains('+') {
+        Cow::Owned(raw.replace('+', " "))
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
 /// Percent-decodes a query parameter as bytes (binary-safe), `+` being a space.
 fn query_decoded(raw: &str) -> Vec<u8> {
-    if raw.contains('+') {
-        percent_decode_str(&raw.replace('+', " ")).collect()
-    } else {
-        percent_decode_str(raw).collect()
-    }
+    percent_decode_str(&plus_as_space(raw)).collect()
 }
 
 /// A data thread's buffer for the keys of its requests. Each key is decoded into it and
@@ -86,11 +93,8 @@ impl KeyBuffer {
         // A decoded key is never longer than its encoding; a new chunk is taken (or the old
         // one reused, once every key cut from it is dropped) when this one is used up.
         buf.reserve(raw.len().max(1));
-        if plus_is_space && raw.contains('+') {
-            buf.extend(percent_decode_str(&raw.replace('+', " ")));
-        } else {
-            buf.extend(percent_decode_str(raw));
-        }
+        let raw = if plus_is_space { plus_as_space(raw) } else { Cow::Borrowed(raw) };
+        buf.extend(percent_decode_str(&raw));
         buf.split().freeze()
     }
 }

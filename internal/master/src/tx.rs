@@ -155,16 +155,18 @@ impl<C: Connect> Router<C> {
         };
         let stamps =
             |n: &[Option<Found>]| n.iter().map(|f| f.as_ref().map(|f| (f.version, f.expiry_seq))).collect::<Vec<_>>();
-        let mut last = round().await?;
+        let first = round().await?;
         if keys.len() < 2 {
-            return Ok(last);
+            return Ok(first);
         }
+        let mut last = stamps(&first);
         for _ in 0..ROUNDS {
             let now = round().await?;
-            if stamps(&now) == stamps(&last) {
+            let seen = stamps(&now);
+            if seen == last {
                 return Ok(now);
             }
-            last = now;
+            last = seen;
         }
         Err(MasterError::Quorum {
             need: 1,
